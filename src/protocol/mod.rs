@@ -1,0 +1,37 @@
+//! The Kafka wire codec: sans-IO. Nothing here touches a socket, a file or a clock.
+//!
+//! * [`wire`]: bounds-checked primitives ([`wire::Reader`], [`wire::Writer`]).
+//! * [`frame`]: splitting a byte stream into frames; "incomplete" is an ordinary result.
+//! * [`header`]: request header v1/v2 and response header v0/v1.
+//! * [`api`]: the table of served (api_key, versions) built from one entry per API module;
+//!   the ApiVersions reply is generated from it, so we advertise only what we serve.
+//! * one module per API: request decode + encode, response encode + decode, with the
+//!   version range and the first flexible version declared next to them.
+//!
+//! Decoding never trusts a length or a count before checking it against the bytes that
+//! remain. Record batches stay zero-copy `Bytes` slices of the request frame.
+
+pub mod api;
+pub mod error_code;
+pub mod frame;
+pub mod header;
+pub mod wire;
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod alter_configs;
+pub mod incremental_alter_configs;
+pub mod fetch;
+pub mod find_coordinator;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+pub use error_code::ErrorCode;
+pub use wire::{DecodeError, DecodeResult, Reader, Writer};
