@@ -1,1 +1,10 @@
-//! TODO: being written.
+//! CreatePartitions: TODO, being written.
+
+/// Kafka API key of CreatePartitions.
+pub const API_KEY: i16 = 37;
+/// Lowest version we advertise.
+pub const MIN_VERSION: i16 = 0;
+/// Highest version we advertise.
+pub const MAX_VERSION: i16 = 3;
+/// First flexible (KIP-482) version.
+pub const FLEXIBLE_FROM: i16 = 2;

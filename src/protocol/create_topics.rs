@@ -1,1 +1,10 @@
-//! TODO: being written.
+//! CreateTopics: TODO, being written.
+
+/// Kafka API key of CreateTopics.
+pub const API_KEY: i16 = 19;
+/// Lowest version we advertise.
+pub const MIN_VERSION: i16 = 2;
+/// Highest version we advertise.
+pub const MAX_VERSION: i16 = 7;
+/// First flexible (KIP-482) version.
+pub const FLEXIBLE_FROM: i16 = 5;

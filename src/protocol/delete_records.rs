@@ -1,1 +1,10 @@
-//! TODO: being written.
+//! DeleteRecords: TODO, being written.
+
+/// Kafka API key of DeleteRecords.
+pub const API_KEY: i16 = 21;
+/// Lowest version we advertise.
+pub const MIN_VERSION: i16 = 0;
+/// Highest version we advertise.
+pub const MAX_VERSION: i16 = 2;
+/// First flexible (KIP-482) version.
+pub const FLEXIBLE_FROM: i16 = 2;

@@ -1,1 +1,10 @@
-//! TODO: being written.
+//! DeleteTopics: TODO, being written.
+
+/// Kafka API key of DeleteTopics.
+pub const API_KEY: i16 = 20;
+/// Lowest version we advertise.
+pub const MIN_VERSION: i16 = 1;
+/// Highest version we advertise.
+pub const MAX_VERSION: i16 = 6;
+/// First flexible (KIP-482) version.
+pub const FLEXIBLE_FROM: i16 = 4;
