@@ -11,6 +11,8 @@
 //! | `io`       | disk trait: glommio DMA files and a simulated faulty disk   | —                     |
 //! | `storage`  | one partition's log on direct-I/O segments                  | io, model             |
 
+pub mod cluster;
+pub mod config;
 pub mod io;
 pub mod model;
 pub mod protocol;

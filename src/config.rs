@@ -1,0 +1,287 @@
+//! Broker configuration: defaults, the TOML file, and flags (flags override the file).
+//!
+//! Topic-level settings (`segment.bytes`, `retention.ms`, `durability`, ...) have broker
+//! defaults here and per-topic overrides stored by the NameServer; [`TopicConfigs`] resolves
+//! them and validates every value.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// When a produce's data is made durable (fdatasync). Topic config `durability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// acks=-1 is answered only after its data is fdatasync'ed (one group commit per round).
+    Always,
+    /// Data is fdatasync'ed every `n` milliseconds; acks do not wait for it.
+    IntervalMs(u64),
+    /// Never fdatasync on the produce path (Kafka's default behaviour); written within
+    /// `flush_interval_ms`, synced at segment roll and shutdown.
+    Never,
+}
+
+impl Durability {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(Durability::Always),
+            "never" => Ok(Durability::Never),
+            _ => match s.strip_prefix("interval:").map(str::parse::<u64>) {
+                Some(Ok(ms)) if ms > 0 => Ok(Durability::IntervalMs(ms)),
+                _ => Err(format!("'{s}' is not always, never or interval:<ms> with ms > 0")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Durability::Always => write!(f, "always"),
+            Durability::IntervalMs(ms) => write!(f, "interval:{ms}"),
+            Durability::Never => write!(f, "never"),
+        }
+    }
+}
+
+/// Settings read from `--config FILE`. Every field is optional; flags override them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub advertise: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub shards: Option<u16>,
+    pub auto_create_topics: Option<bool>,
+    pub default_partitions: Option<i32>,
+    pub max_request_bytes: Option<usize>,
+    /// Topic config defaults, by Kafka name (`"retention.ms" = "86400000"`).
+    #[serde(default)]
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+/// The effective broker configuration.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    /// Host and port that Metadata tells clients.
+    pub advertise_host: String,
+    pub advertise_port: u16,
+    pub data_dir: PathBuf,
+    pub shards: u16,
+    pub auto_create_topics: bool,
+    pub default_partitions: i32,
+    /// Largest request frame accepted; bigger frames close the connection.
+    pub max_request_bytes: usize,
+    /// Bytes of request frames one shard holds in flight (admission control).
+    pub inflight_bytes_per_shard: usize,
+    /// Broker-wide defaults for topic configs, validated.
+    pub topic_defaults: TopicConfigs,
+    pub node_id: i32,
+    pub cluster_id: String,
+}
+
+pub const DEFAULT_PORT: u16 = 9092;
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
+impl BrokerConfig {
+    /// Defaults for a fresh machine: port 9092, `./ringmq-data`, one shard per CPU.
+    pub fn defaults() -> Self {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        BrokerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            advertise_host: "127.0.0.1".into(),
+            advertise_port: DEFAULT_PORT,
+            data_dir: PathBuf::from("./ringmq-data"),
+            shards: cpus.min(u16::MAX as usize) as u16,
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            inflight_bytes_per_shard: 2 * DEFAULT_MAX_REQUEST_BYTES + (16 << 20),
+            topic_defaults: TopicConfigs::default(),
+            node_id: 0,
+            cluster_id: "ringmq-cluster".into(),
+        }
+    }
+
+    /// Apply the listen address and derive the advertised one when none is given: the
+    /// listen host unless it is a wildcard, in which case the machine's loopback.
+    pub fn set_listen(&mut self, listen: &str, advertise: Option<&str>) -> Result<(), String> {
+        self.listen = listen
+            .to_socket_addrs()
+            .map_err(|e| format!("--listen {listen}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--listen {listen}: no address"))?;
+        let (host, port) = match advertise {
+            Some(a) => split_host_port(a)?,
+            None if self.listen.ip().is_unspecified() => ("127.0.0.1".into(), self.listen.port()),
+            None => (self.listen.ip().to_string(), self.listen.port()),
+        };
+        self.advertise_host = host;
+        self.advertise_port = port;
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.shards == 0 {
+            return Err("shards: must be at least 1".into());
+        }
+        if !(1..=100_000).contains(&self.default_partitions) {
+            return Err("default_partitions: must be between 1 and 100000".into());
+        }
+        if self.max_request_bytes < 1024 || self.max_request_bytes > (1 << 30) {
+            return Err("max_request_bytes: must be between 1 KiB and 1 GiB".into());
+        }
+        if self.inflight_bytes_per_shard < self.max_request_bytes {
+            return Err("in-flight budget must hold at least one maximal request".into());
+        }
+        Ok(())
+    }
+}
+
+fn split_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
+    let port = port.parse().map_err(|_| format!("'{s}': bad port"))?;
+    Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port))
+}
+
+/// Timestamp type of a topic (`message.timestamp.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampKind {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// The topic configs ringmq understands, with Kafka's names, defaults and validation.
+/// `(name, default, doc)`.
+pub const TOPIC_CONFIG_KEYS: &[(&str, &str, &str)] = &[
+    ("cleanup.policy", "delete", "delete only; compact is refused until compaction exists"),
+    ("segment.bytes", "1073741824", "roll a segment at this size"),
+    ("segment.ms", "604800000", "roll a segment after this age"),
+    ("retention.ms", "604800000", "delete segments older than this; -1 keeps forever"),
+    ("retention.bytes", "-1", "delete oldest segments above this size; -1 = unlimited"),
+    ("max.message.bytes", "1048588", "largest record batch accepted"),
+    ("message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime"),
+    ("index.interval.bytes", "4096", "bytes between sparse offset index entries"),
+    ("durability", "always", "always | interval:<ms> | never (fdatasync policy)"),
+    ("preallocate", "true", "preallocate segment files"),
+    ("min.insync.replicas", "1", "accepted for compatibility; single node"),
+];
+
+/// Validated topic configuration values (a topic's overrides over the broker defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicConfigs {
+    pub values: BTreeMap<String, String>,
+}
+
+impl Default for TopicConfigs {
+    fn default() -> Self {
+        let values = TOPIC_CONFIG_KEYS.iter().map(|(k, v, _)| (k.to_string(), v.to_string())).collect();
+        TopicConfigs { values }
+    }
+}
+
+/// A config name or value that was refused, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub name: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config {}: {}", self.name, self.reason)
+    }
+}
+
+fn check_i64(name: &str, value: &str, min: i64) -> Result<(), ConfigError> {
+    match value.parse::<i64>() {
+        Ok(v) if v >= min => Ok(()),
+        _ => Err(ConfigError { name: name.into(), reason: format!("'{value}' is not an integer >= {min}") }),
+    }
+}
+
+/// Validate one topic config name and value.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError> {
+    let err = |reason: String| Err(ConfigError { name: name.into(), reason });
+    match name {
+        "cleanup.policy" if value == "delete" => Ok(()),
+        "cleanup.policy" => err(format!("'{value}' is not supported: only 'delete' (compaction does not exist yet)")),
+        "segment.bytes" => check_i64(name, value, 14 * 1024),
+        "segment.ms" => check_i64(name, value, 1),
+        "retention.ms" | "retention.bytes" => check_i64(name, value, -1),
+        "max.message.bytes" => check_i64(name, value, 0),
+        "index.interval.bytes" => check_i64(name, value, 0),
+        "min.insync.replicas" => check_i64(name, value, 1),
+        "message.timestamp.type" if value == "CreateTime" || value == "LogAppendTime" => Ok(()),
+        "message.timestamp.type" => err(format!("'{value}' is not CreateTime or LogAppendTime")),
+        "durability" => Durability::parse(value).map(|_| ()).map_err(|reason| ConfigError { name: name.into(), reason }),
+        "preallocate" if value == "true" || value == "false" => Ok(()),
+        "preallocate" => err(format!("'{value}' is not true or false")),
+        _ => err("unknown topic config".into()),
+    }
+}
+
+impl TopicConfigs {
+    /// Apply overrides on top of `self` after validating every one.
+    pub fn with_overrides<'a>(
+        &self,
+        overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<TopicConfigs, ConfigError> {
+        let mut out = self.clone();
+        for (k, v) in overrides {
+            validate_topic_config(k, v)?;
+            out.values.insert(k.to_string(), v.to_string());
+        }
+        Ok(out)
+    }
+    pub fn get(&self, name: &str) -> &str {
+        self.values.get(name).map(String::as_str).unwrap_or("")
+    }
+    pub fn get_i64(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or(-1)
+    }
+    pub fn durability(&self) -> Durability {
+        Durability::parse(self.get("durability")).unwrap_or(Durability::Always)
+    }
+    pub fn timestamp_kind(&self) -> TimestampKind {
+        if self.get("message.timestamp.type") == "LogAppendTime" {
+            TimestampKind::LogAppendTime
+        } else {
+            TimestampKind::CreateTime
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durability_parses() {
+        assert_eq!(Durability::parse("always"), Ok(Durability::Always));
+        assert_eq!(Durability::parse("interval:5"), Ok(Durability::IntervalMs(5)));
+        assert!(Durability::parse("interval:0").is_err());
+        assert!(Durability::parse("sometimes").is_err());
+    }
+
+    #[test]
+    fn topic_overrides_are_validated() {
+        let d = TopicConfigs::default();
+        let t = d.with_overrides([("retention.ms", "1000")]).unwrap();
+        assert_eq!(t.get_i64("retention.ms"), 1000);
+        assert!(d.with_overrides([("cleanup.policy", "compact")]).is_err());
+        assert!(d.with_overrides([("no.such", "1")]).is_err());
+        assert!(d.with_overrides([("segment.bytes", "12")]).is_err());
+    }
+
+    #[test]
+    fn advertise_defaults_from_listen() {
+        let mut c = BrokerConfig::defaults();
+        c.set_listen("0.0.0.0:9999", None).unwrap();
+        assert_eq!((c.advertise_host.as_str(), c.advertise_port), ("127.0.0.1", 9999));
+        c.set_listen("127.0.0.1:1234", Some("broker.example:19092")).unwrap();
+        assert_eq!((c.advertise_host.as_str(), c.advertise_port), ("broker.example", 19092));
+    }
+}
