@@ -11,9 +11,13 @@
 //! | `io`       | disk trait: glommio DMA files and a simulated faulty disk   | —                     |
 //! | `storage`  | one partition's log on direct-I/O segments                  | io, model             |
 
+pub mod app;
 pub mod cluster;
 pub mod config;
 pub mod io;
 pub mod model;
 pub mod protocol;
+pub mod router;
+pub mod server;
+pub mod shard;
 pub mod storage;

@@ -1,1 +1,96 @@
-fn main() {}
+//! The `ringmq` binary: `ringmq serve` starts the broker.
+
+use clap::{Parser, Subcommand};
+use ringmq::config::{BrokerConfig, FileConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ringmq", version, about = "A persistent, Kafka-compatible message broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the broker (defaults: port 9092, data in ./ringmq-data, one shard per CPU).
+    Serve(ServeArgs),
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    /// Address to accept Kafka clients on.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Address Metadata tells clients (default: the --listen address; loopback if wildcard).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Directory for partition logs and metadata.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Number of shards (glommio executors, one per CPU).
+    #[arg(long, value_name = "N")]
+    shards: Option<u16>,
+    /// TOML configuration file; flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Create unknown topics on Metadata requests that allow it.
+    #[arg(long, value_name = "BOOL")]
+    auto_create_topics: Option<bool>,
+    /// Partitions of an auto-created topic.
+    #[arg(long, value_name = "N")]
+    default_partitions: Option<i32>,
+    /// Largest request frame accepted, in bytes.
+    #[arg(long, value_name = "N")]
+    max_request_bytes: Option<usize>,
+    /// Broker default for a topic config, e.g. `--topic-default durability=never` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    topic_default: Vec<String>,
+}
+
+fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            toml::from_str::<FileConfig>(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let mut c = BrokerConfig::defaults();
+    let listen = args.listen.clone().or(file.listen).unwrap_or_else(|| c.listen.to_string());
+    let advertise = args.advertise.clone().or(file.advertise);
+    c.set_listen(&listen, advertise.as_deref())?;
+    if let Some(d) = args.data_dir.clone().or(file.data_dir) {
+        c.data_dir = d;
+    }
+    c.shards = args.shards.or(file.shards).unwrap_or(c.shards);
+    c.auto_create_topics = args.auto_create_topics.or(file.auto_create_topics).unwrap_or(c.auto_create_topics);
+    c.default_partitions = args.default_partitions.or(file.default_partitions).unwrap_or(c.default_partitions);
+    c.max_request_bytes = args.max_request_bytes.or(file.max_request_bytes).unwrap_or(c.max_request_bytes);
+    c.inflight_bytes_per_shard = c.inflight_bytes_per_shard.max(2 * c.max_request_bytes);
+    let mut defaults: Vec<(String, String)> = file.topic_defaults.into_iter().collect();
+    for kv in &args.topic_default {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--topic-default {kv}: expected KEY=VALUE"))?;
+        defaults.push((k.to_string(), v.to_string()));
+    }
+    c.topic_defaults = c
+        .topic_defaults
+        .with_overrides(defaults.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| e.to_string())?;
+    c.validate()?;
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => match load_config(&args).and_then(ringmq::app::run) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringmq: {e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}

@@ -41,6 +41,30 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
 }
 
+/// A shard's local copy of the newest image it has seen. `!Send`: one per shard.
+#[derive(Default)]
+pub struct LocalMetadata {
+    image: std::cell::RefCell<Arc<MetadataImage>>,
+}
+
+impl LocalMetadata {
+    pub fn new(image: Arc<MetadataImage>) -> Self {
+        LocalMetadata { image: std::cell::RefCell::new(image) }
+    }
+    pub fn get(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+    /// Keep `image` if it is at least as new as the one held; returns whether it was kept.
+    pub fn apply(&self, image: Arc<MetadataImage>) -> bool {
+        let mut held = self.image.borrow_mut();
+        if image.version < held.version {
+            return false;
+        }
+        *held = image;
+        true
+    }
+}
+
 /// Why a metadata change or load failed.
 #[derive(Debug)]
 pub enum MetadataError {

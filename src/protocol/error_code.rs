@@ -55,6 +55,7 @@ impl ErrorCode {
     pub const GROUP_MAX_SIZE_REACHED: ErrorCode = ErrorCode(81);
     pub const MEMBER_ID_REQUIRED: ErrorCode = ErrorCode(79);
     pub const INVALID_RECORD: ErrorCode = ErrorCode(87);
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(53);
     pub const OFFSET_NOT_AVAILABLE: ErrorCode = ErrorCode(78);
     pub const PRODUCER_FENCED: ErrorCode = ErrorCode(90);
     pub const RESOURCE_NOT_FOUND: ErrorCode = ErrorCode(91);

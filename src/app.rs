@@ -1,0 +1,187 @@
+//! Composition root: open the metadata store, spawn one glommio executor per shard (pinned
+//! to its CPU, each with its own io_uring), wire each shard's router, shard state and
+//! listener, and shut everything down on SIGTERM/SIGINT.
+//!
+//! Start-up: every shard opens (recovers) the partitions it owns before it listens; the
+//! line `ringmq ready` is printed once every shard listens. Shutdown: each shard stops
+//! accepting, waits for the requests in flight, then — once every shard has stopped
+//! taking requests — flushes, fdatasyncs and closes its partitions; the process exits 0.
+
+use crate::cluster::{LocalMetadata, MetadataStore};
+use crate::config::BrokerConfig;
+use crate::router::{Envelope, Router, MESH_CHANNEL_CAPACITY};
+use crate::server::ServerCtx;
+use crate::shard::Shard;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long shutdown waits for requests in flight before closing partitions anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Counters every shard sees, for the start-up and shutdown barriers.
+#[derive(Default)]
+struct Barriers {
+    ready: AtomicUsize,
+    drained: AtomicUsize,
+    closed: AtomicUsize,
+}
+
+async fn wait_all(counter: &AtomicUsize, n: usize) {
+    while counter.load(Ordering::Acquire) < n {
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Refuse to start if another process holds the data directory or the port.
+fn guard_exclusive(config: &BrokerConfig) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
+    let lock_path = config.data_dir.join(".lock");
+    let lock = std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!("data dir {} is in use by another ringmq", config.data_dir.display()));
+    }
+    // Our listeners use SO_REUSEPORT; a plain bind first makes a busy port an error
+    // instead of silently sharing it with another process.
+    std::net::TcpListener::bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    Ok(lock)
+}
+
+pub fn run(config: BrokerConfig) -> Result<(), String> {
+    config.validate()?;
+    let _lock = guard_exclusive(&config)?;
+    let store = MetadataStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let image = store.image();
+    let n = config.shards as usize;
+    let config = Arc::new(config);
+    let mesh = MeshBuilder::<Envelope, _>::full(n, MESH_CHANNEL_CAPACITY);
+    let barriers = Arc::new(Barriers::default());
+    let mut shutdown_txs = Vec::new();
+    let cpus = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let mut store = Some(store);
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let (tx, rx) = flume::bounded::<()>(1);
+        shutdown_txs.push(tx);
+        let (config, image, mesh, barriers) = (config.clone(), image.clone(), mesh.clone(), barriers.clone());
+        let store = if i == 0 { store.take() } else { None };
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(i % cpus))
+            .name(&format!("shard-{i}"))
+            .spin_before_park(Duration::from_micros(50))
+            .spawn(move || async move {
+                let (senders, receivers) = mesh.join().await.expect("mesh join");
+                let router = Router::new(senders, n as u16);
+                let metadata = Rc::new(LocalMetadata::new(image.clone()));
+                let shard = Shard::new(config.clone(), metadata.clone(), store, router.clone());
+                router.set_handler(shard.clone());
+                router.spawn_receivers(receivers);
+                shard_main(i, config, shard, router, metadata, rx, barriers, image).await
+            })
+            .map_err(|e| format!("cannot start shard {i}: {e}"))?;
+        handles.push(handle);
+    }
+    spawn_signal_thread(shutdown_txs)?;
+    let mut failed = None;
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(format!("shard {i}: {e}")),
+            Err(e) => failed = Some(format!("shard {i} failed: {e}")),
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => {
+            eprintln!("ringmq stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+fn spawn_signal_thread(txs: Vec<flume::Sender<()>>) -> Result<(), String> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                eprintln!("ringmq: signal {sig} received, shutting down");
+                for tx in &txs {
+                    let _ = tx.try_send(());
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn shard_main(
+    i: usize,
+    config: Arc<BrokerConfig>,
+    shard: Rc<Shard>,
+    router: Rc<Router>,
+    metadata: Rc<LocalMetadata>,
+    shutdown: flume::Receiver<()>,
+    barriers: Arc<Barriers>,
+    image: Arc<crate::cluster::MetadataImage>,
+) -> Result<(), String> {
+    let n = config.shards as usize;
+    eprintln!("shard {i}: started on cpu {}", i % std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1));
+    let t0 = std::time::Instant::now();
+    shard.apply_metadata(image).await;
+    eprintln!(
+        "shard {i}: recovered {} partitions in {} ms",
+        shard.open_partition_count(),
+        t0.elapsed().as_millis()
+    );
+    glommio::spawn_local(shard.clone().housekeeping(Duration::from_millis(5))).detach();
+    let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| format!("bind {}: {e}", config.listen))?;
+    let ctx = Rc::new(ServerCtx::new(config.clone(), router.clone(), metadata));
+    if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
+        eprintln!(
+            "ringmq ready: listening on {}, advertised as {}:{}, {n} shard(s), data in {}",
+            config.listen,
+            config.advertise_host,
+            config.advertise_port,
+            config.data_dir.display()
+        );
+    }
+    let accept_loop = async {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    glommio::spawn_local(crate::server::conn::serve(ctx.clone(), stream)).detach();
+                }
+                Err(e) => {
+                    eprintln!("shard {i}: accept failed: {e}");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    };
+    futures_lite::future::race(accept_loop, async {
+        let _ = shutdown.recv_async().await;
+    })
+    .await;
+    drop(listener);
+    let _ = glommio::timer::timeout(DRAIN_TIMEOUT, async {
+        ctx.drained().await;
+        Ok(())
+    })
+    .await;
+    barriers.drained.fetch_add(1, Ordering::AcqRel);
+    wait_all(&barriers.drained, n).await;
+    shard.close_all().await;
+    eprintln!("shard {i}: partitions flushed and closed");
+    barriers.closed.fetch_add(1, Ordering::AcqRel);
+    wait_all(&barriers.closed, n).await;
+    router.close();
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Cross-shard calls: typed requests in `model` terms, carried over glommio's channel mesh.
+//!
+//! Every shard holds a [`Router`]. The server on the accepting shard splits a request by the
+//! partition's owner ([`crate::model::owner_shard`]) and sends ONE [`ShardCall`] per
+//! destination shard per client request (never one per partition or record: waking a parked
+//! executor costs tens of microseconds). A call to the local shard skips the mesh and runs the
+//! handler directly. Replies come back over the mesh, matched by a per-shard call id.
+//!
+//! Ownership: only the owning shard's handler touches a partition log. Payloads are owned and
+//! `Send` (`Bytes`, `Arc`), so record bytes cross shards without being copied.
+//!
+//! Bounds: the mesh channels hold [`MESH_CHANNEL_CAPACITY`] messages per pair of shards; a full
+//! channel makes the sender wait (back-pressure to the connection), never grow a queue.
+
+use crate::cluster::MetadataImage;
+use crate::model::{Offset, ShardId, TimestampMs, TopicPartition};
+use bytes::Bytes;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::channels::local_channel::{self, LocalSender};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Messages in flight between one pair of shards, per direction. Each is one client
+/// request's worth of work for that shard (or its reply).
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// Why a partition-level operation failed on its owning shard. Mapped to a Kafka error code
+/// in one place, at the server edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionError {
+    UnknownTopicOrPartition,
+    /// The batch failed its length, magic or CRC-32C check; nothing was appended.
+    CorruptMessage(String),
+    /// More than one batch, or a malformed batch header.
+    InvalidRecord(String),
+    MessageTooLarge { bytes: usize, max_bytes: usize },
+    OutOfOrderSequence(String),
+    InvalidProducerEpoch(String),
+    OffsetOutOfRange { requested: Offset, log_start: Offset, log_end: Offset },
+    /// The disk failed (ENOSPC, EIO); the partition keeps what was acknowledged.
+    Storage(String),
+    /// The shard is shutting down.
+    ShuttingDown,
+}
+
+impl fmt::Display for PartitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// Outcome of appending one partition's batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: Offset,
+    pub log_append_time_ms: TimestampMs,
+    pub log_start_offset: Offset,
+}
+
+/// Records read from one partition, plus its offsets.
+#[derive(Debug, Clone, Default)]
+pub struct FetchedPartition {
+    pub high_watermark: Offset,
+    pub last_stable_offset: Offset,
+    pub log_start_offset: Offset,
+    /// Whole batches, zero-copy slices of the log's buffers.
+    pub batches: Vec<Bytes>,
+}
+
+impl FetchedPartition {
+    pub fn bytes(&self) -> usize {
+        self.batches.iter().map(Bytes::len).sum()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProducePart {
+    pub tp: TopicPartition,
+    pub records: Option<Bytes>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchPart {
+    pub tp: TopicPartition,
+    pub fetch_offset: Offset,
+    pub partition_max_bytes: usize,
+}
+
+/// What to look up in ListOffsets: -2 earliest, -1 latest, -3 max timestamp, else the first
+/// offset whose timestamp is at or after it.
+#[derive(Debug, Clone)]
+pub struct OffsetQuery {
+    pub tp: TopicPartition,
+    pub timestamp: TimestampMs,
+}
+
+/// Topic-level admin operations, answered by the metadata shard (shard 0).
+#[derive(Debug, Clone)]
+pub enum AdminCall {
+    CreateTopic { name: String, partitions: i32, configs: BTreeMap<String, String>, validate_only: bool },
+    DeleteTopic { name: String },
+    CreatePartitions { name: String, count: i32, validate_only: bool },
+    /// Replace a topic's config overrides with `configs` (already merged by the caller).
+    SetTopicConfigs { name: String, configs: BTreeMap<String, String>, validate_only: bool },
+    AllocateProducerId,
+}
+
+/// Why an admin call failed: a Kafka error code's name and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminError {
+    TopicAlreadyExists(String),
+    UnknownTopic(String),
+    InvalidTopic(String),
+    InvalidPartitions(String),
+    InvalidConfig(String),
+    InvalidReplicationFactor(String),
+    Storage(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum AdminReply {
+    /// The image after the change; the caller applies it locally before answering.
+    Done(Arc<MetadataImage>),
+    ProducerId(i64),
+}
+
+/// A unit of work for one shard.
+#[derive(Debug)]
+pub enum ShardCall {
+    Produce { acks: i16, parts: Vec<ProducePart> },
+    Fetch { parts: Vec<FetchPart> },
+    /// Resolve when any partition has data past its offset, or at the timeout.
+    WaitForData { parts: Vec<(TopicPartition, Offset)>, timeout: Duration },
+    ListOffsets { queries: Vec<OffsetQuery> },
+    DeleteRecords { parts: Vec<(TopicPartition, Offset)> },
+    Admin(AdminCall),
+    /// A new metadata image from the metadata shard; apply it (open or remove partitions).
+    ApplyMetadata(Arc<MetadataImage>),
+}
+
+#[derive(Debug)]
+pub enum ShardReply {
+    Produce(Vec<Result<AppendOutcome, PartitionError>>),
+    Fetch(Vec<Result<FetchedPartition, PartitionError>>),
+    DataReady,
+    ListOffsets(Vec<Result<(Offset, TimestampMs), PartitionError>>),
+    DeleteRecords(Vec<Result<Offset, PartitionError>>),
+    Admin(Result<AdminReply, AdminError>),
+    Applied,
+}
+
+/// What travels over the mesh.
+#[derive(Debug)]
+pub enum Envelope {
+    Call { id: u64, from: u16, call: ShardCall },
+    Reply { id: u64, reply: ShardReply },
+}
+
+/// The shard-local executor of [`ShardCall`]s (implemented by the shard).
+pub trait ShardHandler {
+    fn handle(&self, call: ShardCall) -> Pin<Box<dyn Future<Output = ShardReply> + '_>>;
+}
+
+/// Error when a peer shard is gone (only during shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerGone(pub ShardId);
+
+/// A shard's router. `!Send`: one per executor.
+pub struct Router {
+    me: ShardId,
+    shard_count: u16,
+    senders: Senders<Envelope>,
+    pending: RefCell<HashMap<u64, LocalSender<ShardReply>>>,
+    next_id: Cell<u64>,
+    handler: RefCell<Option<Rc<dyn ShardHandler>>>,
+}
+
+impl Router {
+    pub fn new(senders: Senders<Envelope>, shard_count: u16) -> Rc<Self> {
+        let me = ShardId(senders.peer_id() as u16);
+        Rc::new(Router {
+            me,
+            shard_count,
+            senders,
+            pending: RefCell::new(HashMap::new()),
+            next_id: Cell::new(1),
+            handler: RefCell::new(None),
+        })
+    }
+
+    pub fn me(&self) -> ShardId {
+        self.me
+    }
+    pub fn shard_count(&self) -> u16 {
+        self.shard_count
+    }
+    pub fn set_handler(&self, handler: Rc<dyn ShardHandler>) {
+        *self.handler.borrow_mut() = Some(handler);
+    }
+    fn handler(&self) -> Rc<dyn ShardHandler> {
+        self.handler.borrow().clone().expect("router used before its handler was set")
+    }
+
+    /// Run `call` on shard `to` and return its reply.
+    pub async fn call(&self, to: ShardId, call: ShardCall) -> Result<ShardReply, PeerGone> {
+        if to == self.me {
+            let handler = self.handler();
+            return Ok(handler.handle(call).await);
+        }
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let (tx, rx) = local_channel::new_bounded(1);
+        self.pending.borrow_mut().insert(id, tx);
+        let env = Envelope::Call { id, from: self.me.0, call };
+        if self.senders.send_to(to.0 as usize, env).await.is_err() {
+            self.pending.borrow_mut().remove(&id);
+            return Err(PeerGone(to));
+        }
+        let reply = rx.recv().await;
+        self.pending.borrow_mut().remove(&id);
+        reply.ok_or(PeerGone(to))
+    }
+
+    /// Spawn one task per peer that receives envelopes: calls run on this shard's handler
+    /// (each in its own task, so a slow call does not block the channel), replies complete
+    /// the matching pending call.
+    pub fn spawn_receivers(self: &Rc<Self>, mut receivers: Receivers<Envelope>) {
+        for (peer, stream) in receivers.streams() {
+            let router = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(env) = stream.recv().await {
+                    router.dispatch(peer, env);
+                }
+            })
+            .detach();
+        }
+    }
+
+    fn dispatch(self: &Rc<Self>, peer: usize, env: Envelope) {
+        match env {
+            Envelope::Reply { id, reply } => {
+                let tx = self.pending.borrow_mut().remove(&id);
+                if let Some(tx) = tx {
+                    let _ = tx.try_send(reply);
+                }
+            }
+            Envelope::Call { id, from, call } => {
+                debug_assert_eq!(from as usize, peer);
+                let router = self.clone();
+                glommio::spawn_local(async move {
+                    let handler = router.handler();
+                    let reply = handler.handle(call).await;
+                    let _ = router.senders.send_to(from as usize, Envelope::Reply { id, reply }).await;
+                })
+                .detach();
+            }
+        }
+    }
+
+    /// Stop sending to peers (shutdown).
+    pub fn close(&self) {
+        self.senders.close();
+    }
+}
+
+impl Router {
+    /// The shard that owns a partition.
+    pub fn owner(&self, topic: &str, partition: i32) -> ShardId {
+        crate::model::owner_shard(topic, partition, self.shard_count)
+    }
+}

@@ -1,0 +1,446 @@
+//! Admin APIs: topics (create, delete, partitions), configs (describe, alter, incremental
+//! alter), DescribeCluster, DeleteRecords and InitProducerId. Topic changes run on the
+//! metadata shard, which pushes the new image to every shard before it answers.
+
+use super::errors::{admin_error_code, partition_error_code};
+use super::{RequestError, ServerCtx};
+use crate::config::{validate_topic_config, TOPIC_CONFIG_KEYS};
+use crate::model::{ShardId, TopicPartition};
+use crate::protocol::*;
+use crate::router::{AdminCall, AdminReply, PartitionError, ShardCall, ShardReply};
+use crate::shard::join_all;
+use std::collections::BTreeMap;
+
+/// DescribeConfigs resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// DescribeConfigs config sources.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Decode, handle and encode one admin request. Returns whether a response was written.
+pub async fn handle(ctx: &ServerCtx, key: i16, version: i16, r: &mut Reader, w: &mut Writer) -> Result<bool, RequestError> {
+    let de = |error| RequestError::Decode { api_key: key, api_version: version, error };
+    match key {
+        create_topics::API_KEY => {
+            let req = create_topics::CreateTopicsRequest::decode(r, version).map_err(de)?;
+            create_topics(ctx, req).await?.encode(w, version);
+        }
+        delete_topics::API_KEY => {
+            let req = delete_topics::DeleteTopicsRequest::decode(r, version).map_err(de)?;
+            delete_topics(ctx, req).await?.encode(w, version);
+        }
+        create_partitions::API_KEY => {
+            let req = create_partitions::CreatePartitionsRequest::decode(r, version).map_err(de)?;
+            create_partitions(ctx, req).await?.encode(w, version);
+        }
+        describe_configs::API_KEY => {
+            let req = describe_configs::DescribeConfigsRequest::decode(r, version).map_err(de)?;
+            describe_configs(ctx, req).encode(w, version);
+        }
+        alter_configs::API_KEY => {
+            let req = alter_configs::AlterConfigsRequest::decode(r, version).map_err(de)?;
+            let changes = req
+                .resources
+                .iter()
+                .map(|res| {
+                    let set = res.configs.iter().map(|c| (c.name.clone(), c.value.clone(), 0i8)).collect();
+                    (res.resource_type, res.resource_name.clone(), set, true)
+                })
+                .collect();
+            let responses = alter(ctx, changes, req.validate_only).await?;
+            alter_configs::AlterConfigsResponse { throttle_time_ms: 0, responses }.encode(w, version);
+        }
+        incremental_alter_configs::API_KEY => {
+            let req = incremental_alter_configs::IncrementalAlterConfigsRequest::decode(r, version).map_err(de)?;
+            let changes = req
+                .resources
+                .iter()
+                .map(|res| {
+                    let set = res.configs.iter().map(|c| (c.name.clone(), c.value.clone(), c.config_operation)).collect();
+                    (res.resource_type, res.resource_name.clone(), set, false)
+                })
+                .collect();
+            let responses = alter(ctx, changes, req.validate_only).await?;
+            incremental_alter_configs::IncrementalAlterConfigsResponse { throttle_time_ms: 0, responses }.encode(w, version);
+        }
+        describe_cluster::API_KEY => {
+            let req = describe_cluster::DescribeClusterRequest::decode(r, version).map_err(de)?;
+            describe_cluster(ctx, &req).encode(w, version);
+        }
+        delete_records::API_KEY => {
+            let req = delete_records::DeleteRecordsRequest::decode(r, version).map_err(de)?;
+            delete_records(ctx, req).await?.encode(w, version);
+        }
+        init_producer_id::API_KEY => {
+            let req = init_producer_id::InitProducerIdRequest::decode(r, version).map_err(de)?;
+            init_producer_id(ctx, req).await?.encode(w, version);
+        }
+        _ => return Err(RequestError::Unsupported { api_key: key, api_version: version }),
+    }
+    Ok(true)
+}
+
+async fn create_topics(
+    ctx: &ServerCtx,
+    req: create_topics::CreateTopicsRequest,
+) -> Result<create_topics::CreateTopicsResponse, RequestError> {
+    use create_topics::*;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut result = CreatableTopicResult {
+            name: t.name.clone(),
+            topic_id: [0; 16],
+            error_code: ErrorCode::NONE,
+            error_message: None,
+            topic_config_error_code: ErrorCode::NONE,
+            num_partitions: -1,
+            replication_factor: -1,
+            configs: None,
+        };
+        let partitions = if t.num_partitions == -1 { ctx.config.default_partitions } else { t.num_partitions };
+        let fail = |code: ErrorCode, msg: String, mut r: CreatableTopicResult| {
+            r.error_code = code;
+            r.error_message = Some(msg);
+            r
+        };
+        if !t.assignments.is_empty() {
+            topics.push(fail(ErrorCode::INVALID_REQUEST, "manual replica assignment is not supported".into(), result));
+            continue;
+        }
+        if t.replication_factor != -1 && t.replication_factor != 1 {
+            let msg = format!("replication factor {} is not supported: this single-node broker has no replication yet; use 1", t.replication_factor);
+            topics.push(fail(ErrorCode::INVALID_REPLICATION_FACTOR, msg, result));
+            continue;
+        }
+        let mut configs = BTreeMap::new();
+        for c in &t.configs {
+            configs.insert(c.name.clone(), c.value.clone().unwrap_or_default());
+        }
+        let call = AdminCall::CreateTopic { name: t.name.clone(), partitions, configs, validate_only: req.validate_only };
+        match ctx.admin(call).await? {
+            Ok(AdminReply::Done(image)) => {
+                result.num_partitions = partitions;
+                result.replication_factor = 1;
+                if let Some(meta) = image.topics.get(t.name.as_str()) {
+                    result.topic_id = meta.topic_id;
+                }
+                topics.push(result);
+            }
+            Ok(AdminReply::ProducerId(_)) => topics.push(result),
+            Err(e) => {
+                let (code, msg) = admin_error_code(&e);
+                topics.push(fail(code, msg, result));
+            }
+        }
+    }
+    Ok(CreateTopicsResponse { throttle_time_ms: 0, topics })
+}
+
+async fn delete_topics(
+    ctx: &ServerCtx,
+    req: delete_topics::DeleteTopicsRequest,
+) -> Result<delete_topics::DeleteTopicsResponse, RequestError> {
+    use delete_topics::*;
+    let image = ctx.image();
+    let mut wanted: Vec<(Option<String>, [u8; 16])> = req.topic_names.iter().map(|n| (Some(n.clone()), [0; 16])).collect();
+    wanted.extend(req.topics.iter().map(|t| (t.name.clone(), t.topic_id)));
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let name = name.or_else(|| image.topics.values().find(|t| t.topic_id == id).map(|t| t.name.to_string()));
+        let mut result = DeletableTopicResult { name: name.clone(), topic_id: id, error_code: ErrorCode::NONE, error_message: None };
+        match name {
+            None => result.error_code = ErrorCode::UNKNOWN_TOPIC_ID,
+            Some(name) => {
+                if let Some(meta) = image.topics.get(name.as_str()) {
+                    result.topic_id = meta.topic_id;
+                }
+                if let Err(e) = ctx.admin(AdminCall::DeleteTopic { name }).await? {
+                    let (code, msg) = admin_error_code(&e);
+                    result.error_code = code;
+                    result.error_message = Some(msg);
+                }
+            }
+        }
+        responses.push(result);
+    }
+    Ok(DeleteTopicsResponse { throttle_time_ms: 0, responses })
+}
+
+async fn create_partitions(
+    ctx: &ServerCtx,
+    req: create_partitions::CreatePartitionsRequest,
+) -> Result<create_partitions::CreatePartitionsResponse, RequestError> {
+    use create_partitions::*;
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut result = CreatePartitionsTopicResult { name: t.name.clone(), error_code: ErrorCode::NONE, error_message: None };
+        if t.assignments.is_some() {
+            result.error_code = ErrorCode::INVALID_REPLICA_ASSIGNMENT;
+            result.error_message = Some("manual replica assignment is not supported".into());
+        } else {
+            let call = AdminCall::CreatePartitions { name: t.name.clone(), count: t.count, validate_only: req.validate_only };
+            if let Err(e) = ctx.admin(call).await? {
+                let (code, msg) = admin_error_code(&e);
+                result.error_code = code;
+                result.error_message = Some(msg);
+            }
+        }
+        results.push(result);
+    }
+    Ok(CreatePartitionsResponse { throttle_time_ms: 0, results })
+}
+
+/// Broker-level settings shown by DescribeConfigs on the broker resource.
+fn broker_configs(ctx: &ServerCtx) -> Vec<(String, String)> {
+    let c = &ctx.config;
+    let mut v = vec![
+        ("listeners".to_string(), format!("PLAINTEXT://{}", c.listen)),
+        ("advertised.listeners".to_string(), format!("PLAINTEXT://{}:{}", c.advertise_host, c.advertise_port)),
+        ("log.dirs".to_string(), c.data_dir.display().to_string()),
+        ("num.partitions".to_string(), c.default_partitions.to_string()),
+        ("auto.create.topics.enable".to_string(), c.auto_create_topics.to_string()),
+        ("socket.request.max.bytes".to_string(), c.max_request_bytes.to_string()),
+        ("broker.id".to_string(), c.node_id.to_string()),
+        ("ringmq.shards".to_string(), c.shards.to_string()),
+    ];
+    for (k, v2) in &c.topic_defaults.values {
+        v.push((format!("log.{k}"), v2.clone()));
+    }
+    v
+}
+
+fn describe_configs(ctx: &ServerCtx, req: describe_configs::DescribeConfigsRequest) -> describe_configs::DescribeConfigsResponse {
+    use describe_configs::*;
+    let image = ctx.image();
+    let mut results = Vec::with_capacity(req.resources.len());
+    for res in req.resources {
+        let mut result = DescribeConfigsResult {
+            error_code: ErrorCode::NONE,
+            error_message: None,
+            resource_type: res.resource_type,
+            resource_name: res.resource_name.clone(),
+            configs: Vec::new(),
+        };
+        let entries: Vec<(String, String, i8)> = match res.resource_type {
+            RESOURCE_TOPIC => match image.topics.get(res.resource_name.as_str()) {
+                Some(t) => TOPIC_CONFIG_KEYS
+                    .iter()
+                    .map(|(k, _, _)| match t.configs.get(*k) {
+                        Some(v) => (k.to_string(), v.clone(), SOURCE_TOPIC),
+                        None => {
+                            let v = ctx.config.topic_defaults.get(k).to_string();
+                            let default = TOPIC_CONFIG_KEYS.iter().any(|(k2, d, _)| k2 == k && *d == v);
+                            (k.to_string(), v, if default { SOURCE_DEFAULT } else { SOURCE_STATIC_BROKER })
+                        }
+                    })
+                    .collect(),
+                None => {
+                    result.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
+                    result.error_message = Some(format!("topic '{}' does not exist", res.resource_name));
+                    Vec::new()
+                }
+            },
+            RESOURCE_BROKER => broker_configs(ctx).into_iter().map(|(k, v)| (k, v, SOURCE_STATIC_BROKER)).collect(),
+            other => {
+                result.error_code = ErrorCode::INVALID_REQUEST;
+                result.error_message = Some(format!("resource type {other} is not supported"));
+                Vec::new()
+            }
+        };
+        let keys = res.configuration_keys.as_ref();
+        for (name, value, source) in entries {
+            if keys.is_some_and(|k| !k.contains(&name)) {
+                continue;
+            }
+            let doc = TOPIC_CONFIG_KEYS.iter().find(|(k, _, _)| *k == name).map(|(_, _, d)| d.to_string());
+            result.configs.push(DescribeConfigsResourceResult {
+                name,
+                value: Some(value),
+                read_only: res.resource_type == RESOURCE_BROKER,
+                config_source: source,
+                is_sensitive: false,
+                synonyms: Vec::new(),
+                config_type: 2, // STRING
+                documentation: if req.include_documentation { doc } else { None },
+            });
+        }
+        results.push(result);
+    }
+    DescribeConfigsResponse { throttle_time_ms: 0, results }
+}
+
+type ConfigChange = (String, Option<String>, i8);
+
+/// Apply config changes to topics. `replace` (AlterConfigs) sets the whole override set;
+/// otherwise (IncrementalAlterConfigs) op 0 sets, 1 deletes; append/subtract are refused.
+async fn alter(
+    ctx: &ServerCtx,
+    changes: Vec<(i8, String, Vec<ConfigChange>, bool)>,
+    validate_only: bool,
+) -> Result<Vec<alter_configs::AlterConfigsResourceResponse>, RequestError> {
+    use alter_configs::AlterConfigsResourceResponse;
+    let mut out = Vec::with_capacity(changes.len());
+    for (resource_type, name, set, replace) in changes {
+        let mut resp = AlterConfigsResourceResponse {
+            error_code: ErrorCode::NONE,
+            error_message: None,
+            resource_type,
+            resource_name: name.clone(),
+        };
+        match merged_configs(ctx, resource_type, &name, set, replace) {
+            Err((code, msg)) => {
+                resp.error_code = code;
+                resp.error_message = Some(msg);
+            }
+            Ok(configs) => {
+                let call = AdminCall::SetTopicConfigs { name, configs, validate_only };
+                if let Err(e) = ctx.admin(call).await? {
+                    let (code, msg) = admin_error_code(&e);
+                    resp.error_code = code;
+                    resp.error_message = Some(msg);
+                }
+            }
+        }
+        out.push(resp);
+    }
+    Ok(out)
+}
+
+fn merged_configs(
+    ctx: &ServerCtx,
+    resource_type: i8,
+    name: &str,
+    set: Vec<ConfigChange>,
+    replace: bool,
+) -> Result<BTreeMap<String, String>, (ErrorCode, String)> {
+    if resource_type != RESOURCE_TOPIC {
+        return Err((ErrorCode::INVALID_REQUEST, "only topic configs can be altered".into()));
+    }
+    let image = ctx.image();
+    let topic = image
+        .topics
+        .get(name)
+        .ok_or_else(|| (ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
+    let mut configs = if replace { BTreeMap::new() } else { topic.configs.clone() };
+    for (key, value, op) in set {
+        match (op, value) {
+            (0, Some(v)) => {
+                validate_topic_config(&key, &v).map_err(|e| (ErrorCode::INVALID_CONFIG, e.to_string()))?;
+                configs.insert(key, v);
+            }
+            (0, None) if replace => {}
+            (1, _) => {
+                configs.remove(&key);
+            }
+            (op, _) => return Err((ErrorCode::INVALID_CONFIG, format!("operation {op} on {key} is not supported"))),
+        }
+    }
+    Ok(configs)
+}
+
+fn describe_cluster(ctx: &ServerCtx, _req: &describe_cluster::DescribeClusterRequest) -> describe_cluster::DescribeClusterResponse {
+    use describe_cluster::*;
+    DescribeClusterResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::NONE,
+        error_message: None,
+        endpoint_type: 1,
+        cluster_id: ctx.config.cluster_id.clone(),
+        controller_id: ctx.config.node_id,
+        brokers: vec![DescribeClusterBroker {
+            broker_id: ctx.config.node_id,
+            host: ctx.config.advertise_host.clone(),
+            port: i32::from(ctx.config.advertise_port),
+            rack: None,
+        }],
+        cluster_authorized_operations: i32::MIN,
+    }
+}
+
+async fn delete_records(
+    ctx: &ServerCtx,
+    req: delete_records::DeleteRecordsRequest,
+) -> Result<delete_records::DeleteRecordsResponse, RequestError> {
+    use delete_records::*;
+    let image = ctx.image();
+    let mut slots: Vec<Vec<Option<Result<i64, PartitionError>>>> = Vec::new();
+    let mut by_shard: BTreeMap<ShardId, (Vec<(TopicPartition, i64)>, Vec<(usize, usize)>)> = BTreeMap::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let meta = image.topics.get(t.name.as_str());
+        let mut row = Vec::new();
+        for (pi, p) in t.partitions.iter().enumerate() {
+            match meta.filter(|m| (0..m.partitions).contains(&p.partition_index)) {
+                Some(m) => {
+                    row.push(None);
+                    let e = by_shard.entry(ctx.router.owner(&m.name, p.partition_index)).or_default();
+                    e.0.push((TopicPartition { topic: m.name.clone(), partition: p.partition_index }, p.offset));
+                    e.1.push((ti, pi));
+                }
+                None => row.push(Some(Err(PartitionError::UnknownTopicOrPartition))),
+            }
+        }
+        slots.push(row);
+    }
+    let calls = by_shard.into_iter().map(|(shard, (parts, pos))| async move {
+        (ctx.router.call(shard, ShardCall::DeleteRecords { parts }).await, pos)
+    });
+    for (reply, pos) in join_all(calls).await {
+        let Ok(ShardReply::DeleteRecords(results)) = reply else {
+            return Err(RequestError::Unavailable);
+        };
+        for ((ti, pi), r) in pos.into_iter().zip(results) {
+            slots[ti][pi] = Some(r);
+        }
+    }
+    let topics = req
+        .topics
+        .iter()
+        .zip(slots)
+        .map(|(t, row)| DeleteRecordsTopicResult {
+            name: t.name.clone(),
+            partitions: t
+                .partitions
+                .iter()
+                .zip(row)
+                .map(|(p, slot)| match slot.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)) {
+                    Ok(low) => DeleteRecordsPartitionResult { partition_index: p.partition_index, low_watermark: low, error_code: ErrorCode::NONE },
+                    Err(e) => DeleteRecordsPartitionResult {
+                        partition_index: p.partition_index,
+                        low_watermark: -1,
+                        error_code: partition_error_code(&e),
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(DeleteRecordsResponse { throttle_time_ms: 0, topics })
+}
+
+async fn init_producer_id(
+    ctx: &ServerCtx,
+    req: init_producer_id::InitProducerIdRequest,
+) -> Result<init_producer_id::InitProducerIdResponse, RequestError> {
+    use init_producer_id::*;
+    let mut resp = InitProducerIdResponse { throttle_time_ms: 0, error_code: 0, producer_id: -1, producer_epoch: -1 };
+    if req.transactional_id.is_some() {
+        resp.error_code = ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.0;
+        return Ok(resp);
+    }
+    // A producer that asks again with its id gets the next epoch (KIP-360), else a new id.
+    if req.producer_id >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        resp.producer_id = req.producer_id;
+        resp.producer_epoch = req.producer_epoch + 1;
+        return Ok(resp);
+    }
+    match ctx.admin(AdminCall::AllocateProducerId).await? {
+        Ok(AdminReply::ProducerId(id)) => {
+            resp.producer_id = id;
+            resp.producer_epoch = 0;
+        }
+        Ok(_) => resp.error_code = ErrorCode::UNKNOWN_SERVER_ERROR.0,
+        Err(e) => resp.error_code = admin_error_code(&e).0 .0,
+    }
+    Ok(resp)
+}

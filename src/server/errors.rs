@@ -1,0 +1,55 @@
+//! The one place where internal errors become Kafka error codes.
+
+use crate::protocol::ErrorCode;
+use crate::router::{AdminError, PartitionError};
+
+/// Kafka error code for a partition-level failure.
+pub fn partition_error_code(e: &PartitionError) -> ErrorCode {
+    match e {
+        PartitionError::UnknownTopicOrPartition => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+        PartitionError::CorruptMessage(_) => ErrorCode::CORRUPT_MESSAGE,
+        PartitionError::InvalidRecord(_) => ErrorCode::INVALID_RECORD,
+        PartitionError::MessageTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
+        PartitionError::OutOfOrderSequence(_) => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        PartitionError::InvalidProducerEpoch(_) => ErrorCode::INVALID_PRODUCER_EPOCH,
+        PartitionError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
+        PartitionError::Storage(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+        PartitionError::ShuttingDown => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+    }
+}
+
+/// A message for the client, where the API has room for one.
+pub fn partition_error_message(e: &PartitionError) -> Option<String> {
+    match e {
+        PartitionError::UnknownTopicOrPartition | PartitionError::ShuttingDown => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Kafka error code and message for an admin failure.
+pub fn admin_error_code(e: &AdminError) -> (ErrorCode, String) {
+    match e {
+        AdminError::TopicAlreadyExists(m) => (ErrorCode::TOPIC_ALREADY_EXISTS, m.clone()),
+        AdminError::UnknownTopic(m) => (ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, m.clone()),
+        AdminError::InvalidTopic(m) => (ErrorCode::INVALID_TOPIC_EXCEPTION, m.clone()),
+        AdminError::InvalidPartitions(m) => (ErrorCode::INVALID_PARTITIONS, m.clone()),
+        AdminError::InvalidConfig(m) => (ErrorCode::INVALID_CONFIG, m.clone()),
+        AdminError::InvalidReplicationFactor(m) => (ErrorCode::INVALID_REPLICATION_FACTOR, m.clone()),
+        AdminError::Storage(m) => (ErrorCode::KAFKA_STORAGE_ERROR, m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_kafkas() {
+        assert_eq!(partition_error_code(&PartitionError::CorruptMessage("x".into())).0, 2);
+        assert_eq!(partition_error_code(&PartitionError::UnknownTopicOrPartition).0, 3);
+        assert_eq!(partition_error_code(&PartitionError::MessageTooLarge { bytes: 2, max_bytes: 1 }).0, 10);
+        assert_eq!(partition_error_code(&PartitionError::Storage("eio".into())).0, 56);
+        assert_eq!(admin_error_code(&AdminError::TopicAlreadyExists("t".into())).0 .0, 36);
+        assert_eq!(admin_error_code(&AdminError::InvalidPartitions("p".into())).0 .0, 37);
+    }
+}

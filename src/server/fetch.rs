@@ -1,0 +1,179 @@
+//! Fetch: sessionless (session id 0), long polling woken by produce.
+//!
+//! 1. Read every requested partition (one router call per owning shard).
+//! 2. If fewer than `min_bytes` came back and `max_wait_ms` has not passed, ask each owning
+//!    shard to wake us when any of its partitions grows (`WaitForData`); the first shard to
+//!    answer, or the deadline, ends the wait; then read again.
+//! 3. Answer with whole batches (the one containing the fetch offset first, even when larger
+//!    than the limits, KIP-74), stopping before `max_bytes` for the rest. Record bytes are
+//!    the log's buffers, written to the socket without a copy.
+
+use super::errors::partition_error_code;
+use super::{RequestError, ServerCtx};
+use crate::model::{Offset, ShardId, TopicPartition};
+use crate::protocol::fetch::*;
+use crate::protocol::ErrorCode;
+use crate::router::{FetchPart, FetchedPartition, PartitionError, ShardCall, ShardReply};
+use crate::shard::join_all;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// Longest wait a client may ask for.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+
+type Slot = Result<FetchedPartition, PartitionError>;
+
+/// The partitions of a request, in request order, with their owner.
+struct Plan {
+    parts: Vec<(usize, usize, Option<(ShardId, FetchPart)>)>,
+}
+
+fn plan(ctx: &ServerCtx, req: &FetchRequest) -> Plan {
+    let image = ctx.image();
+    let mut parts = Vec::new();
+    for (ti, topic) in req.topics.iter().enumerate() {
+        let meta = image.topics.get(topic.topic.as_str());
+        for (pi, p) in topic.partitions.iter().enumerate() {
+            let target = meta.filter(|m| (0..m.partitions).contains(&p.partition)).map(|m| {
+                let tp = TopicPartition { topic: m.name.clone(), partition: p.partition };
+                let max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
+                (ctx.router.owner(&m.name, p.partition), FetchPart { tp, fetch_offset: p.fetch_offset, partition_max_bytes: max })
+            });
+            parts.push((ti, pi, target));
+        }
+    }
+    Plan { parts }
+}
+
+async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestError> {
+    let mut slots: Vec<Option<Slot>> = plan.parts.iter().map(|_| None).collect();
+    let mut by_shard: BTreeMap<ShardId, (Vec<FetchPart>, Vec<usize>)> = BTreeMap::new();
+    for (i, (_, _, target)) in plan.parts.iter().enumerate() {
+        match target {
+            Some((shard, part)) => {
+                let e = by_shard.entry(*shard).or_default();
+                e.0.push(part.clone());
+                e.1.push(i);
+            }
+            None => slots[i] = Some(Err(PartitionError::UnknownTopicOrPartition)),
+        }
+    }
+    let calls = by_shard.into_iter().map(|(shard, (parts, idx))| async move {
+        (ctx.router.call(shard, ShardCall::Fetch { parts }).await, idx)
+    });
+    for (reply, idx) in join_all(calls).await {
+        let Ok(ShardReply::Fetch(results)) = reply else {
+            return Err(RequestError::Unavailable);
+        };
+        for (i, r) in idx.into_iter().zip(results) {
+            slots[i] = Some(r);
+        }
+    }
+    Ok(slots.into_iter().map(|s| s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition))).collect())
+}
+
+/// Wait until any owning shard reports new data, or `timeout`.
+async fn wait_for_data(ctx: &ServerCtx, plan: &Plan, timeout: Duration) {
+    let mut by_shard: BTreeMap<ShardId, Vec<(TopicPartition, Offset)>> = BTreeMap::new();
+    for (_, _, target) in &plan.parts {
+        if let Some((shard, part)) = target {
+            by_shard.entry(*shard).or_default().push((part.tp.clone(), part.fetch_offset));
+        }
+    }
+    let mut waits: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = by_shard
+        .into_iter()
+        .map(|(shard, parts)| {
+            let f: Pin<Box<dyn Future<Output = ()> + '_>> = Box::pin(async move {
+                let _ = ctx.router.call(shard, ShardCall::WaitForData { parts, timeout }).await;
+            });
+            f
+        })
+        .collect();
+    if waits.is_empty() {
+        glommio::timer::sleep(timeout).await;
+        return;
+    }
+    let first = std::future::poll_fn(|cx| {
+        for w in waits.iter_mut() {
+            if w.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    });
+    let _ = glommio::timer::timeout(timeout, async {
+        first.await;
+        Ok(())
+    })
+    .await;
+}
+
+pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse, RequestError> {
+    let plan = plan(ctx, &req);
+    let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + wait;
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
+    let mut slots = read_all(ctx, &plan).await?;
+    loop {
+        let bytes: usize = slots.iter().map(|s| s.as_ref().map_or(0, FetchedPartition::bytes)).sum();
+        let any_error = slots.iter().any(Result::is_err);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if bytes >= min_bytes || any_error || left.is_zero() {
+            break;
+        }
+        wait_for_data(ctx, &plan, left).await;
+        slots = read_all(ctx, &plan).await?;
+    }
+    Ok(respond(&req, &plan, slots))
+}
+
+fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
+    let max_bytes = if req.max_bytes <= 0 { usize::MAX } else { req.max_bytes as usize };
+    let mut used = 0usize;
+    let mut responses: Vec<FetchableTopicResponse> = req
+        .topics
+        .iter()
+        .map(|t| FetchableTopicResponse { topic: t.topic.clone(), topic_id: t.topic_id, partitions: Vec::new() })
+        .collect();
+    for ((ti, pi, _), slot) in plan.parts.iter().zip(slots) {
+        let partition_index = req.topics[*ti].partitions[*pi].partition;
+        let mut pd = PartitionData {
+            partition_index,
+            error_code: 0,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            aborted_transactions: None,
+            preferred_read_replica: -1,
+            records: Vec::new(),
+        };
+        match slot {
+            Ok(f) => {
+                pd.high_watermark = f.high_watermark;
+                pd.last_stable_offset = f.last_stable_offset;
+                pd.log_start_offset = f.log_start_offset;
+                if req.isolation_level == 1 {
+                    pd.aborted_transactions = Some(Vec::new());
+                }
+                for batch in f.batches {
+                    // The first batch of the response always goes (KIP-74); later ones fit.
+                    if used > 0 && used + batch.len() > max_bytes {
+                        break;
+                    }
+                    used += batch.len();
+                    pd.records.push(batch);
+                }
+            }
+            Err(e) => pd.error_code = partition_error_code(&e).0,
+        }
+        responses[*ti].partitions.push(pd);
+    }
+    FetchResponse { throttle_time_ms: 0, error_code: ErrorCode::NONE.0, session_id: 0, responses }
+}
+
+#[allow(dead_code)]
+fn _unused(_: Arc<str>) {}

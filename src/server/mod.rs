@@ -1,0 +1,162 @@
+//! The Kafka server edge: connections ([`conn`]), one handler per API, and the one place
+//! where internal errors become Kafka error codes ([`errors`]).
+//!
+//! The server reaches partition state only through the [`Router`]: it splits a request by
+//! owning shard, sends one call per shard, and assembles the response in request order. It
+//! reads cluster metadata from the shard's [`LocalMetadata`] copy and never imports
+//! `storage` or `shard`.
+
+pub mod admin;
+pub mod conn;
+pub mod errors;
+pub mod fetch;
+pub mod metadata;
+pub mod offsets;
+pub mod produce;
+
+use crate::cluster::{LocalMetadata, MetadataImage};
+use crate::config::BrokerConfig;
+use crate::protocol::header::{response_header_version, RequestHeader, ResponseHeader};
+use crate::protocol::{api, api_versions, DecodeError, Reader, Writer};
+use crate::router::{AdminCall, AdminError, AdminReply, Router, ShardCall, ShardReply};
+use bytes::Bytes;
+use glommio::sync::Semaphore;
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Why a request closes its connection.
+#[derive(Debug)]
+pub enum RequestError {
+    Decode { api_key: i16, api_version: i16, error: DecodeError },
+    Unsupported { api_key: i16, api_version: i16 },
+    /// A peer shard is gone (shutdown).
+    Unavailable,
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::Decode { api_key, api_version, error } => {
+                write!(f, "malformed request (api {api_key} v{api_version}): {error}")
+            }
+            RequestError::Unsupported { api_key, api_version } => {
+                write!(f, "unsupported api key {api_key} version {api_version}")
+            }
+            RequestError::Unavailable => write!(f, "broker shutting down"),
+        }
+    }
+}
+
+/// Per-shard server state shared by the connections of that shard.
+pub struct ServerCtx {
+    pub config: Arc<BrokerConfig>,
+    pub router: Rc<Router>,
+    pub metadata: Rc<LocalMetadata>,
+    /// Bytes of request frames admitted and not yet answered (admission control).
+    pub inflight: Rc<Semaphore>,
+    pub connections: Cell<usize>,
+    /// Client errors logged in the current second (rate limit).
+    log_budget: Cell<(u64, u32)>,
+}
+
+/// Client protocol errors logged per second per shard at most.
+const CLIENT_ERROR_LOGS_PER_SECOND: u32 = 20;
+
+impl ServerCtx {
+    pub fn new(config: Arc<BrokerConfig>, router: Rc<Router>, metadata: Rc<LocalMetadata>) -> Self {
+        let inflight = Rc::new(Semaphore::new(config.inflight_bytes_per_shard as u64));
+        ServerCtx { config, router, metadata, inflight, connections: Cell::new(0), log_budget: Cell::new((0, 0)) }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.get()
+    }
+
+    /// Log one line for a connection closed because of the client, at most
+    /// [`CLIENT_ERROR_LOGS_PER_SECOND`] per second.
+    pub fn log_client_error(&self, peer: &str, why: &str) {
+        let second = crate::shard::now_ms() as u64 / 1000;
+        let (at, count) = self.log_budget.get();
+        let count = if at == second { count + 1 } else { 1 };
+        self.log_budget.set((second, count));
+        if count <= CLIENT_ERROR_LOGS_PER_SECOND {
+            eprintln!("shard {}: closing connection from {peer}: {why}", self.router.me().0);
+        }
+    }
+
+    /// Resolves when no request frame is held (all permits returned).
+    pub async fn drained(&self) {
+        let total = self.config.inflight_bytes_per_shard as u64;
+        while self.inflight.available() < total {
+            glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Run an admin call on the metadata shard.
+    pub async fn admin(&self, call: AdminCall) -> Result<Result<AdminReply, AdminError>, RequestError> {
+        match self.router.call(crate::model::ShardId(0), ShardCall::Admin(call)).await {
+            Ok(ShardReply::Admin(r)) => Ok(r),
+            _ => Err(RequestError::Unavailable),
+        }
+    }
+}
+
+/// Handle one request frame (after the size prefix). Returns the response frame's parts
+/// (header + body, without the size prefix), `None` when the request gets no response
+/// (acks=0 produce), or an error that closes the connection.
+pub async fn handle_request(
+    ctx: &ServerCtx,
+    header: RequestHeader,
+    mut body: Reader,
+) -> Result<Option<Vec<Bytes>>, RequestError> {
+    let (key, version) = (header.api_key, header.api_version);
+    let mut w = Writer::new();
+    if key == api_versions::API_KEY && !api::supported(key, version) {
+        // KIP-511: v0 body, header v0, error UNSUPPORTED_VERSION and the full list.
+        ResponseHeader { correlation_id: header.correlation_id }.encode(&mut w, 0);
+        api_versions::ApiVersionsResponse::unsupported_fallback().encode(&mut w, 0);
+        return Ok(Some(w.finish()));
+    }
+    if !api::supported(key, version) {
+        return Err(RequestError::Unsupported { api_key: key, api_version: version });
+    }
+    ResponseHeader { correlation_id: header.correlation_id }.encode(&mut w, response_header_version(key, version));
+    let decode_err = |error| RequestError::Decode { api_key: key, api_version: version, error };
+    use crate::protocol::*;
+    let answered = match key {
+        api_versions::API_KEY => {
+            api_versions::ApiVersionsRequest::decode(&mut body, version).map_err(decode_err)?;
+            api_versions::ApiVersionsResponse::from_advertised().encode(&mut w, version);
+            true
+        }
+        metadata::API_KEY => {
+            let req = metadata::MetadataRequest::decode(&mut body, version).map_err(decode_err)?;
+            self::metadata::handle(ctx, req).await?.encode(&mut w, version);
+            true
+        }
+        produce::API_KEY => {
+            let req = produce::ProduceRequest::decode(&mut body, version).map_err(decode_err)?;
+            match self::produce::handle(ctx, req).await? {
+                Some(resp) => {
+                    resp.encode(&mut w, version);
+                    true
+                }
+                None => false,
+            }
+        }
+        fetch::API_KEY => {
+            let req = fetch::FetchRequest::decode(&mut body, version).map_err(decode_err)?;
+            self::fetch::handle(ctx, req).await?.encode(&mut w, version);
+            true
+        }
+        list_offsets::API_KEY => {
+            let req = list_offsets::ListOffsetsRequest::decode(&mut body, version).map_err(decode_err)?;
+            self::offsets::list_offsets(ctx, req).await?.encode(&mut w, version);
+            true
+        }
+        _ => self::admin::handle(ctx, key, version, &mut body, &mut w).await?,
+    };
+    Ok(answered.then(|| w.finish()))
+}

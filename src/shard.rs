@@ -1,0 +1,522 @@
+//! One shard: the per-core state and the handler that alone mutates it.
+//!
+//! A shard owns the partitions [`crate::model::owner_shard`] assigns to it, their logs and the
+//! shard's batch cache. Shard 0 is also the metadata shard: it owns the
+//! [`crate::cluster::MetadataStore`], and pushes every new image to all shards, each of which
+//! opens the partitions it now owns and removes the ones whose topic was deleted.
+//!
+//! Durability happens here: after an append with acks=-1 on a topic whose `durability` is
+//! `always`, the handler waits for the log's group commit (`sync_through`) before answering;
+//! all producers waiting on a partition share one fdatasync.
+
+use crate::cluster::{LocalMetadata, MetadataError, MetadataImage, MetadataStore, TopicMeta};
+use crate::config::{BrokerConfig, Durability, TimestampKind, TopicConfigs};
+use crate::io::dma::DmaDisk;
+use crate::model::{owner_shard, Offset, ShardId, TopicPartition};
+use crate::router::*;
+use crate::storage::{BatchCache, LogConfig, PartitionLog, StorageError, TimestampType};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+/// Bytes of recent batches each shard keeps in memory for tail fetches.
+pub const BATCH_CACHE_BYTES_PER_SHARD: usize = 256 << 20;
+
+type Log = PartitionLog<DmaDisk>;
+
+/// Wakes every waiter when data is appended on this shard (fetch long polling).
+#[derive(Default)]
+pub struct DataNotify {
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl DataNotify {
+    pub fn notify(&self) {
+        self.generation.set(self.generation.get() + 1);
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+    /// Resolves after the next `notify`.
+    pub fn changed(&self) -> impl Future<Output = ()> + '_ {
+        let start = self.generation.get();
+        std::future::poll_fn(move |cx| {
+            if self.generation.get() != start {
+                return Poll::Ready(());
+            }
+            self.waiters.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+    }
+}
+
+pub struct Shard {
+    pub id: ShardId,
+    pub config: Arc<BrokerConfig>,
+    metadata: Rc<LocalMetadata>,
+    store: Option<RefCell<MetadataStore>>,
+    logs: RefCell<HashMap<TopicPartition, Log>>,
+    cache: BatchCache,
+    pub data_notify: DataNotify,
+    router: Rc<Router>,
+    /// Set when shutdown starts: new calls are refused.
+    closing: Cell<bool>,
+}
+
+fn storage_error(e: StorageError) -> PartitionError {
+    match e {
+        StorageError::CorruptBatch(b) => PartitionError::CorruptMessage(b.to_string()),
+        StorageError::MessageTooLarge { bytes, max_bytes } => PartitionError::MessageTooLarge { bytes, max_bytes },
+        StorageError::OffsetOutOfRange { requested, log_start, log_end } => {
+            PartitionError::OffsetOutOfRange { requested, log_start, log_end }
+        }
+        StorageError::OutOfOrderSequence { .. } => PartitionError::OutOfOrderSequence(e.to_string()),
+        StorageError::InvalidProducerEpoch { .. } => PartitionError::InvalidProducerEpoch(e.to_string()),
+        other => PartitionError::Storage(other.to_string()),
+    }
+}
+
+fn admin_error(e: MetadataError) -> AdminError {
+    match e {
+        MetadataError::TopicExists(t) => AdminError::TopicAlreadyExists(format!("topic '{t}' already exists")),
+        MetadataError::UnknownTopic(t) => AdminError::UnknownTopic(format!("topic '{t}' does not exist")),
+        MetadataError::InvalidTopicName(why) => AdminError::InvalidTopic(why),
+        MetadataError::InvalidPartitions(why) => AdminError::InvalidPartitions(why),
+        other => AdminError::Storage(other.to_string()),
+    }
+}
+
+/// The storage settings of a topic, from its resolved configs.
+pub fn log_config(configs: &TopicConfigs) -> LogConfig {
+    let mut c = LogConfig::default();
+    c.segment_bytes = configs.get_i64("segment.bytes").max(14 * 1024) as u64;
+    c.segment_ms = configs.get_i64("segment.ms");
+    c.index_interval_bytes = configs.get_i64("index.interval.bytes").clamp(0, u32::MAX as i64) as u32;
+    c.retention_ms = configs.get_i64("retention.ms");
+    c.retention_bytes = configs.get_i64("retention.bytes");
+    c.max_message_bytes = configs.get_i64("max.message.bytes").clamp(0, u32::MAX as i64) as u32;
+    c.timestamp_type = match configs.timestamp_kind() {
+        TimestampKind::CreateTime => TimestampType::CreateTime,
+        TimestampKind::LogAppendTime => TimestampType::LogAppendTime,
+    };
+    c.preallocate = configs.get("preallocate") != "false";
+    c
+}
+
+impl Shard {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        metadata: Rc<LocalMetadata>,
+        store: Option<MetadataStore>,
+        router: Rc<Router>,
+    ) -> Rc<Self> {
+        Rc::new(Shard {
+            id: router.me(),
+            config,
+            metadata,
+            store: store.map(RefCell::new),
+            logs: RefCell::new(HashMap::new()),
+            cache: BatchCache::new(BATCH_CACHE_BYTES_PER_SHARD),
+            data_notify: DataNotify::default(),
+            router,
+            closing: Cell::new(false),
+        })
+    }
+
+    pub fn metadata(&self) -> Arc<MetadataImage> {
+        self.metadata.get()
+    }
+    pub fn router(&self) -> &Rc<Router> {
+        &self.router
+    }
+    pub fn owner(&self, topic: &str, partition: i32) -> ShardId {
+        owner_shard(topic, partition, self.router.shard_count())
+    }
+    pub fn topic_configs(&self, topic: &TopicMeta) -> TopicConfigs {
+        let overrides = topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        self.config.topic_defaults.with_overrides(overrides).unwrap_or_else(|_| self.config.topic_defaults.clone())
+    }
+
+    fn partition_dir(&self, tp: &TopicPartition) -> PathBuf {
+        self.config.data_dir.join(format!("{}-{}", tp.topic, tp.partition))
+    }
+
+    fn log(&self, tp: &TopicPartition) -> Result<Log, PartitionError> {
+        if self.closing.get() {
+            return Err(PartitionError::ShuttingDown);
+        }
+        self.logs.borrow().get(tp).cloned().ok_or(PartitionError::UnknownTopicOrPartition)
+    }
+
+    /// Open (and recover) every partition this shard owns in `image` that is not open yet,
+    /// and remove the logs of partitions whose topic is gone.
+    pub async fn apply_metadata(&self, image: Arc<MetadataImage>) {
+        if !self.metadata.apply(image.clone()) {
+            return;
+        }
+        let gone: Vec<TopicPartition> = self
+            .logs
+            .borrow()
+            .keys()
+            .filter(|tp| image.topics.get(&tp.topic).is_none_or(|t| tp.partition >= t.partitions))
+            .cloned()
+            .collect();
+        for tp in gone {
+            let log = self.logs.borrow_mut().remove(&tp);
+            if let Some(log) = log {
+                if let Err(e) = log.remove().await {
+                    eprintln!("shard {}: removing {tp}: {e}", self.id.0);
+                }
+            }
+        }
+        for topic in image.topics.values() {
+            let configs = log_config(&self.topic_configs(topic));
+            for p in 0..topic.partitions {
+                if self.owner(&topic.name, p) != self.id {
+                    continue;
+                }
+                let tp = TopicPartition { topic: topic.name.clone(), partition: p };
+                let existing = self.logs.borrow().get(&tp).cloned();
+                match existing {
+                    Some(log) => log.set_config(configs.clone()),
+                    None => self.open_log(tp, configs.clone()).await,
+                }
+            }
+        }
+    }
+
+    async fn open_log(&self, tp: TopicPartition, config: LogConfig) {
+        let dir = self.partition_dir(&tp);
+        match PartitionLog::open(DmaDisk::new(), dir, config, self.cache.clone()).await {
+            Ok(log) => {
+                self.logs.borrow_mut().insert(tp, log);
+            }
+            Err(e) => eprintln!("shard {}: cannot open partition {tp}: {e}", self.id.0),
+        }
+    }
+
+    pub fn open_partition_count(&self) -> usize {
+        self.logs.borrow().len()
+    }
+
+    async fn produce(&self, acks: i16, parts: Vec<ProducePart>) -> Vec<Result<AppendOutcome, PartitionError>> {
+        let mut appended = Vec::with_capacity(parts.len());
+        for part in parts {
+            appended.push(self.append_one(part).await);
+        }
+        self.data_notify.notify();
+        let mut out = Vec::with_capacity(appended.len());
+        for (result, sync) in appended {
+            let outcome = match (result, sync) {
+                (Ok(outcome), Some((log, last))) if acks == -1 => match log.sync_through(last).await {
+                    Ok(()) => Ok(outcome),
+                    Err(e) => Err(storage_error(e)),
+                },
+                (r, _) => r,
+            };
+            out.push(outcome);
+        }
+        out
+    }
+
+    /// Append one partition's records. Returns the outcome and, when the topic's durability
+    /// is `always`, the log and offset an acks=-1 producer must wait for.
+    async fn append_one(&self, part: ProducePart) -> (Result<AppendOutcome, PartitionError>, Option<(Log, Offset)>) {
+        let log = match self.log(&part.tp) {
+            Ok(log) => log,
+            Err(e) => return (Err(e), None),
+        };
+        let Some(records) = part.records else {
+            return (Err(PartitionError::InvalidRecord("null records".into())), None);
+        };
+        match log.append(records, 0).await {
+            Ok(info) => {
+                let durability = self
+                    .metadata()
+                    .topics
+                    .get(&part.tp.topic)
+                    .map(|t| self.topic_configs(t).durability())
+                    .unwrap_or(Durability::Always);
+                let sync = (durability == Durability::Always).then(|| (log.clone(), info.last_offset));
+                let outcome = AppendOutcome {
+                    base_offset: info.base_offset,
+                    log_append_time_ms: info.log_append_time_ms,
+                    log_start_offset: info.log_start_offset,
+                };
+                (Ok(outcome), sync)
+            }
+            Err(e) => (Err(storage_error(e)), None),
+        }
+    }
+
+    async fn fetch(&self, parts: Vec<FetchPart>) -> Vec<Result<FetchedPartition, PartitionError>> {
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            out.push(self.fetch_one(part).await);
+        }
+        out
+    }
+
+    async fn fetch_one(&self, part: FetchPart) -> Result<FetchedPartition, PartitionError> {
+        let log = self.log(&part.tp)?;
+        let high_watermark = log.high_watermark();
+        let mut fetched = FetchedPartition {
+            high_watermark,
+            last_stable_offset: high_watermark,
+            log_start_offset: log.log_start_offset(),
+            batches: Vec::new(),
+        };
+        if part.fetch_offset == high_watermark {
+            return Ok(fetched);
+        }
+        let read = log.read(part.fetch_offset, part.partition_max_bytes).await.map_err(storage_error)?;
+        fetched.batches = read.batches;
+        Ok(fetched)
+    }
+
+    /// True when any partition has data past its offset (or cannot be read at all, so the
+    /// fetch should answer now with the error).
+    fn any_data(&self, parts: &[(TopicPartition, Offset)]) -> bool {
+        parts.iter().any(|(tp, offset)| match self.log(tp) {
+            Ok(log) => log.high_watermark() > *offset || *offset < log.log_start_offset(),
+            Err(_) => true,
+        })
+    }
+
+    async fn wait_for_data(&self, parts: Vec<(TopicPartition, Offset)>, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.any_data(&parts) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let _ = glommio::timer::timeout(left, async {
+                self.data_notify.changed().await;
+                Ok(())
+            })
+            .await;
+        }
+    }
+
+    async fn list_offsets(&self, queries: Vec<OffsetQuery>) -> Vec<Result<(Offset, i64), PartitionError>> {
+        let mut out = Vec::with_capacity(queries.len());
+        for q in queries {
+            out.push(self.list_offset(q).await);
+        }
+        out
+    }
+
+    async fn list_offset(&self, q: OffsetQuery) -> Result<(Offset, i64), PartitionError> {
+        let log = self.log(&q.tp)?;
+        match q.timestamp {
+            -2 => Ok((log.log_start_offset(), -1)),
+            -1 => Ok((log.high_watermark(), -1)),
+            -3 => Ok(log.max_timestamp().map(|(ts, off)| (off, ts)).unwrap_or((-1, -1))),
+            ts => match log.offset_for_timestamp(ts).await.map_err(storage_error)? {
+                Some((offset, found_ts)) => Ok((offset, found_ts)),
+                None => Ok((-1, -1)),
+            },
+        }
+    }
+
+    async fn delete_records(&self, parts: Vec<(TopicPartition, Offset)>) -> Vec<Result<Offset, PartitionError>> {
+        let mut out = Vec::with_capacity(parts.len());
+        for (tp, offset) in parts {
+            let result = match self.log(&tp) {
+                Ok(log) => {
+                    let target = if offset == -1 { log.high_watermark() } else { offset };
+                    if target > log.high_watermark() || target < 0 {
+                        Err(PartitionError::OffsetOutOfRange {
+                            requested: offset,
+                            log_start: log.log_start_offset(),
+                            log_end: log.high_watermark(),
+                        })
+                    } else {
+                        log.delete_records_before(target).await.map_err(storage_error)
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            out.push(result);
+        }
+        out
+    }
+
+    /// Metadata-shard admin: change the store, push the new image to every shard (waiting
+    /// for each to apply it), and return it.
+    async fn admin(&self, call: AdminCall) -> Result<AdminReply, AdminError> {
+        let Some(store) = &self.store else {
+            return Err(AdminError::Storage("not the metadata shard".into()));
+        };
+        let image = {
+            let mut store = store.borrow_mut();
+            let result = match call {
+                AdminCall::AllocateProducerId => {
+                    return store.allocate_producer_id().map(AdminReply::ProducerId).map_err(admin_error);
+                }
+                AdminCall::CreateTopic { name, partitions, configs, validate_only } => {
+                    let resolved = self
+                        .config
+                        .topic_defaults
+                        .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                        .map_err(|e| AdminError::InvalidConfig(e.to_string()))?;
+                    let _ = resolved;
+                    if validate_only {
+                        crate::cluster::validate_topic_name(&name).map_err(admin_error)?;
+                        if store.image().topics.contains_key(name.as_str()) {
+                            return Err(AdminError::TopicAlreadyExists(format!("topic '{name}' already exists")));
+                        }
+                        return Ok(AdminReply::Done(store.image()));
+                    }
+                    store.create_topic(&name, partitions, configs)
+                }
+                AdminCall::DeleteTopic { name } => store.delete_topic(&name).map(|(image, _)| image),
+                AdminCall::CreatePartitions { name, count, validate_only } => {
+                    if validate_only {
+                        let image = store.image();
+                        let t = image.topics.get(name.as_str()).ok_or_else(|| AdminError::UnknownTopic(name.clone()))?;
+                        if count <= t.partitions {
+                            return Err(AdminError::InvalidPartitions(format!(
+                                "topic '{name}' has {} partitions; the new count must be larger",
+                                t.partitions
+                            )));
+                        }
+                        return Ok(AdminReply::Done(image));
+                    }
+                    store.set_partition_count(&name, count)
+                }
+                AdminCall::SetTopicConfigs { name, configs, validate_only } => {
+                    self.config
+                        .topic_defaults
+                        .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                        .map_err(|e| AdminError::InvalidConfig(e.to_string()))?;
+                    if validate_only {
+                        return Ok(AdminReply::Done(store.image()));
+                    }
+                    store.set_topic_configs(&name, configs)
+                }
+            };
+            result.map_err(admin_error)?
+        };
+        self.broadcast(image.clone()).await;
+        Ok(AdminReply::Done(image))
+    }
+
+    async fn broadcast(&self, image: Arc<MetadataImage>) {
+        let calls = (0..self.router.shard_count()).map(|s| {
+            let image = image.clone();
+            async move {
+                let _ = self.router.call(ShardId(s), ShardCall::ApplyMetadata(image)).await;
+            }
+        });
+        join_all(calls).await;
+    }
+
+    /// Shutdown: refuse new calls, then flush, fdatasync and close every partition.
+    pub async fn close_all(&self) {
+        self.closing.set(true);
+        let logs: Vec<(TopicPartition, Log)> = self.logs.borrow_mut().drain().collect();
+        for (tp, log) in logs {
+            if let Err(e) = log.close().await {
+                eprintln!("shard {}: closing {tp}: {e}", self.id.0);
+            }
+        }
+    }
+
+    /// Periodic work: retention, and fdatasync for `interval:<ms>` durability. Runs until
+    /// shutdown; ticks every `tick`.
+    pub async fn housekeeping(self: Rc<Self>, tick: Duration) {
+        let mut last_sync: HashMap<TopicPartition, std::time::Instant> = HashMap::new();
+        let mut last_retention = std::time::Instant::now();
+        while !self.closing.get() {
+            glommio::timer::sleep(tick).await;
+            let logs: Vec<(TopicPartition, Log)> =
+                self.logs.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let image = self.metadata();
+            let run_retention = last_retention.elapsed() >= Duration::from_secs(1);
+            for (tp, log) in logs {
+                let durability = image.topics.get(&tp.topic).map(|t| self.topic_configs(t).durability());
+                let _ = log.flush().await;
+                if let Some(Durability::IntervalMs(ms)) = durability {
+                    let due = last_sync.get(&tp).is_none_or(|t| t.elapsed() >= Duration::from_millis(ms));
+                    if due {
+                        let _ = log.sync_through(log.log_end_offset() - 1).await;
+                        last_sync.insert(tp.clone(), std::time::Instant::now());
+                    }
+                }
+                if run_retention {
+                    if let Err(e) = log.enforce_retention(now_ms()).await {
+                        eprintln!("shard {}: retention on {tp}: {e}", self.id.0);
+                    }
+                }
+            }
+            if run_retention {
+                last_retention = std::time::Instant::now();
+            }
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Await all futures concurrently, keeping their order.
+pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let tasks: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut slots: Vec<Option<F::Output>> = tasks.iter().map(|_| None).collect();
+    let mut tasks: Vec<Option<Pin<Box<F>>>> = tasks.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (task, slot) in tasks.iter_mut().zip(slots.iter_mut()) {
+            if let Some(t) = task {
+                match t.as_mut().poll(cx) {
+                    Poll::Ready(v) => {
+                        *slot = Some(v);
+                        *task = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    slots.into_iter().map(|s| s.expect("every future completed")).collect()
+}
+
+impl ShardHandler for Shard {
+    fn handle(&self, call: ShardCall) -> Pin<Box<dyn Future<Output = ShardReply> + '_>> {
+        Box::pin(async move {
+            match call {
+                ShardCall::Produce { acks, parts } => ShardReply::Produce(self.produce(acks, parts).await),
+                ShardCall::Fetch { parts } => ShardReply::Fetch(self.fetch(parts).await),
+                ShardCall::WaitForData { parts, timeout } => {
+                    self.wait_for_data(parts, timeout).await;
+                    ShardReply::DataReady
+                }
+                ShardCall::ListOffsets { queries } => ShardReply::ListOffsets(self.list_offsets(queries).await),
+                ShardCall::DeleteRecords { parts } => ShardReply::DeleteRecords(self.delete_records(parts).await),
+                ShardCall::Admin(call) => ShardReply::Admin(self.admin(call).await),
+                ShardCall::ApplyMetadata(image) => {
+                    self.apply_metadata(image).await;
+                    ShardReply::Applied
+                }
+            }
+        })
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_types(_: BTreeMap<String, String>) {}
