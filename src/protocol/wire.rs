@@ -49,6 +49,14 @@ impl std::error::Error for DecodeError {}
 
 pub type DecodeResult<T> = Result<T, DecodeError>;
 
+/// Refuse a version outside `min..=max` of `api_key` before decoding a body.
+pub fn check_version(api_key: i16, api_version: i16, min: i16, max: i16) -> DecodeResult<()> {
+    if api_version < min || api_version > max {
+        return Err(DecodeError::Unsupported { api_key, api_version });
+    }
+    Ok(())
+}
+
 /// Cursor over one frame. Cheap to clone (the frame is reference counted).
 #[derive(Clone)]
 pub struct Reader {
@@ -239,6 +247,43 @@ impl Reader {
         }
         Ok(())
     }
+
+    /// A non-null array whose elements are decoded by `element`. Null is refused; the count
+    /// is checked against the remaining bytes first (see [`Reader::nullable_array_len`]).
+    pub fn array<T>(
+        &mut self,
+        flexible: bool,
+        min_element_bytes: usize,
+        field: &'static str,
+        element: impl FnMut(&mut Reader) -> DecodeResult<T>,
+    ) -> DecodeResult<Vec<T>> {
+        self.nullable_array(flexible, min_element_bytes, field, element)?
+            .ok_or(DecodeError::BadLength { field, len: -1 })
+    }
+    /// A nullable array whose elements are decoded by `element`; `None` is null.
+    pub fn nullable_array<T>(
+        &mut self,
+        flexible: bool,
+        min_element_bytes: usize,
+        field: &'static str,
+        mut element: impl FnMut(&mut Reader) -> DecodeResult<T>,
+    ) -> DecodeResult<Option<Vec<T>>> {
+        let Some(n) = self.nullable_array_len(flexible, min_element_bytes, field)? else {
+            return Ok(None);
+        };
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(element(self)?);
+        }
+        Ok(Some(items))
+    }
+    /// Skip the tagged-field section of a struct if the version is flexible.
+    pub fn tags_if(&mut self, flexible: bool) -> DecodeResult<()> {
+        if flexible {
+            self.skip_tagged_fields()?;
+        }
+        Ok(())
+    }
 }
 
 /// Builds a response as a list of parts: bytes encoded here plus shared slices appended by
@@ -337,12 +382,43 @@ impl Writer {
             None => self.len_prefix(None, flexible, true),
         }
     }
+    /// A bytes field made of shared chunks (record batches from the log or from the caller):
+    /// one length prefix for their total length (i32, or compact), then each chunk by
+    /// reference. Nothing is copied.
+    pub fn bytes_shared(&mut self, chunks: &[Bytes], flexible: bool) {
+        let total = chunks.iter().map(Bytes::len).sum();
+        self.len_prefix(Some(total), flexible, true);
+        for chunk in chunks {
+            self.put_shared(chunk.clone());
+        }
+    }
     /// Array length prefix (i32, or compact uvarint + 1).
     pub fn array_len(&mut self, n: usize, flexible: bool) {
         self.len_prefix(Some(n), flexible, true);
     }
     pub fn null_array(&mut self, flexible: bool) {
         self.len_prefix(None, flexible, true);
+    }
+    /// Array with each element written by `element` (i32 count, or compact).
+    pub fn array<T>(&mut self, items: &[T], flexible: bool, mut element: impl FnMut(&mut Writer, &T)) {
+        self.array_len(items.len(), flexible);
+        for item in items {
+            element(self, item);
+        }
+    }
+    /// Nullable array; `None` is written as null.
+    pub fn nullable_array<T>(&mut self, items: Option<&[T]>, flexible: bool, element: impl FnMut(&mut Writer, &T)) {
+        match items {
+            Some(items) => self.array(items, flexible, element),
+            None => self.null_array(flexible),
+        }
+    }
+    /// An empty tagged-field section if the version is flexible. ringmq never emits a tagged
+    /// field: every optional one it knows would hold its default value, which Kafka omits.
+    pub fn tags_if(&mut self, flexible: bool) {
+        if flexible {
+            self.empty_tagged_fields();
+        }
     }
     /// An empty tagged-field section (flexible versions only).
     pub fn empty_tagged_fields(&mut self) {
