@@ -633,13 +633,25 @@ mod tests {
     #[test]
     fn huge_topic_count_is_an_error() {
         let classic = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0]);
-        assert!(CreateTopicsRequest::decode(&mut Reader::new(classic), 2).is_err());
+        assert!(matches!(
+            CreateTopicsRequest::decode(&mut Reader::new(classic), 2),
+            Err(DecodeError::BadLength { .. })
+        ));
         let resp = Bytes::from_static(&[0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-        assert!(CreateTopicsResponse::decode(&mut Reader::new(resp), 2).is_err());
+        assert!(matches!(
+            CreateTopicsResponse::decode(&mut Reader::new(resp), 2),
+            Err(DecodeError::BadLength { .. })
+        ));
         let compact = Bytes::from_static(&[0x80, 0x80, 0x80, 0x80, 0x08, 0, 0, 0, 0]);
-        assert!(CreateTopicsRequest::decode(&mut Reader::new(compact), 5).is_err());
+        assert!(matches!(
+            CreateTopicsRequest::decode(&mut Reader::new(compact), 5),
+            Err(DecodeError::BadLength { .. })
+        ));
         let resp = Bytes::from_static(&[0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x08, 0]);
-        assert!(CreateTopicsResponse::decode(&mut Reader::new(resp), 5).is_err());
+        assert!(matches!(
+            CreateTopicsResponse::decode(&mut Reader::new(resp), 5),
+            Err(DecodeError::BadLength { .. })
+        ));
     }
 
     #[test]

@@ -402,12 +402,24 @@ mod tests {
     #[test]
     fn huge_topic_count_is_an_error() {
         let classic = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-        assert!(DeleteTopicsRequest::decode(&mut Reader::new(classic), 1).is_err());
+        assert!(matches!(
+            DeleteTopicsRequest::decode(&mut Reader::new(classic), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
         let compact = Bytes::from_static(&[0x80, 0x80, 0x80, 0x80, 0x08, 0, 0, 0, 0, 0]);
-        assert!(DeleteTopicsRequest::decode(&mut Reader::new(compact.clone()), 4).is_err());
-        assert!(DeleteTopicsRequest::decode(&mut Reader::new(compact), 6).is_err());
+        assert!(matches!(
+            DeleteTopicsRequest::decode(&mut Reader::new(compact.clone()), 4),
+            Err(DecodeError::BadLength { .. })
+        ));
+        assert!(matches!(
+            DeleteTopicsRequest::decode(&mut Reader::new(compact), 6),
+            Err(DecodeError::BadLength { .. })
+        ));
         let resp = Bytes::from_static(&[0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-        assert!(DeleteTopicsResponse::decode(&mut Reader::new(resp), 1).is_err());
+        assert!(matches!(
+            DeleteTopicsResponse::decode(&mut Reader::new(resp), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
     }
 
     #[test]

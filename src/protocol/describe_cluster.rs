@@ -354,10 +354,16 @@ mod tests {
             0x80, 0x80, 0x80, 0x80, 0x08,           // brokers: 2^31 - 1
             0, 0, 0, 0, 0,
         ]);
-        assert!(DescribeClusterResponse::decode(&mut Reader::new(resp), 1).is_err());
+        assert!(matches!(
+            DescribeClusterResponse::decode(&mut Reader::new(resp), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
         // A tagged-field section claiming 2^31 - 1 fields in a tiny request.
         let req = Bytes::from_static(&[0, 0x80, 0x80, 0x80, 0x80, 0x08]);
-        assert!(DescribeClusterRequest::decode(&mut Reader::new(req), 0).is_err());
+        assert!(matches!(
+            DescribeClusterRequest::decode(&mut Reader::new(req), 0),
+            Err(DecodeError::Truncated { .. })
+        ));
     }
 
     #[test]

@@ -538,11 +538,20 @@ mod tests {
     #[test]
     fn huge_resource_count_is_an_error() {
         let classic = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0, 0]);
-        assert!(DescribeConfigsRequest::decode(&mut Reader::new(classic), 1).is_err());
+        assert!(matches!(
+            DescribeConfigsRequest::decode(&mut Reader::new(classic), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
         let compact = Bytes::from_static(&[0x80, 0x80, 0x80, 0x80, 0x08, 0, 0, 0]);
-        assert!(DescribeConfigsRequest::decode(&mut Reader::new(compact), 4).is_err());
+        assert!(matches!(
+            DescribeConfigsRequest::decode(&mut Reader::new(compact), 4),
+            Err(DecodeError::BadLength { .. })
+        ));
         let resp = Bytes::from_static(&[0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-        assert!(DescribeConfigsResponse::decode(&mut Reader::new(resp), 1).is_err());
+        assert!(matches!(
+            DescribeConfigsResponse::decode(&mut Reader::new(resp), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
     }
 
     #[test]

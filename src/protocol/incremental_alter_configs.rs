@@ -366,11 +366,20 @@ mod tests {
     #[test]
     fn huge_resource_count_is_an_error() {
         let classic = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0]);
-        assert!(IncrementalAlterConfigsRequest::decode(&mut Reader::new(classic), 0).is_err());
+        assert!(matches!(
+            IncrementalAlterConfigsRequest::decode(&mut Reader::new(classic), 0),
+            Err(DecodeError::BadLength { .. })
+        ));
         let compact = Bytes::from_static(&[0x80, 0x80, 0x80, 0x80, 0x08, 0, 0]);
-        assert!(IncrementalAlterConfigsRequest::decode(&mut Reader::new(compact), 1).is_err());
+        assert!(matches!(
+            IncrementalAlterConfigsRequest::decode(&mut Reader::new(compact), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
         let resp = Bytes::from_static(&[0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x08, 0]);
-        assert!(IncrementalAlterConfigsResponse::decode(&mut Reader::new(resp), 1).is_err());
+        assert!(matches!(
+            IncrementalAlterConfigsResponse::decode(&mut Reader::new(resp), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
     }
 
     #[test]
