@@ -1,4 +1,15 @@
-//! AlterConfigs: TODO, being written.
+//! AlterConfigs (key 33), versions 0–2, flexible from 2. Schema: Kafka 4.1
+//! `AlterConfigsRequest.json` / `AlterConfigsResponse.json`.
+//!
+//! AlterConfigs *replaces* the whole dynamic config set of each resource: a config left out
+//! of the request is reset to its default. That is why Java clients describe every config
+//! first and send the full set back (and why IncrementalAlterConfigs exists).
+//!
+//! Version quirks: the layout is the same at every version; v1 only changes throttling
+//! behaviour and v2 is the first flexible version. `value` is nullable.
+
+use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::ErrorCode;
 
 /// Kafka API key of AlterConfigs.
 pub const API_KEY: i16 = 33;
@@ -8,3 +19,447 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 2;
 /// First flexible (KIP-482) version.
 pub const FLEXIBLE_FROM: i16 = 2;
+
+fn check_version(version: i16) -> DecodeResult<bool> {
+    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
+        return Err(DecodeError::Unsupported {
+            api_key: API_KEY,
+            api_version: version,
+        });
+    }
+    Ok(version >= FLEXIBLE_FROM)
+}
+
+/// AlterConfigs request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterConfigsRequest {
+    pub resources: Vec<AlterConfigsResource>,
+    /// Validate only; change nothing.
+    pub validate_only: bool,
+}
+
+/// The new config set of one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterConfigsResource {
+    /// 2 = topic, 4 = broker, 8 = broker logger.
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub configs: Vec<AlterableConfig>,
+}
+
+/// One config to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterableConfig {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// AlterConfigs response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterConfigsResponse {
+    pub throttle_time_ms: i32,
+    pub responses: Vec<AlterConfigsResourceResponse>,
+}
+
+/// The outcome for one resource (shared with IncrementalAlterConfigs, whose response has
+/// the same layout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterConfigsResourceResponse {
+    pub error_code: ErrorCode,
+    pub error_message: Option<String>,
+    pub resource_type: i8,
+    pub resource_name: String,
+}
+
+impl AlterConfigsResourceResponse {
+    /// Decode one element (`flexible` reads compact strings and the tagged fields).
+    pub(crate) fn decode(r: &mut Reader, flexible: bool) -> DecodeResult<Self> {
+        let error_code = ErrorCode(r.i16("responses.error_code")?);
+        let error_message = r.nullable_string(flexible, "responses.error_message")?;
+        let resource_type = r.i8("responses.resource_type")?;
+        let resource_name = r.string(flexible, "responses.resource_name")?;
+        if flexible {
+            r.skip_tagged_fields()?;
+        }
+        Ok(AlterConfigsResourceResponse {
+            error_code,
+            error_message,
+            resource_type,
+            resource_name,
+        })
+    }
+
+    pub(crate) fn encode(&self, w: &mut Writer, flexible: bool) {
+        w.i16(self.error_code.0);
+        w.nullable_string(self.error_message.as_deref(), flexible);
+        w.i8(self.resource_type);
+        w.string(&self.resource_name, flexible);
+        if flexible {
+            w.empty_tagged_fields();
+        }
+    }
+
+    /// Smallest encoding of one element, for checking array counts.
+    pub(crate) fn min_bytes(flexible: bool) -> usize {
+        if flexible {
+            6
+        } else {
+            7
+        }
+    }
+}
+
+impl AlterConfigsRequest {
+    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
+        let flexible = check_version(version)?;
+        let n = r.array_len(flexible, 3, "resources")?;
+        let mut resources = Vec::with_capacity(n);
+        for _ in 0..n {
+            let resource_type = r.i8("resources.resource_type")?;
+            let resource_name = r.string(flexible, "resources.resource_name")?;
+            let m = r.array_len(flexible, 2, "resources.configs")?;
+            let mut configs = Vec::with_capacity(m);
+            for _ in 0..m {
+                let name = r.string(flexible, "configs.name")?;
+                let value = r.nullable_string(flexible, "configs.value")?;
+                if flexible {
+                    r.skip_tagged_fields()?;
+                }
+                configs.push(AlterableConfig { name, value });
+            }
+            if flexible {
+                r.skip_tagged_fields()?;
+            }
+            resources.push(AlterConfigsResource {
+                resource_type,
+                resource_name,
+                configs,
+            });
+        }
+        let validate_only = r.bool("validate_only")?;
+        if flexible {
+            r.skip_tagged_fields()?;
+        }
+        Ok(AlterConfigsRequest {
+            resources,
+            validate_only,
+        })
+    }
+
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        let flexible = version >= FLEXIBLE_FROM;
+        w.array_len(self.resources.len(), flexible);
+        for res in &self.resources {
+            w.i8(res.resource_type);
+            w.string(&res.resource_name, flexible);
+            w.array_len(res.configs.len(), flexible);
+            for c in &res.configs {
+                w.string(&c.name, flexible);
+                w.nullable_string(c.value.as_deref(), flexible);
+                if flexible {
+                    w.empty_tagged_fields();
+                }
+            }
+            if flexible {
+                w.empty_tagged_fields();
+            }
+        }
+        w.bool(self.validate_only);
+        if flexible {
+            w.empty_tagged_fields();
+        }
+    }
+}
+
+impl AlterConfigsResponse {
+    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
+        let flexible = check_version(version)?;
+        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        let min_bytes = AlterConfigsResourceResponse::min_bytes(flexible);
+        let n = r.array_len(flexible, min_bytes, "responses")?;
+        let mut responses = Vec::with_capacity(n);
+        for _ in 0..n {
+            responses.push(AlterConfigsResourceResponse::decode(r, flexible)?);
+        }
+        if flexible {
+            r.skip_tagged_fields()?;
+        }
+        Ok(AlterConfigsResponse {
+            throttle_time_ms,
+            responses,
+        })
+    }
+
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        let flexible = version >= FLEXIBLE_FROM;
+        w.i32(self.throttle_time_ms);
+        w.array_len(self.responses.len(), flexible);
+        for res in &self.responses {
+            res.encode(w, flexible);
+        }
+        if flexible {
+            w.empty_tagged_fields();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn sample_request() -> AlterConfigsRequest {
+        AlterConfigsRequest {
+            resources: vec![
+                AlterConfigsResource {
+                    resource_type: 2,
+                    resource_name: "orders".into(),
+                    configs: vec![
+                        AlterableConfig {
+                            name: "retention.ms".into(),
+                            value: Some("1000".into()),
+                        },
+                        AlterableConfig {
+                            name: String::new(),
+                            value: None,
+                        },
+                    ],
+                },
+                AlterConfigsResource {
+                    resource_type: 4,
+                    resource_name: String::new(),
+                    configs: vec![],
+                },
+            ],
+            validate_only: true,
+        }
+    }
+
+    fn sample_response() -> AlterConfigsResponse {
+        AlterConfigsResponse {
+            throttle_time_ms: 9,
+            responses: vec![
+                AlterConfigsResourceResponse {
+                    error_code: ErrorCode::NONE,
+                    error_message: None,
+                    resource_type: 2,
+                    resource_name: "orders".into(),
+                },
+                AlterConfigsResourceResponse {
+                    error_code: ErrorCode::INVALID_CONFIG,
+                    error_message: Some("bad value".into()),
+                    resource_type: 4,
+                    resource_name: String::new(),
+                },
+            ],
+        }
+    }
+
+    fn encode_request(req: &AlterConfigsRequest, version: i16) -> Bytes {
+        let mut w = Writer::new();
+        req.encode(&mut w, version);
+        w.finish_contiguous()
+    }
+
+    fn encode_response(resp: &AlterConfigsResponse, version: i16) -> Bytes {
+        let mut w = Writer::new();
+        resp.encode(&mut w, version);
+        w.finish_contiguous()
+    }
+
+    #[test]
+    fn request_round_trips_at_every_version() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = sample_request();
+            let mut r = Reader::new(encode_request(&req, version));
+            assert_eq!(
+                AlterConfigsRequest::decode(&mut r, version).unwrap(),
+                req,
+                "v{version}"
+            );
+            assert_eq!(r.remaining(), 0, "v{version}");
+        }
+    }
+
+    #[test]
+    fn response_round_trips_at_every_version() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let resp = sample_response();
+            let mut r = Reader::new(encode_response(&resp, version));
+            assert_eq!(
+                AlterConfigsResponse::decode(&mut r, version).unwrap(),
+                resp,
+                "v{version}"
+            );
+            assert_eq!(r.remaining(), 0, "v{version}");
+        }
+    }
+
+    #[test]
+    fn request_v2_known_bytes() {
+        let req = AlterConfigsRequest {
+            resources: vec![AlterConfigsResource {
+                resource_type: 2,
+                resource_name: "t".into(),
+                configs: vec![AlterableConfig {
+                    name: "a".into(),
+                    value: Some("1".into()),
+                }],
+            }],
+            validate_only: false,
+        };
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            2,          // resources: compact 1
+            2,          // resource_type
+            2, b't',    // resource_name
+            2,          // configs: compact 1
+            2, b'a',    // name
+            2, b'1',    // value
+            0,          // config tagged fields
+            0,          // resource tagged fields
+            0,          // validate_only
+            0,          // tagged fields
+        ];
+        assert_eq!(&encode_request(&req, 2)[..], expected);
+        let mut r = Reader::new(Bytes::from_static(expected));
+        assert_eq!(AlterConfigsRequest::decode(&mut r, 2).unwrap(), req);
+    }
+
+    #[test]
+    fn response_v0_known_bytes() {
+        let resp = AlterConfigsResponse {
+            throttle_time_ms: 1,
+            responses: vec![AlterConfigsResourceResponse {
+                error_code: ErrorCode::INVALID_CONFIG,
+                error_message: None,
+                resource_type: 2,
+                resource_name: "t".into(),
+            }],
+        };
+        let expected: &[u8] = &[0, 0, 0, 1, 0, 0, 0, 1, 0, 40, 0xff, 0xff, 2, 0, 1, b't'];
+        assert_eq!(&encode_response(&resp, 0)[..], expected);
+        let mut r = Reader::new(Bytes::from_static(expected));
+        assert_eq!(AlterConfigsResponse::decode(&mut r, 0).unwrap(), resp);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = encode_request(&sample_request(), version);
+            for len in 0..req.len() {
+                let mut r = Reader::new(req.slice(..len));
+                assert!(
+                    AlterConfigsRequest::decode(&mut r, version).is_err(),
+                    "v{version} len {len}"
+                );
+            }
+            let resp = encode_response(&sample_response(), version);
+            for len in 0..resp.len() {
+                let mut r = Reader::new(resp.slice(..len));
+                assert!(
+                    AlterConfigsResponse::decode(&mut r, version).is_err(),
+                    "v{version} len {len}"
+                );
+            }
+        }
+    }
+
+    /// Decode with the kafka-protocol crate (generated independently from the same Kafka
+    /// 4.1 schemas) and encode again: it must consume all of our bytes and give them back.
+    fn oracle_reencode<T>(bytes: &Bytes, version: i16) -> Bytes
+    where
+        T: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::Encodable,
+    {
+        let mut buf = bytes.clone();
+        let message = T::decode(&mut buf, version).expect("oracle decodes our bytes");
+        assert!(
+            buf.is_empty(),
+            "oracle left {} bytes at v{version}",
+            buf.len()
+        );
+        let mut out = bytes::BytesMut::new();
+        message.encode(&mut out, version).expect("oracle encodes");
+        out.freeze()
+    }
+
+    #[test]
+    fn kafka_protocol_crate_agrees_at_every_version() {
+        use kafka_protocol::messages as oracle;
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = encode_request(&sample_request(), version);
+            let again = oracle_reencode::<oracle::AlterConfigsRequest>(&req, version);
+            assert_eq!(again, req, "request v{version}");
+            let resp = encode_response(&sample_response(), version);
+            let again = oracle_reencode::<oracle::AlterConfigsResponse>(&resp, version);
+            assert_eq!(again, resp, "response v{version}");
+        }
+    }
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn decode_all(bytes: &Bytes) {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let _ = AlterConfigsRequest::decode(&mut Reader::new(bytes.clone()), version);
+            let _ = AlterConfigsResponse::decode(&mut Reader::new(bytes.clone()), version);
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_bytes_never_panic() {
+        let mut seed = 0x1234_5678_9abc_def1_u64;
+        for _ in 0..4000 {
+            let len = (xorshift(&mut seed) % 96) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
+            decode_all(&Bytes::from(bytes));
+        }
+        let valid = [
+            encode_request(&sample_request(), 0),
+            encode_request(&sample_request(), 2),
+        ];
+        for i in 0..4000 {
+            let mut bytes = valid[i % 2].to_vec();
+            for _ in 0..1 + xorshift(&mut seed) % 4 {
+                let at = (xorshift(&mut seed) % bytes.len() as u64) as usize;
+                bytes[at] = xorshift(&mut seed) as u8;
+            }
+            decode_all(&Bytes::from(bytes));
+        }
+    }
+
+    #[test]
+    fn huge_resource_count_is_an_error() {
+        let classic = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0]);
+        assert!(matches!(
+            AlterConfigsRequest::decode(&mut Reader::new(classic), 0),
+            Err(DecodeError::BadLength { .. })
+        ));
+        let compact = Bytes::from_static(&[0x80, 0x80, 0x80, 0x80, 0x08, 0, 0]);
+        assert!(matches!(
+            AlterConfigsRequest::decode(&mut Reader::new(compact), 2),
+            Err(DecodeError::BadLength { .. })
+        ));
+        let resp = Bytes::from_static(&[0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        assert!(matches!(
+            AlterConfigsResponse::decode(&mut Reader::new(resp), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
+    }
+
+    #[test]
+    fn unsupported_version_is_an_error() {
+        let bytes = encode_request(&sample_request(), 0);
+        for version in [-1, 3] {
+            let err = AlterConfigsRequest::decode(&mut Reader::new(bytes.clone()), version);
+            assert!(matches!(
+                err,
+                Err(DecodeError::Unsupported { api_key: 33, .. })
+            ));
+        }
+    }
+}

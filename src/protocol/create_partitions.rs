@@ -1,4 +1,13 @@
-//! CreatePartitions: TODO, being written.
+//! CreatePartitions (key 37), versions 0–3, flexible from 2. Schema: Kafka 4.1
+//! `CreatePartitionsRequest.json` / `CreatePartitionsResponse.json`.
+//!
+//! Version quirks: the layout is the same at every version; v1 only changes throttling
+//! behaviour, v2 is the first flexible version and v3 may answer THROTTLING_QUOTA_EXCEEDED.
+//! `assignments` is a nullable array: null means "let the broker place the new
+//! partitions", which is different from an empty array.
+
+use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::ErrorCode;
 
 /// Kafka API key of CreatePartitions.
 pub const API_KEY: i16 = 37;
@@ -8,3 +17,425 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 3;
 /// First flexible (KIP-482) version.
 pub const FLEXIBLE_FROM: i16 = 2;
+
+fn check_version(version: i16) -> DecodeResult<bool> {
+    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
+        return Err(DecodeError::Unsupported {
+            api_key: API_KEY,
+            api_version: version,
+        });
+    }
+    Ok(version >= FLEXIBLE_FROM)
+}
+
+/// CreatePartitions request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePartitionsRequest {
+    pub topics: Vec<CreatePartitionsTopic>,
+    pub timeout_ms: i32,
+    pub validate_only: bool,
+}
+
+/// One topic to grow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePartitionsTopic {
+    pub name: String,
+    /// The new total partition count.
+    pub count: i32,
+    /// Placement of each new partition, or null for automatic placement.
+    pub assignments: Option<Vec<CreatePartitionsAssignment>>,
+}
+
+/// Replica placement of one new partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePartitionsAssignment {
+    pub broker_ids: Vec<i32>,
+}
+
+/// CreatePartitions response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePartitionsResponse {
+    pub throttle_time_ms: i32,
+    pub results: Vec<CreatePartitionsTopicResult>,
+}
+
+/// The result for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePartitionsTopicResult {
+    pub name: String,
+    pub error_code: ErrorCode,
+    pub error_message: Option<String>,
+}
+
+fn end_struct(r: &mut Reader, flexible: bool) -> DecodeResult<()> {
+    if flexible {
+        r.skip_tagged_fields()?;
+    }
+    Ok(())
+}
+
+fn end_struct_w(w: &mut Writer, flexible: bool) {
+    if flexible {
+        w.empty_tagged_fields();
+    }
+}
+
+impl CreatePartitionsRequest {
+    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
+        let flexible = check_version(version)?;
+        let n = r.array_len(flexible, 7, "topics")?;
+        let mut topics = Vec::with_capacity(n);
+        for _ in 0..n {
+            topics.push(CreatePartitionsTopic::decode(r, flexible)?);
+        }
+        let timeout_ms = r.i32("timeout_ms")?;
+        let validate_only = r.bool("validate_only")?;
+        end_struct(r, flexible)?;
+        Ok(CreatePartitionsRequest {
+            topics,
+            timeout_ms,
+            validate_only,
+        })
+    }
+
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        let flexible = version >= FLEXIBLE_FROM;
+        w.array_len(self.topics.len(), flexible);
+        for t in &self.topics {
+            t.encode(w, flexible);
+        }
+        w.i32(self.timeout_ms);
+        w.bool(self.validate_only);
+        end_struct_w(w, flexible);
+    }
+}
+
+impl CreatePartitionsTopic {
+    fn decode(r: &mut Reader, flexible: bool) -> DecodeResult<Self> {
+        let name = r.string(flexible, "topics.name")?;
+        let count = r.i32("topics.count")?;
+        let assignments = match r.nullable_array_len(flexible, 1, "topics.assignments")? {
+            None => None,
+            Some(n) => {
+                let mut assignments = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let m = r.array_len(flexible, 4, "assignments.broker_ids")?;
+                    let mut broker_ids = Vec::with_capacity(m);
+                    for _ in 0..m {
+                        broker_ids.push(r.i32("assignments.broker_ids")?);
+                    }
+                    end_struct(r, flexible)?;
+                    assignments.push(CreatePartitionsAssignment { broker_ids });
+                }
+                Some(assignments)
+            }
+        };
+        end_struct(r, flexible)?;
+        Ok(CreatePartitionsTopic {
+            name,
+            count,
+            assignments,
+        })
+    }
+
+    fn encode(&self, w: &mut Writer, flexible: bool) {
+        w.string(&self.name, flexible);
+        w.i32(self.count);
+        match &self.assignments {
+            None => w.null_array(flexible),
+            Some(assignments) => {
+                w.array_len(assignments.len(), flexible);
+                for a in assignments {
+                    w.array_len(a.broker_ids.len(), flexible);
+                    for id in &a.broker_ids {
+                        w.i32(*id);
+                    }
+                    end_struct_w(w, flexible);
+                }
+            }
+        }
+        end_struct_w(w, flexible);
+    }
+}
+
+impl CreatePartitionsResponse {
+    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
+        let flexible = check_version(version)?;
+        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        let n = r.array_len(flexible, 4, "results")?;
+        let mut results = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.string(flexible, "results.name")?;
+            let error_code = ErrorCode(r.i16("results.error_code")?);
+            let error_message = r.nullable_string(flexible, "results.error_message")?;
+            end_struct(r, flexible)?;
+            results.push(CreatePartitionsTopicResult {
+                name,
+                error_code,
+                error_message,
+            });
+        }
+        end_struct(r, flexible)?;
+        Ok(CreatePartitionsResponse {
+            throttle_time_ms,
+            results,
+        })
+    }
+
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        let flexible = version >= FLEXIBLE_FROM;
+        w.i32(self.throttle_time_ms);
+        w.array_len(self.results.len(), flexible);
+        for t in &self.results {
+            w.string(&t.name, flexible);
+            w.i16(t.error_code.0);
+            w.nullable_string(t.error_message.as_deref(), flexible);
+            end_struct_w(w, flexible);
+        }
+        end_struct_w(w, flexible);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn sample_request() -> CreatePartitionsRequest {
+        CreatePartitionsRequest {
+            topics: vec![
+                CreatePartitionsTopic {
+                    name: "orders".into(),
+                    count: 6,
+                    assignments: Some(vec![
+                        CreatePartitionsAssignment {
+                            broker_ids: vec![1, 2, 3],
+                        },
+                        CreatePartitionsAssignment { broker_ids: vec![] },
+                    ]),
+                },
+                CreatePartitionsTopic {
+                    name: String::new(),
+                    count: 2,
+                    assignments: None,
+                },
+                CreatePartitionsTopic {
+                    name: "e".into(),
+                    count: 2,
+                    assignments: Some(vec![]),
+                },
+            ],
+            timeout_ms: 30_000,
+            validate_only: true,
+        }
+    }
+
+    fn sample_response() -> CreatePartitionsResponse {
+        CreatePartitionsResponse {
+            throttle_time_ms: 3,
+            results: vec![
+                CreatePartitionsTopicResult {
+                    name: "orders".into(),
+                    error_code: ErrorCode::NONE,
+                    error_message: None,
+                },
+                CreatePartitionsTopicResult {
+                    name: String::new(),
+                    error_code: ErrorCode::INVALID_PARTITIONS,
+                    error_message: Some("cannot shrink".into()),
+                },
+            ],
+        }
+    }
+
+    fn encode_request(req: &CreatePartitionsRequest, version: i16) -> Bytes {
+        let mut w = Writer::new();
+        req.encode(&mut w, version);
+        w.finish_contiguous()
+    }
+
+    fn encode_response(resp: &CreatePartitionsResponse, version: i16) -> Bytes {
+        let mut w = Writer::new();
+        resp.encode(&mut w, version);
+        w.finish_contiguous()
+    }
+
+    #[test]
+    fn request_round_trips_at_every_version() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = sample_request();
+            let mut r = Reader::new(encode_request(&req, version));
+            let decoded = CreatePartitionsRequest::decode(&mut r, version).unwrap();
+            assert_eq!(decoded, req, "v{version}");
+            assert_eq!(r.remaining(), 0, "v{version}");
+        }
+    }
+
+    #[test]
+    fn response_round_trips_at_every_version() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let resp = sample_response();
+            let mut r = Reader::new(encode_response(&resp, version));
+            let decoded = CreatePartitionsResponse::decode(&mut r, version).unwrap();
+            assert_eq!(decoded, resp, "v{version}");
+            assert_eq!(r.remaining(), 0, "v{version}");
+        }
+    }
+
+    #[test]
+    fn request_v0_and_v2_known_bytes() {
+        let req = CreatePartitionsRequest {
+            topics: vec![CreatePartitionsTopic {
+                name: "t".into(),
+                count: 4,
+                assignments: None,
+            }],
+            timeout_ms: 1000,
+            validate_only: false,
+        };
+        #[rustfmt::skip]
+        let v0: &[u8] = &[
+            0, 0, 0, 1,             // topics: 1
+            0, 1, b't',             // name
+            0, 0, 0, 4,             // count
+            0xff, 0xff, 0xff, 0xff, // assignments: null
+            0, 0, 0x03, 0xe8,       // timeout_ms
+            0,                      // validate_only
+        ];
+        #[rustfmt::skip]
+        let v2: &[u8] = &[
+            2,                      // topics: compact 1
+            2, b't',                // name
+            0, 0, 0, 4,             // count
+            0,                      // assignments: null
+            0,                      // topic tagged fields
+            0, 0, 0x03, 0xe8,       // timeout_ms
+            0,                      // validate_only
+            0,                      // tagged fields
+        ];
+        for (version, expected) in [(0, v0), (2, v2)] {
+            assert_eq!(&encode_request(&req, version)[..], expected);
+            let mut r = Reader::new(Bytes::from_static(expected));
+            assert_eq!(
+                CreatePartitionsRequest::decode(&mut r, version).unwrap(),
+                req
+            );
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = encode_request(&sample_request(), version);
+            for len in 0..req.len() {
+                let mut r = Reader::new(req.slice(..len));
+                let result = CreatePartitionsRequest::decode(&mut r, version);
+                assert!(result.is_err(), "v{version} len {len}");
+            }
+            let resp = encode_response(&sample_response(), version);
+            for len in 0..resp.len() {
+                let mut r = Reader::new(resp.slice(..len));
+                let result = CreatePartitionsResponse::decode(&mut r, version);
+                assert!(result.is_err(), "v{version} len {len}");
+            }
+        }
+    }
+
+    /// Decode with the kafka-protocol crate (generated independently from the same Kafka
+    /// 4.1 schemas) and encode again: it must consume all of our bytes and give them back.
+    fn oracle_reencode<T>(bytes: &Bytes, version: i16) -> Bytes
+    where
+        T: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::Encodable,
+    {
+        let mut buf = bytes.clone();
+        let message = T::decode(&mut buf, version).expect("oracle decodes our bytes");
+        assert!(
+            buf.is_empty(),
+            "oracle left {} bytes at v{version}",
+            buf.len()
+        );
+        let mut out = bytes::BytesMut::new();
+        message.encode(&mut out, version).expect("oracle encodes");
+        out.freeze()
+    }
+
+    #[test]
+    fn kafka_protocol_crate_agrees_at_every_version() {
+        use kafka_protocol::messages as oracle;
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = encode_request(&sample_request(), version);
+            let again = oracle_reencode::<oracle::CreatePartitionsRequest>(&req, version);
+            assert_eq!(again, req, "request v{version}");
+            let resp = encode_response(&sample_response(), version);
+            let again = oracle_reencode::<oracle::CreatePartitionsResponse>(&resp, version);
+            assert_eq!(again, resp, "response v{version}");
+        }
+    }
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn decode_all(bytes: &Bytes) {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let _ = CreatePartitionsRequest::decode(&mut Reader::new(bytes.clone()), version);
+            let _ = CreatePartitionsResponse::decode(&mut Reader::new(bytes.clone()), version);
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_bytes_never_panic() {
+        let mut seed = 0x853c_49e6_748f_ea9b_u64;
+        for _ in 0..4000 {
+            let len = (xorshift(&mut seed) % 96) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
+            decode_all(&Bytes::from(bytes));
+        }
+        let valid = [
+            encode_request(&sample_request(), 0),
+            encode_request(&sample_request(), 3),
+        ];
+        for i in 0..4000 {
+            let mut bytes = valid[i % 2].to_vec();
+            for _ in 0..1 + xorshift(&mut seed) % 4 {
+                let at = (xorshift(&mut seed) % bytes.len() as u64) as usize;
+                bytes[at] = xorshift(&mut seed) as u8;
+            }
+            decode_all(&Bytes::from(bytes));
+        }
+    }
+
+    #[test]
+    fn huge_topic_count_is_an_error() {
+        let classic = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0]);
+        assert!(matches!(
+            CreatePartitionsRequest::decode(&mut Reader::new(classic), 0),
+            Err(DecodeError::BadLength { .. })
+        ));
+        let compact = Bytes::from_static(&[0x80, 0x80, 0x80, 0x80, 0x08, 0, 0, 0, 0, 0, 0]);
+        assert!(matches!(
+            CreatePartitionsRequest::decode(&mut Reader::new(compact), 2),
+            Err(DecodeError::BadLength { .. })
+        ));
+        let resp = Bytes::from_static(&[0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        assert!(matches!(
+            CreatePartitionsResponse::decode(&mut Reader::new(resp), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
+    }
+
+    #[test]
+    fn unsupported_version_is_an_error() {
+        let bytes = encode_request(&sample_request(), 0);
+        for version in [-1, 4] {
+            let err = CreatePartitionsRequest::decode(&mut Reader::new(bytes.clone()), version);
+            assert!(matches!(
+                err,
+                Err(DecodeError::Unsupported { api_key: 37, .. })
+            ));
+        }
+    }
+}

@@ -1,4 +1,12 @@
-//! DeleteRecords: TODO, being written.
+//! DeleteRecords (key 21), versions 0–2, flexible from 2. Schema: Kafka 4.1
+//! `DeleteRecordsRequest.json` / `DeleteRecordsResponse.json`.
+//!
+//! Moves each partition's log start offset up to `offset` (-1 means "to the high
+//! watermark"); the response reports the new `low_watermark`. The layout is the same at
+//! every version: v1 only changes throttling behaviour and v2 is the first flexible version.
+
+use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::ErrorCode;
 
 /// Kafka API key of DeleteRecords.
 pub const API_KEY: i16 = 21;
@@ -8,3 +16,440 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 2;
 /// First flexible (KIP-482) version.
 pub const FLEXIBLE_FROM: i16 = 2;
+
+fn check_version(version: i16) -> DecodeResult<bool> {
+    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
+        return Err(DecodeError::Unsupported {
+            api_key: API_KEY,
+            api_version: version,
+        });
+    }
+    Ok(version >= FLEXIBLE_FROM)
+}
+
+/// DeleteRecords request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsRequest {
+    pub topics: Vec<DeleteRecordsTopic>,
+    pub timeout_ms: i32,
+}
+
+/// The partitions of one topic to trim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsTopic {
+    pub name: String,
+    pub partitions: Vec<DeleteRecordsPartition>,
+}
+
+/// Trim one partition below `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsPartition {
+    pub partition_index: i32,
+    /// Delete records before this offset; -1 for the high watermark.
+    pub offset: i64,
+}
+
+/// DeleteRecords response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsResponse {
+    pub throttle_time_ms: i32,
+    pub topics: Vec<DeleteRecordsTopicResult>,
+}
+
+/// The results for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsTopicResult {
+    pub name: String,
+    pub partitions: Vec<DeleteRecordsPartitionResult>,
+}
+
+/// The result for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecordsPartitionResult {
+    pub partition_index: i32,
+    /// The partition's log start offset after the deletion.
+    pub low_watermark: i64,
+    pub error_code: ErrorCode,
+}
+
+fn end_struct(r: &mut Reader, flexible: bool) -> DecodeResult<()> {
+    if flexible {
+        r.skip_tagged_fields()?;
+    }
+    Ok(())
+}
+
+fn end_struct_w(w: &mut Writer, flexible: bool) {
+    if flexible {
+        w.empty_tagged_fields();
+    }
+}
+
+impl DeleteRecordsRequest {
+    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
+        let flexible = check_version(version)?;
+        let n = r.array_len(flexible, 2, "topics")?;
+        let mut topics = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.string(flexible, "topics.name")?;
+            let m = r.array_len(flexible, 12, "topics.partitions")?;
+            let mut partitions = Vec::with_capacity(m);
+            for _ in 0..m {
+                let partition_index = r.i32("partitions.partition_index")?;
+                let offset = r.i64("partitions.offset")?;
+                end_struct(r, flexible)?;
+                partitions.push(DeleteRecordsPartition {
+                    partition_index,
+                    offset,
+                });
+            }
+            end_struct(r, flexible)?;
+            topics.push(DeleteRecordsTopic { name, partitions });
+        }
+        let timeout_ms = r.i32("timeout_ms")?;
+        end_struct(r, flexible)?;
+        Ok(DeleteRecordsRequest { topics, timeout_ms })
+    }
+
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        let flexible = version >= FLEXIBLE_FROM;
+        w.array_len(self.topics.len(), flexible);
+        for t in &self.topics {
+            w.string(&t.name, flexible);
+            w.array_len(t.partitions.len(), flexible);
+            for p in &t.partitions {
+                w.i32(p.partition_index);
+                w.i64(p.offset);
+                end_struct_w(w, flexible);
+            }
+            end_struct_w(w, flexible);
+        }
+        w.i32(self.timeout_ms);
+        end_struct_w(w, flexible);
+    }
+}
+
+impl DeleteRecordsResponse {
+    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
+        let flexible = check_version(version)?;
+        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        let n = r.array_len(flexible, 2, "topics")?;
+        let mut topics = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.string(flexible, "topics.name")?;
+            let m = r.array_len(flexible, 14, "topics.partitions")?;
+            let mut partitions = Vec::with_capacity(m);
+            for _ in 0..m {
+                let partition_index = r.i32("partitions.partition_index")?;
+                let low_watermark = r.i64("partitions.low_watermark")?;
+                let error_code = ErrorCode(r.i16("partitions.error_code")?);
+                end_struct(r, flexible)?;
+                partitions.push(DeleteRecordsPartitionResult {
+                    partition_index,
+                    low_watermark,
+                    error_code,
+                });
+            }
+            end_struct(r, flexible)?;
+            topics.push(DeleteRecordsTopicResult { name, partitions });
+        }
+        end_struct(r, flexible)?;
+        Ok(DeleteRecordsResponse {
+            throttle_time_ms,
+            topics,
+        })
+    }
+
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        let flexible = version >= FLEXIBLE_FROM;
+        w.i32(self.throttle_time_ms);
+        w.array_len(self.topics.len(), flexible);
+        for t in &self.topics {
+            w.string(&t.name, flexible);
+            w.array_len(t.partitions.len(), flexible);
+            for p in &t.partitions {
+                w.i32(p.partition_index);
+                w.i64(p.low_watermark);
+                w.i16(p.error_code.0);
+                end_struct_w(w, flexible);
+            }
+            end_struct_w(w, flexible);
+        }
+        end_struct_w(w, flexible);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn sample_request() -> DeleteRecordsRequest {
+        DeleteRecordsRequest {
+            topics: vec![
+                DeleteRecordsTopic {
+                    name: "orders".into(),
+                    partitions: vec![
+                        DeleteRecordsPartition {
+                            partition_index: 0,
+                            offset: 42,
+                        },
+                        DeleteRecordsPartition {
+                            partition_index: 7,
+                            offset: -1,
+                        },
+                    ],
+                },
+                DeleteRecordsTopic {
+                    name: String::new(),
+                    partitions: vec![],
+                },
+            ],
+            timeout_ms: 30_000,
+        }
+    }
+
+    fn sample_response() -> DeleteRecordsResponse {
+        DeleteRecordsResponse {
+            throttle_time_ms: 0,
+            topics: vec![
+                DeleteRecordsTopicResult {
+                    name: "orders".into(),
+                    partitions: vec![
+                        DeleteRecordsPartitionResult {
+                            partition_index: 0,
+                            low_watermark: 42,
+                            error_code: ErrorCode::NONE,
+                        },
+                        DeleteRecordsPartitionResult {
+                            partition_index: 7,
+                            low_watermark: -1,
+                            error_code: ErrorCode::OFFSET_OUT_OF_RANGE,
+                        },
+                    ],
+                },
+                DeleteRecordsTopicResult {
+                    name: String::new(),
+                    partitions: vec![],
+                },
+            ],
+        }
+    }
+
+    fn encode_request(req: &DeleteRecordsRequest, version: i16) -> Bytes {
+        let mut w = Writer::new();
+        req.encode(&mut w, version);
+        w.finish_contiguous()
+    }
+
+    fn encode_response(resp: &DeleteRecordsResponse, version: i16) -> Bytes {
+        let mut w = Writer::new();
+        resp.encode(&mut w, version);
+        w.finish_contiguous()
+    }
+
+    #[test]
+    fn request_round_trips_at_every_version() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = sample_request();
+            let mut r = Reader::new(encode_request(&req, version));
+            assert_eq!(
+                DeleteRecordsRequest::decode(&mut r, version).unwrap(),
+                req,
+                "v{version}"
+            );
+            assert_eq!(r.remaining(), 0, "v{version}");
+        }
+    }
+
+    #[test]
+    fn response_round_trips_at_every_version() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let resp = sample_response();
+            let mut r = Reader::new(encode_response(&resp, version));
+            assert_eq!(
+                DeleteRecordsResponse::decode(&mut r, version).unwrap(),
+                resp,
+                "v{version}"
+            );
+            assert_eq!(r.remaining(), 0, "v{version}");
+        }
+    }
+
+    #[test]
+    fn request_v0_known_bytes() {
+        let req = DeleteRecordsRequest {
+            topics: vec![DeleteRecordsTopic {
+                name: "t".into(),
+                partitions: vec![DeleteRecordsPartition {
+                    partition_index: 1,
+                    offset: 256,
+                }],
+            }],
+            timeout_ms: 1000,
+        };
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0, 0, 0, 1,                 // topics: 1
+            0, 1, b't',                 // name
+            0, 0, 0, 1,                 // partitions: 1
+            0, 0, 0, 1,                 // partition_index
+            0, 0, 0, 0, 0, 0, 1, 0,     // offset 256
+            0, 0, 0x03, 0xe8,           // timeout_ms
+        ];
+        assert_eq!(&encode_request(&req, 0)[..], expected);
+        let mut r = Reader::new(Bytes::from_static(expected));
+        assert_eq!(DeleteRecordsRequest::decode(&mut r, 0).unwrap(), req);
+    }
+
+    #[test]
+    fn response_v2_known_bytes() {
+        let resp = DeleteRecordsResponse {
+            throttle_time_ms: 0,
+            topics: vec![DeleteRecordsTopicResult {
+                name: "t".into(),
+                partitions: vec![DeleteRecordsPartitionResult {
+                    partition_index: 0,
+                    low_watermark: 5,
+                    error_code: ErrorCode::NONE,
+                }],
+            }],
+        };
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0, 0, 0, 0,                 // throttle_time_ms
+            2,                          // topics: compact 1
+            2, b't',                    // name
+            2,                          // partitions: compact 1
+            0, 0, 0, 0,                 // partition_index
+            0, 0, 0, 0, 0, 0, 0, 5,     // low_watermark
+            0, 0,                       // error_code
+            0,                          // partition tagged fields
+            0,                          // topic tagged fields
+            0,                          // tagged fields
+        ];
+        assert_eq!(&encode_response(&resp, 2)[..], expected);
+        let mut r = Reader::new(Bytes::from_static(expected));
+        assert_eq!(DeleteRecordsResponse::decode(&mut r, 2).unwrap(), resp);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = encode_request(&sample_request(), version);
+            for len in 0..req.len() {
+                let mut r = Reader::new(req.slice(..len));
+                assert!(
+                    DeleteRecordsRequest::decode(&mut r, version).is_err(),
+                    "v{version} len {len}"
+                );
+            }
+            let resp = encode_response(&sample_response(), version);
+            for len in 0..resp.len() {
+                let mut r = Reader::new(resp.slice(..len));
+                assert!(
+                    DeleteRecordsResponse::decode(&mut r, version).is_err(),
+                    "v{version} len {len}"
+                );
+            }
+        }
+    }
+
+    /// Decode with the kafka-protocol crate (generated independently from the same Kafka
+    /// 4.1 schemas) and encode again: it must consume all of our bytes and give them back.
+    fn oracle_reencode<T>(bytes: &Bytes, version: i16) -> Bytes
+    where
+        T: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::Encodable,
+    {
+        let mut buf = bytes.clone();
+        let message = T::decode(&mut buf, version).expect("oracle decodes our bytes");
+        assert!(
+            buf.is_empty(),
+            "oracle left {} bytes at v{version}",
+            buf.len()
+        );
+        let mut out = bytes::BytesMut::new();
+        message.encode(&mut out, version).expect("oracle encodes");
+        out.freeze()
+    }
+
+    #[test]
+    fn kafka_protocol_crate_agrees_at_every_version() {
+        use kafka_protocol::messages as oracle;
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = encode_request(&sample_request(), version);
+            let again = oracle_reencode::<oracle::DeleteRecordsRequest>(&req, version);
+            assert_eq!(again, req, "request v{version}");
+            let resp = encode_response(&sample_response(), version);
+            let again = oracle_reencode::<oracle::DeleteRecordsResponse>(&resp, version);
+            assert_eq!(again, resp, "response v{version}");
+        }
+    }
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn decode_all(bytes: &Bytes) {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let _ = DeleteRecordsRequest::decode(&mut Reader::new(bytes.clone()), version);
+            let _ = DeleteRecordsResponse::decode(&mut Reader::new(bytes.clone()), version);
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_bytes_never_panic() {
+        let mut seed = 0x6a09_e667_f3bc_c908_u64;
+        for _ in 0..4000 {
+            let len = (xorshift(&mut seed) % 96) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
+            decode_all(&Bytes::from(bytes));
+        }
+        let valid = [
+            encode_request(&sample_request(), 2),
+            encode_response(&sample_response(), 0),
+        ];
+        for i in 0..4000 {
+            let mut bytes = valid[i % 2].to_vec();
+            for _ in 0..1 + xorshift(&mut seed) % 4 {
+                let at = (xorshift(&mut seed) % bytes.len() as u64) as usize;
+                bytes[at] = xorshift(&mut seed) as u8;
+            }
+            decode_all(&Bytes::from(bytes));
+        }
+    }
+
+    #[test]
+    fn huge_topic_count_is_an_error() {
+        let classic = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        assert!(matches!(
+            DeleteRecordsRequest::decode(&mut Reader::new(classic), 0),
+            Err(DecodeError::BadLength { .. })
+        ));
+        let compact = Bytes::from_static(&[0x80, 0x80, 0x80, 0x80, 0x08, 0, 0, 0, 0, 0]);
+        assert!(matches!(
+            DeleteRecordsRequest::decode(&mut Reader::new(compact), 2),
+            Err(DecodeError::BadLength { .. })
+        ));
+        let resp = Bytes::from_static(&[0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        assert!(matches!(
+            DeleteRecordsResponse::decode(&mut Reader::new(resp), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
+    }
+
+    #[test]
+    fn unsupported_version_is_an_error() {
+        let bytes = encode_request(&sample_request(), 0);
+        for version in [-1, 3] {
+            let err = DeleteRecordsRequest::decode(&mut Reader::new(bytes.clone()), version);
+            assert!(matches!(
+                err,
+                Err(DecodeError::Unsupported { api_key: 21, .. })
+            ));
+        }
+    }
+}

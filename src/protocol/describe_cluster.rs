@@ -1,4 +1,18 @@
-//! DescribeCluster: TODO, being written.
+//! DescribeCluster (key 60), versions 0–1, flexible at every version. Schema: Kafka 4.1
+//! `DescribeClusterRequest.json` / `DescribeClusterResponse.json`.
+//!
+//! Version quirks:
+//! * Flexible from v0: compact strings and arrays, and a tagged-field section on every
+//!   struct, always.
+//! * v1 adds `endpoint_type` (default 1 = brokers, 2 = controllers) to both request and
+//!   response, and makes MISMATCHED_ENDPOINT_TYPE / UNSUPPORTED_ENDPOINT_TYPE valid errors.
+//! * Kafka 4.1 also has v2 (fenced brokers); we do not advertise it.
+//!
+//! `cluster_authorized_operations` defaults to `i32::MIN` ("not requested"). Fields a
+//! version does not carry decode to their defaults and are not encoded.
+
+use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::ErrorCode;
 
 /// Kafka API key of DescribeCluster.
 pub const API_KEY: i16 = 60;
@@ -8,3 +22,400 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 1;
 /// First flexible (KIP-482) version.
 pub const FLEXIBLE_FROM: i16 = 0;
+
+/// `endpoint_type` of brokers (the default).
+pub const ENDPOINT_TYPE_BROKERS: i8 = 1;
+/// `endpoint_type` of controllers.
+pub const ENDPOINT_TYPE_CONTROLLERS: i8 = 2;
+/// `cluster_authorized_operations` when they were not requested.
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+fn check_version(version: i16) -> DecodeResult<()> {
+    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
+        return Err(DecodeError::Unsupported {
+            api_key: API_KEY,
+            api_version: version,
+        });
+    }
+    Ok(())
+}
+
+/// DescribeCluster request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeClusterRequest {
+    pub include_cluster_authorized_operations: bool,
+    /// v1+ (default [`ENDPOINT_TYPE_BROKERS`]).
+    pub endpoint_type: i8,
+}
+
+/// DescribeCluster response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeClusterResponse {
+    pub throttle_time_ms: i32,
+    pub error_code: ErrorCode,
+    pub error_message: Option<String>,
+    /// v1+ (default [`ENDPOINT_TYPE_BROKERS`]).
+    pub endpoint_type: i8,
+    pub cluster_id: String,
+    /// -1 if unknown.
+    pub controller_id: i32,
+    pub brokers: Vec<DescribeClusterBroker>,
+    /// Bitfield, or [`AUTHORIZED_OPERATIONS_OMITTED`].
+    pub cluster_authorized_operations: i32,
+}
+
+/// One broker of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeClusterBroker {
+    pub broker_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+impl DescribeClusterRequest {
+    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
+        check_version(version)?;
+        let include_cluster_authorized_operations =
+            r.bool("include_cluster_authorized_operations")?;
+        let endpoint_type = if version >= 1 {
+            r.i8("endpoint_type")?
+        } else {
+            ENDPOINT_TYPE_BROKERS
+        };
+        r.skip_tagged_fields()?;
+        Ok(DescribeClusterRequest {
+            include_cluster_authorized_operations,
+            endpoint_type,
+        })
+    }
+
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        w.bool(self.include_cluster_authorized_operations);
+        if version >= 1 {
+            w.i8(self.endpoint_type);
+        }
+        w.empty_tagged_fields();
+    }
+}
+
+impl DescribeClusterResponse {
+    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
+        check_version(version)?;
+        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        let error_code = ErrorCode(r.i16("error_code")?);
+        let error_message = r.nullable_string(true, "error_message")?;
+        let endpoint_type = if version >= 1 {
+            r.i8("endpoint_type")?
+        } else {
+            ENDPOINT_TYPE_BROKERS
+        };
+        let cluster_id = r.string(true, "cluster_id")?;
+        let controller_id = r.i32("controller_id")?;
+        let n = r.array_len(true, 11, "brokers")?;
+        let mut brokers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let broker_id = r.i32("brokers.broker_id")?;
+            let host = r.string(true, "brokers.host")?;
+            let port = r.i32("brokers.port")?;
+            let rack = r.nullable_string(true, "brokers.rack")?;
+            r.skip_tagged_fields()?;
+            brokers.push(DescribeClusterBroker {
+                broker_id,
+                host,
+                port,
+                rack,
+            });
+        }
+        let cluster_authorized_operations = r.i32("cluster_authorized_operations")?;
+        r.skip_tagged_fields()?;
+        Ok(DescribeClusterResponse {
+            throttle_time_ms,
+            error_code,
+            error_message,
+            endpoint_type,
+            cluster_id,
+            controller_id,
+            brokers,
+            cluster_authorized_operations,
+        })
+    }
+
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        w.i32(self.throttle_time_ms);
+        w.i16(self.error_code.0);
+        w.nullable_string(self.error_message.as_deref(), true);
+        if version >= 1 {
+            w.i8(self.endpoint_type);
+        }
+        w.string(&self.cluster_id, true);
+        w.i32(self.controller_id);
+        w.array_len(self.brokers.len(), true);
+        for b in &self.brokers {
+            w.i32(b.broker_id);
+            w.string(&b.host, true);
+            w.i32(b.port);
+            w.nullable_string(b.rack.as_deref(), true);
+            w.empty_tagged_fields();
+        }
+        w.i32(self.cluster_authorized_operations);
+        w.empty_tagged_fields();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn sample_request(version: i16) -> DescribeClusterRequest {
+        DescribeClusterRequest {
+            include_cluster_authorized_operations: true,
+            endpoint_type: if version >= 1 {
+                ENDPOINT_TYPE_CONTROLLERS
+            } else {
+                ENDPOINT_TYPE_BROKERS
+            },
+        }
+    }
+
+    fn sample_response(version: i16) -> DescribeClusterResponse {
+        DescribeClusterResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::NONE,
+            error_message: None,
+            endpoint_type: if version >= 1 {
+                ENDPOINT_TYPE_CONTROLLERS
+            } else {
+                ENDPOINT_TYPE_BROKERS
+            },
+            cluster_id: "ringmq-cluster".into(),
+            controller_id: 1,
+            brokers: vec![
+                DescribeClusterBroker {
+                    broker_id: 1,
+                    host: "10.0.0.1".into(),
+                    port: 9092,
+                    rack: Some("rack-a".into()),
+                },
+                DescribeClusterBroker {
+                    broker_id: 2,
+                    host: String::new(),
+                    port: 9093,
+                    rack: None,
+                },
+            ],
+            cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+        }
+    }
+
+    fn encode_request(req: &DescribeClusterRequest, version: i16) -> Bytes {
+        let mut w = Writer::new();
+        req.encode(&mut w, version);
+        w.finish_contiguous()
+    }
+
+    fn encode_response(resp: &DescribeClusterResponse, version: i16) -> Bytes {
+        let mut w = Writer::new();
+        resp.encode(&mut w, version);
+        w.finish_contiguous()
+    }
+
+    #[test]
+    fn request_round_trips_at_every_version() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = sample_request(version);
+            let mut r = Reader::new(encode_request(&req, version));
+            let decoded = DescribeClusterRequest::decode(&mut r, version).unwrap();
+            assert_eq!(decoded, req, "v{version}");
+            assert_eq!(r.remaining(), 0, "v{version}");
+        }
+    }
+
+    #[test]
+    fn response_round_trips_at_every_version() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let resp = sample_response(version);
+            let mut r = Reader::new(encode_response(&resp, version));
+            let decoded = DescribeClusterResponse::decode(&mut r, version).unwrap();
+            assert_eq!(decoded, resp, "v{version}");
+            assert_eq!(r.remaining(), 0, "v{version}");
+        }
+    }
+
+    #[test]
+    fn request_known_bytes() {
+        let req = DescribeClusterRequest {
+            include_cluster_authorized_operations: false,
+            endpoint_type: ENDPOINT_TYPE_BROKERS,
+        };
+        assert_eq!(&encode_request(&req, 0)[..], &[0, 0]);
+        assert_eq!(&encode_request(&req, 1)[..], &[0, 1, 0]);
+    }
+
+    #[test]
+    fn response_v1_known_bytes() {
+        let resp = DescribeClusterResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::NONE,
+            error_message: None,
+            endpoint_type: ENDPOINT_TYPE_BROKERS,
+            cluster_id: "c".into(),
+            controller_id: -1,
+            brokers: vec![DescribeClusterBroker {
+                broker_id: 1,
+                host: "h".into(),
+                port: 9092,
+                rack: None,
+            }],
+            cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
+        };
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0, 0, 0, 0,             // throttle_time_ms
+            0, 0,                   // error_code
+            0,                      // error_message: null
+            1,                      // endpoint_type: brokers
+            2, b'c',                // cluster_id
+            0xff, 0xff, 0xff, 0xff, // controller_id: -1
+            2,                      // brokers: compact 1
+            0, 0, 0, 1,             // broker_id
+            2, b'h',                // host
+            0, 0, 0x23, 0x84,       // port 9092
+            0,                      // rack: null
+            0,                      // broker tagged fields
+            0x80, 0, 0, 0,          // cluster_authorized_operations: i32::MIN
+            0,                      // tagged fields
+        ];
+        assert_eq!(&encode_response(&resp, 1)[..], expected);
+        let mut r = Reader::new(Bytes::from_static(expected));
+        assert_eq!(DescribeClusterResponse::decode(&mut r, 1).unwrap(), resp);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = encode_request(&sample_request(version), version);
+            for len in 0..req.len() {
+                let mut r = Reader::new(req.slice(..len));
+                let result = DescribeClusterRequest::decode(&mut r, version);
+                assert!(result.is_err(), "v{version} len {len}");
+            }
+            let resp = encode_response(&sample_response(version), version);
+            for len in 0..resp.len() {
+                let mut r = Reader::new(resp.slice(..len));
+                let result = DescribeClusterResponse::decode(&mut r, version);
+                assert!(result.is_err(), "v{version} len {len}");
+            }
+        }
+    }
+
+    /// Decode with the kafka-protocol crate (generated independently from the same Kafka
+    /// 4.1 schemas) and encode again: it must consume all of our bytes and give them back.
+    fn oracle_reencode<T>(bytes: &Bytes, version: i16) -> Bytes
+    where
+        T: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::Encodable,
+    {
+        let mut buf = bytes.clone();
+        let message = T::decode(&mut buf, version).expect("oracle decodes our bytes");
+        assert!(
+            buf.is_empty(),
+            "oracle left {} bytes at v{version}",
+            buf.len()
+        );
+        let mut out = bytes::BytesMut::new();
+        message.encode(&mut out, version).expect("oracle encodes");
+        out.freeze()
+    }
+
+    #[test]
+    fn kafka_protocol_crate_agrees_at_every_version() {
+        use kafka_protocol::messages as oracle;
+        for version in MIN_VERSION..=MAX_VERSION {
+            let req = encode_request(&sample_request(version), version);
+            let again = oracle_reencode::<oracle::DescribeClusterRequest>(&req, version);
+            assert_eq!(again, req, "request v{version}");
+            let resp = encode_response(&sample_response(version), version);
+            let again = oracle_reencode::<oracle::DescribeClusterResponse>(&resp, version);
+            assert_eq!(again, resp, "response v{version}");
+        }
+    }
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn decode_all(bytes: &Bytes) {
+        for version in MIN_VERSION..=MAX_VERSION {
+            let _ = DescribeClusterRequest::decode(&mut Reader::new(bytes.clone()), version);
+            let _ = DescribeClusterResponse::decode(&mut Reader::new(bytes.clone()), version);
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_bytes_never_panic() {
+        let mut seed = 0x5851_f42d_4c95_7f2d_u64;
+        for _ in 0..4000 {
+            let len = (xorshift(&mut seed) % 96) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
+            decode_all(&Bytes::from(bytes));
+        }
+        let valid = [
+            encode_response(&sample_response(0), 0),
+            encode_response(&sample_response(1), 1),
+        ];
+        for i in 0..4000 {
+            let mut bytes = valid[i % 2].to_vec();
+            for _ in 0..1 + xorshift(&mut seed) % 4 {
+                let at = (xorshift(&mut seed) % bytes.len() as u64) as usize;
+                bytes[at] = xorshift(&mut seed) as u8;
+            }
+            decode_all(&Bytes::from(bytes));
+        }
+    }
+
+    #[test]
+    fn huge_broker_count_is_an_error() {
+        #[rustfmt::skip]
+        let resp = Bytes::from_static(&[
+            0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0,  // up to controller_id (v1)
+            0x80, 0x80, 0x80, 0x80, 0x08,           // brokers: 2^31 - 1
+            0, 0, 0, 0, 0,
+        ]);
+        assert!(matches!(
+            DescribeClusterResponse::decode(&mut Reader::new(resp), 1),
+            Err(DecodeError::BadLength { .. })
+        ));
+        // A tagged-field section claiming 2^31 - 1 fields in a tiny request.
+        let req = Bytes::from_static(&[0, 0x80, 0x80, 0x80, 0x80, 0x08]);
+        assert!(matches!(
+            DescribeClusterRequest::decode(&mut Reader::new(req), 0),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_tagged_fields_are_skipped() {
+        // include_cluster_authorized_operations, endpoint_type, 1 tagged field: tag 9, 2 bytes.
+        let req = Bytes::from_static(&[1, 2, 1, 9, 2, 0xaa, 0xbb]);
+        let mut r = Reader::new(req);
+        let decoded = DescribeClusterRequest::decode(&mut r, 1).unwrap();
+        assert_eq!(decoded, sample_request(1));
+        assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn unsupported_version_is_an_error() {
+        let bytes = encode_request(&sample_request(0), 0);
+        for version in [-1, 2] {
+            let err = DescribeClusterRequest::decode(&mut Reader::new(bytes.clone()), version);
+            assert!(matches!(
+                err,
+                Err(DecodeError::Unsupported { api_key: 60, .. })
+            ));
+        }
+    }
+}
