@@ -80,7 +80,7 @@ async fn read_frames(
         }
         let frame = body.freeze();
         let mut r = Reader::new(frame);
-        let header = RequestHeader::decode(&mut r).map_err(|e| format!("bad request header: {e}"))?;
+        let header = RequestHeader::decode_any(&mut r).map_err(|e| format!("bad request header: {e}"))?;
         let ctx2 = ctx.clone();
         let task = glommio::spawn_local(async move { handle_request(&ctx2, header, r).await }).detach();
         if tx.send((task, permit)).await.is_err() {

@@ -137,7 +137,7 @@ fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
     let mut responses: Vec<FetchableTopicResponse> = req
         .topics
         .iter()
-        .map(|t| FetchableTopicResponse { topic: t.topic.clone(), topic_id: t.topic_id, partitions: Vec::new() })
+        .map(|t| FetchableTopicResponse { topic: t.topic.clone(), partitions: Vec::new() })
         .collect();
     for ((ti, pi, _), slot) in plan.parts.iter().zip(slots) {
         let partition_index = req.topics[*ti].partitions[*pi].partition;
