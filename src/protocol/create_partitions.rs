@@ -81,6 +81,8 @@ fn end_struct_w(w: &mut Writer, flexible: bool) {
 }
 
 impl CreatePartitionsRequest {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let n = r.array_len(flexible, 7, "topics")?;
@@ -98,6 +100,8 @@ impl CreatePartitionsRequest {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         w.array_len(self.topics.len(), flexible);
@@ -159,6 +163,8 @@ impl CreatePartitionsTopic {
 }
 
 impl CreatePartitionsResponse {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let throttle_time_ms = r.i32("throttle_time_ms")?;
@@ -182,6 +188,8 @@ impl CreatePartitionsResponse {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         w.i32(self.throttle_time_ms);

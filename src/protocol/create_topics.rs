@@ -145,6 +145,8 @@ fn end_struct_w(w: &mut Writer, flexible: bool) {
 }
 
 impl CreateTopicsRequest {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let n = r.array_len(flexible, 8, "topics")?;
@@ -162,6 +164,8 @@ impl CreateTopicsRequest {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         w.array_len(self.topics.len(), flexible);
@@ -229,6 +233,8 @@ impl CreatableTopic {
 }
 
 impl CreateTopicsResponse {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let throttle_time_ms = r.i32("throttle_time_ms")?;
@@ -244,6 +250,8 @@ impl CreateTopicsResponse {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         w.i32(self.throttle_time_ms);
@@ -570,6 +578,31 @@ mod tests {
         let bytes = encode_response(&resp, 5);
         // The topic's tagged-field section is the second-to-last byte and is empty.
         assert_eq!(bytes[bytes.len() - 2], 0);
+    }
+
+    /// v5 response with one topic whose tagged section is `tags`.
+    fn response_v5_with_topic_tags(tags: &[u8]) -> Bytes {
+        let mut bytes = vec![0, 0, 0, 0, 2, 2, b't', 0, 0, 0, 0, 0, 0, 1, 0, 1, 0];
+        bytes.extend_from_slice(tags);
+        bytes.push(0);
+        Bytes::from(bytes)
+    }
+
+    #[test]
+    fn response_tagged_fields_unknown_skipped_malformed_rejected() {
+        // Unknown tag 5 (3 bytes) before tag 0 = 29: the unknown one is skipped.
+        let bytes = response_v5_with_topic_tags(&[2, 5, 3, 1, 2, 3, 0, 2, 0, 29]);
+        let mut r = Reader::new(bytes);
+        let resp = CreateTopicsResponse::decode(&mut r, 5).unwrap();
+        assert_eq!(resp.topics[0].topic_config_error_code, ErrorCode(29));
+        assert_eq!(r.remaining(), 0);
+        // Tag 0 must hold exactly an int16.
+        let bytes = response_v5_with_topic_tags(&[1, 0, 3, 0, 29, 0]);
+        let err = CreateTopicsResponse::decode(&mut Reader::new(bytes), 5);
+        assert!(matches!(err, Err(DecodeError::Invalid(_))));
+        // A tag claiming more bytes than the frame holds.
+        let bytes = response_v5_with_topic_tags(&[1, 0, 0x7f]);
+        assert!(CreateTopicsResponse::decode(&mut Reader::new(bytes), 5).is_err());
     }
 
     #[test]

@@ -86,6 +86,8 @@ fn end_struct_w(w: &mut Writer, flexible: bool) {
 }
 
 impl DeleteRecordsRequest {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let n = r.array_len(flexible, 2, "topics")?;
@@ -111,6 +113,8 @@ impl DeleteRecordsRequest {
         Ok(DeleteRecordsRequest { topics, timeout_ms })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         w.array_len(self.topics.len(), flexible);
@@ -130,6 +134,8 @@ impl DeleteRecordsRequest {
 }
 
 impl DeleteRecordsResponse {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let throttle_time_ms = r.i32("throttle_time_ms")?;
@@ -160,6 +166,8 @@ impl DeleteRecordsResponse {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         w.i32(self.throttle_time_ms);

@@ -72,6 +72,8 @@ pub struct DeletableTopicResult {
 }
 
 impl DeleteTopicsRequest {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let mut req = DeleteTopicsRequest {
@@ -102,6 +104,8 @@ impl DeleteTopicsRequest {
         Ok(req)
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         if version >= 6 {
@@ -125,6 +129,8 @@ impl DeleteTopicsRequest {
 }
 
 impl DeleteTopicsResponse {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let throttle_time_ms = r.i32("throttle_time_ms")?;
@@ -142,6 +148,8 @@ impl DeleteTopicsResponse {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         w.i32(self.throttle_time_ms);

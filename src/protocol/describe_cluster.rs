@@ -74,6 +74,8 @@ pub struct DescribeClusterBroker {
 }
 
 impl DescribeClusterRequest {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(version)?;
         let include_cluster_authorized_operations =
@@ -90,6 +92,8 @@ impl DescribeClusterRequest {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         w.bool(self.include_cluster_authorized_operations);
         if version >= 1 {
@@ -100,6 +104,8 @@ impl DescribeClusterRequest {
 }
 
 impl DescribeClusterResponse {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(version)?;
         let throttle_time_ms = r.i32("throttle_time_ms")?;
@@ -141,6 +147,8 @@ impl DescribeClusterResponse {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         w.i32(self.throttle_time_ms);
         w.i16(self.error_code.0);

@@ -70,6 +70,8 @@ pub struct IncrementalAlterConfigsResponse {
 }
 
 impl IncrementalAlterConfigsRequest {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let n = r.array_len(flexible, 3, "resources")?;
@@ -111,6 +113,8 @@ impl IncrementalAlterConfigsRequest {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         w.array_len(self.resources.len(), flexible);
@@ -138,6 +142,8 @@ impl IncrementalAlterConfigsRequest {
 }
 
 impl IncrementalAlterConfigsResponse {
+    /// Decode the body at `version`; a version outside the advertised range is
+    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
         let throttle_time_ms = r.i32("throttle_time_ms")?;
@@ -156,6 +162,8 @@ impl IncrementalAlterConfigsResponse {
         })
     }
 
+    /// Encode the body at `version` (which must be in the advertised range); fields the
+    /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
         w.i32(self.throttle_time_ms);
