@@ -212,18 +212,16 @@ impl Shard {
             appended.push(self.append_one(part).await);
         }
         self.data_notify.notify();
-        let mut out = Vec::with_capacity(appended.len());
-        for (result, sync) in appended {
-            let outcome = match (result, sync) {
-                (Ok(outcome), Some((log, last))) if acks == -1 => match log.sync_through(last).await {
-                    Ok(()) => Ok(outcome),
-                    Err(e) => Err(storage_error(e)),
-                },
+        // acks=-1 on `always` topics: wait for the group commits, all partitions at once.
+        let syncs = appended.into_iter().map(|(result, sync)| async move {
+            match (result, sync) {
+                (Ok(outcome), Some((log, last))) if acks == -1 => {
+                    log.sync_through(last).await.map(|()| outcome).map_err(storage_error)
+                }
                 (r, _) => r,
-            };
-            out.push(outcome);
-        }
-        out
+            }
+        });
+        join_all(syncs).await
     }
 
     /// Append one partition's records. Returns the outcome and, when the topic's durability
