@@ -26,14 +26,19 @@ pub struct RequestHeader {
 /// consuming anything. `None` if fewer than four bytes are there.
 pub fn peek_api(frame: &[u8]) -> Option<(i16, i16)> {
     let b = frame.get(..4)?;
-    Some((i16::from_be_bytes([b[0], b[1]]), i16::from_be_bytes([b[2], b[3]])))
+    Some((
+        i16::from_be_bytes([b[0], b[1]]),
+        i16::from_be_bytes([b[2], b[3]]),
+    ))
 }
 
 impl RequestHeader {
     /// Decode a header whose version (1 = non-flexible, 2 = flexible) the caller chose.
     pub fn decode(r: &mut Reader, header_version: i16) -> DecodeResult<Self> {
         if !(1..=2).contains(&header_version) {
-            return Err(DecodeError::Invalid("request header version must be 1 or 2"));
+            return Err(DecodeError::Invalid(
+                "request header version must be 1 or 2",
+            ));
         }
         let api_key = r.i16("api_key")?;
         let api_version = r.i16("api_version")?;
@@ -41,7 +46,12 @@ impl RequestHeader {
         // client_id: always an i16-length nullable string, even in header v2.
         let client_id = r.nullable_string(false, "client_id")?;
         r.tags_if(header_version >= 2)?;
-        Ok(RequestHeader { api_key, api_version, correlation_id, client_id })
+        Ok(RequestHeader {
+            api_key,
+            api_version,
+            correlation_id,
+            client_id,
+        })
     }
 
     /// Decode a header, choosing its version from the api table. An API ringmq does not serve
@@ -51,8 +61,11 @@ impl RequestHeader {
         let mut peek = r.clone();
         let api_key = peek.i16("api_key")?;
         let api_version = peek.i16("api_version")?;
-        let header_version = api::request_header_version(api_key, api_version)
-            .ok_or(DecodeError::Unsupported { api_key, api_version })?;
+        let header_version =
+            api::request_header_version(api_key, api_version).ok_or(DecodeError::Unsupported {
+                api_key,
+                api_version,
+            })?;
         Self::decode(r, header_version)
     }
 
@@ -109,7 +122,12 @@ mod tests {
     use bytes::Bytes;
 
     fn header(api_key: i16, api_version: i16) -> RequestHeader {
-        RequestHeader { api_key, api_version, correlation_id: 42, client_id: Some("rdkafka".into()) }
+        RequestHeader {
+            api_key,
+            api_version,
+            correlation_id: 42,
+            client_id: Some("rdkafka".into()),
+        }
     }
 
     #[test]
@@ -117,7 +135,9 @@ mod tests {
         let mut w = Writer::new();
         header(3, 4).encode(&mut w, 1);
         let b = w.finish_contiguous();
-        let expected: &[u8] = &[0, 3, 0, 4, 0, 0, 0, 42, 0, 7, b'r', b'd', b'k', b'a', b'f', b'k', b'a'];
+        let expected: &[u8] = &[
+            0, 3, 0, 4, 0, 0, 0, 42, 0, 7, b'r', b'd', b'k', b'a', b'f', b'k', b'a',
+        ];
         assert_eq!(&b[..], expected);
         assert_eq!(peek_api(&b), Some((3, 4)));
     }
@@ -136,8 +156,16 @@ mod tests {
 
     #[test]
     fn decode_any_picks_header_version_from_table() {
-        for (key, version) in [(metadata::API_KEY, 8), (metadata::API_KEY, 9), (fetch::API_KEY, 12), (18, 7)] {
-            let h = RequestHeader { client_id: None, ..header(key, version) };
+        for (key, version) in [
+            (metadata::API_KEY, 8),
+            (metadata::API_KEY, 9),
+            (fetch::API_KEY, 12),
+            (18, 7),
+        ] {
+            let h = RequestHeader {
+                client_id: None,
+                ..header(key, version)
+            };
             let mut w = Writer::new();
             h.encode(&mut w, h.header_version());
             // A body byte after the header must stay unread.
@@ -150,13 +178,21 @@ mod tests {
 
     #[test]
     fn unknown_api_and_truncation_are_errors() {
-        let mut r = Reader::new(Bytes::from_static(&[0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0xff, 0xff]));
-        assert!(matches!(RequestHeader::decode_any(&mut r), Err(DecodeError::Unsupported { .. })));
+        let mut r = Reader::new(Bytes::from_static(&[
+            0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0xff, 0xff,
+        ]));
+        assert!(matches!(
+            RequestHeader::decode_any(&mut r),
+            Err(DecodeError::Unsupported { .. })
+        ));
         let mut w = Writer::new();
         header(produce::API_KEY, 9).encode(&mut w, 2);
         let b = w.finish_contiguous();
         for len in 0..b.len() {
-            assert!(RequestHeader::decode_any(&mut Reader::new(b.slice(..len))).is_err(), "{len}");
+            assert!(
+                RequestHeader::decode_any(&mut Reader::new(b.slice(..len))).is_err(),
+                "{len}"
+            );
         }
         assert_eq!(peek_api(&b[..3]), None);
     }
