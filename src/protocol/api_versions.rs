@@ -115,8 +115,20 @@ impl ApiVersionsResponse {
         w.tags_if(flex);
     }
 
-    /// Client side. An UNSUPPORTED_VERSION reply comes with the v0 body whatever version was
-    /// asked: decode it with version 0 when the first two bytes are error 35.
+    /// Client side, KIP-511 aware: if the error code is UNSUPPORTED_VERSION the body is in the
+    /// v0 schema whatever version was asked, so it is decoded as v0 (the caller then retries
+    /// with the highest version both sides share). Returns the version actually decoded.
+    pub fn decode_with_fallback(r: &mut Reader, version: i16) -> DecodeResult<(Self, i16)> {
+        let error_code = r.clone().i16("error_code")?;
+        let version = if error_code == ErrorCode::UNSUPPORTED_VERSION.0 {
+            0
+        } else {
+            version
+        };
+        Ok((Self::decode(r, version)?, version))
+    }
+
+    /// Client side, at exactly `version` (see [`Self::decode_with_fallback`]).
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
