@@ -262,4 +262,26 @@ mod tests {
         random_bytes_never_panic(&seeds, 0..=4, ApiVersionsRequest::decode, 3000);
         random_bytes_never_panic(&seeds, 0..=4, ApiVersionsResponse::decode, 3000);
     }
+
+    /// What librdkafka sends first: ApiVersions v3 with header v2 and client software fields.
+    #[test]
+    fn librdkafka_style_v3_request_known_bytes() {
+        use crate::protocol::header::RequestHeader;
+        let mut wire = vec![0, 18, 0, 3, 0, 0, 0, 1, 0, 7];
+        wire.extend_from_slice(b"rdkafka");
+        wire.push(0); // header tags
+        wire.push(11);
+        wire.extend_from_slice(b"librdkafka");
+        wire.push(6);
+        wire.extend_from_slice(b"2.0.2");
+        wire.push(0); // body tags
+        let mut r = Reader::new(Bytes::from(wire));
+        let h = RequestHeader::decode_any(&mut r).unwrap();
+        assert_eq!((h.api_key, h.api_version, h.correlation_id), (18, 3, 1));
+        assert_eq!(h.client_id.as_deref(), Some("rdkafka"));
+        let req = ApiVersionsRequest::decode(&mut r, h.api_version).unwrap();
+        assert_eq!(req.client_software_name, "librdkafka");
+        assert_eq!(req.client_software_version, "2.0.2");
+        assert_eq!(r.remaining(), 0);
+    }
 }
