@@ -30,64 +30,47 @@ pub struct ApiEntry {
 }
 
 const fn entry(api_key: i16, min_version: i16, max_version: i16, flexible_from: i16) -> ApiEntry {
-    ApiEntry { api_key, min_version, max_version, flexible_from, min_decodable_version: min_version }
+    ApiEntry {
+        api_key,
+        min_version,
+        max_version,
+        flexible_from,
+        min_decodable_version: min_version,
+    }
+}
+
+/// A table row from an API module's consts.
+macro_rules! row {
+    ($module:ident) => {
+        entry(
+            $module::API_KEY,
+            $module::MIN_VERSION,
+            $module::MAX_VERSION,
+            $module::FLEXIBLE_FROM,
+        )
+    };
 }
 
 /// Every served API, sorted by key.
 pub static APIS: [ApiEntry; 15] = [
     ApiEntry {
         min_decodable_version: produce::MIN_DECODABLE_VERSION,
-        ..entry(produce::API_KEY, produce::MIN_VERSION, produce::MAX_VERSION, produce::FLEXIBLE_FROM)
+        ..row!(produce)
     },
-    entry(fetch::API_KEY, fetch::MIN_VERSION, fetch::MAX_VERSION, fetch::FLEXIBLE_FROM),
-    entry(list_offsets::API_KEY, list_offsets::MIN_VERSION, list_offsets::MAX_VERSION, list_offsets::FLEXIBLE_FROM),
-    entry(metadata::API_KEY, metadata::MIN_VERSION, metadata::MAX_VERSION, metadata::FLEXIBLE_FROM),
-    entry(
-        find_coordinator::API_KEY,
-        find_coordinator::MIN_VERSION,
-        find_coordinator::MAX_VERSION,
-        find_coordinator::FLEXIBLE_FROM,
-    ),
-    entry(api_versions::API_KEY, api_versions::MIN_VERSION, api_versions::MAX_VERSION, api_versions::FLEXIBLE_FROM),
-    entry(create_topics::API_KEY, create_topics::MIN_VERSION, create_topics::MAX_VERSION, create_topics::FLEXIBLE_FROM),
-    entry(delete_topics::API_KEY, delete_topics::MIN_VERSION, delete_topics::MAX_VERSION, delete_topics::FLEXIBLE_FROM),
-    entry(
-        delete_records::API_KEY,
-        delete_records::MIN_VERSION,
-        delete_records::MAX_VERSION,
-        delete_records::FLEXIBLE_FROM,
-    ),
-    entry(
-        init_producer_id::API_KEY,
-        init_producer_id::MIN_VERSION,
-        init_producer_id::MAX_VERSION,
-        init_producer_id::FLEXIBLE_FROM,
-    ),
-    entry(
-        describe_configs::API_KEY,
-        describe_configs::MIN_VERSION,
-        describe_configs::MAX_VERSION,
-        describe_configs::FLEXIBLE_FROM,
-    ),
-    entry(alter_configs::API_KEY, alter_configs::MIN_VERSION, alter_configs::MAX_VERSION, alter_configs::FLEXIBLE_FROM),
-    entry(
-        create_partitions::API_KEY,
-        create_partitions::MIN_VERSION,
-        create_partitions::MAX_VERSION,
-        create_partitions::FLEXIBLE_FROM,
-    ),
-    entry(
-        incremental_alter_configs::API_KEY,
-        incremental_alter_configs::MIN_VERSION,
-        incremental_alter_configs::MAX_VERSION,
-        incremental_alter_configs::FLEXIBLE_FROM,
-    ),
-    entry(
-        describe_cluster::API_KEY,
-        describe_cluster::MIN_VERSION,
-        describe_cluster::MAX_VERSION,
-        describe_cluster::FLEXIBLE_FROM,
-    ),
+    row!(fetch),
+    row!(list_offsets),
+    row!(metadata),
+    row!(find_coordinator),
+    row!(api_versions),
+    row!(create_topics),
+    row!(delete_topics),
+    row!(delete_records),
+    row!(init_producer_id),
+    row!(describe_configs),
+    row!(alter_configs),
+    row!(create_partitions),
+    row!(incremental_alter_configs),
+    row!(describe_cluster),
 ];
 
 static ADVERTISED: [(i16, i16, i16); APIS.len()] = {
@@ -162,14 +145,22 @@ pub(crate) mod testkit {
 
     /// Encode `sample` at `version`, decode it, and check the decoded value survives another
     /// encode/decode unchanged with identical bytes. Returns the decoded value and the bytes.
-    pub fn round_trip<T: PartialEq + Debug>(sample: &T, version: i16, enc: Enc<T>, dec: Dec<T>) -> (T, Bytes) {
+    pub fn round_trip<T: PartialEq + Debug>(
+        sample: &T,
+        version: i16,
+        enc: Enc<T>,
+        dec: Dec<T>,
+    ) -> (T, Bytes) {
         let bytes = encode(sample, version, enc);
         let decoded = decode_all(bytes.clone(), version, dec)
             .unwrap_or_else(|e| panic!("v{version} decode failed: {e}"));
         let again = encode(&decoded, version, enc);
         assert_eq!(again, bytes, "v{version} re-encoding differs");
         let decoded_again = decode_all(again, version, dec).expect("second decode");
-        assert_eq!(decoded_again, decoded, "v{version} value changed over a round trip");
+        assert_eq!(
+            decoded_again, decoded,
+            "v{version} value changed over a round trip"
+        );
         (decoded, bytes)
     }
 
@@ -178,7 +169,11 @@ pub(crate) mod testkit {
         for len in 0..bytes.len() {
             let mut r = Reader::new(bytes.slice(..len));
             let got = dec(&mut r, version);
-            assert!(got.is_err(), "v{version}: prefix of {len}/{} bytes decoded: {got:?}", bytes.len());
+            assert!(
+                got.is_err(),
+                "v{version}: prefix of {len}/{} bytes decoded: {got:?}",
+                bytes.len()
+            );
         }
     }
 
@@ -189,11 +184,20 @@ pub(crate) mod testkit {
         O: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::Encodable,
     {
         let mut buf = ours.clone();
-        let decoded = O::decode(&mut buf, version).unwrap_or_else(|e| panic!("oracle v{version}: {e}"));
-        assert!(buf.is_empty(), "oracle left {} bytes at v{version}", buf.len());
+        let decoded =
+            O::decode(&mut buf, version).unwrap_or_else(|e| panic!("oracle v{version}: {e}"));
+        assert!(
+            buf.is_empty(),
+            "oracle left {} bytes at v{version}",
+            buf.len()
+        );
         let mut out = Vec::new();
         decoded.encode(&mut out, version).expect("oracle encode");
-        assert_eq!(&out[..], &ours[..], "oracle re-encoding differs at v{version}");
+        assert_eq!(
+            &out[..],
+            &ours[..],
+            "oracle re-encoding differs at v{version}"
+        );
     }
 
     /// The opposite direction: encode an oracle value, decode with ours, encode with ours.
@@ -204,8 +208,13 @@ pub(crate) mod testkit {
         let mut theirs = Vec::new();
         oracle.encode(&mut theirs, version).expect("oracle encode");
         let theirs = Bytes::from(theirs);
-        let value = decode_all(theirs.clone(), version, dec).unwrap_or_else(|e| panic!("v{version}: {e}"));
-        assert_eq!(encode(&value, version, enc), theirs, "our re-encoding differs at v{version}");
+        let value =
+            decode_all(theirs.clone(), version, dec).unwrap_or_else(|e| panic!("v{version}: {e}"));
+        assert_eq!(
+            encode(&value, version, enc),
+            theirs,
+            "our re-encoding differs at v{version}"
+        );
     }
 
     /// Minimal xorshift64 so the random tests are reproducible without a dependency.

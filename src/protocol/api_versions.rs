@@ -76,16 +76,27 @@ impl ApiVersionsResponse {
     pub fn from_advertised() -> Self {
         let api_keys = api::advertised()
             .iter()
-            .map(|&(api_key, min_version, max_version)| ApiVersion { api_key, min_version, max_version })
+            .map(|&(api_key, min_version, max_version)| ApiVersion {
+                api_key,
+                min_version,
+                max_version,
+            })
             .collect();
-        ApiVersionsResponse { error_code: ErrorCode::NONE.0, api_keys, throttle_time_ms: 0 }
+        ApiVersionsResponse {
+            error_code: ErrorCode::NONE.0,
+            api_keys,
+            throttle_time_ms: 0,
+        }
     }
 
     /// KIP-511 reply to an ApiVersions request at a version we do not serve: error
     /// UNSUPPORTED_VERSION plus the full table (the client reads our ApiVersions range from
     /// it and retries). Encode it with version 0 and response header v0.
     pub fn unsupported_fallback() -> Self {
-        ApiVersionsResponse { error_code: ErrorCode::UNSUPPORTED_VERSION.0, ..Self::from_advertised() }
+        ApiVersionsResponse {
+            error_code: ErrorCode::UNSUPPORTED_VERSION.0,
+            ..Self::from_advertised()
+        }
     }
 
     pub fn encode(&self, w: &mut Writer, version: i16) {
@@ -104,8 +115,20 @@ impl ApiVersionsResponse {
         w.tags_if(flex);
     }
 
-    /// Client side. An UNSUPPORTED_VERSION reply comes with the v0 body whatever version was
-    /// asked: decode it with version 0 when the first two bytes are error 35.
+    /// Client side, KIP-511 aware: if the error code is UNSUPPORTED_VERSION the body is in the
+    /// v0 schema whatever version was asked, so it is decoded as v0 (the caller then retries
+    /// with the highest version both sides share). Returns the version actually decoded.
+    pub fn decode_with_fallback(r: &mut Reader, version: i16) -> DecodeResult<(Self, i16)> {
+        let error_code = r.clone().i16("error_code")?;
+        let version = if error_code == ErrorCode::UNSUPPORTED_VERSION.0 {
+            0
+        } else {
+            version
+        };
+        Ok((Self::decode(r, version)?, version))
+    }
+
+    /// Client side, at exactly `version` (see [`Self::decode_with_fallback`]).
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
@@ -119,9 +142,17 @@ impl ApiVersionsResponse {
             r.tags_if(flex)?;
             Ok(k)
         })?;
-        let throttle_time_ms = if version >= 1 { r.i32("throttle_time_ms")? } else { 0 };
+        let throttle_time_ms = if version >= 1 {
+            r.i32("throttle_time_ms")?
+        } else {
+            0
+        };
         r.tags_if(flex)?;
-        Ok(ApiVersionsResponse { error_code, api_keys, throttle_time_ms })
+        Ok(ApiVersionsResponse {
+            error_code,
+            api_keys,
+            throttle_time_ms,
+        })
     }
 }
 
@@ -134,7 +165,11 @@ mod tests {
     fn small_response() -> ApiVersionsResponse {
         ApiVersionsResponse {
             error_code: 0,
-            api_keys: vec![ApiVersion { api_key: 18, min_version: 0, max_version: 4 }],
+            api_keys: vec![ApiVersion {
+                api_key: 18,
+                min_version: 0,
+                max_version: 4,
+            }],
             throttle_time_ms: 0,
         }
     }
@@ -164,15 +199,29 @@ mod tests {
         assert_eq!(fb.error_code, 35);
         let b = encode(&fb, 0, ApiVersionsResponse::encode);
         let back = decode_all(b, 0, ApiVersionsResponse::decode).unwrap();
-        assert!(back.api_keys.iter().any(|k| k.api_key == API_KEY && k.max_version == MAX_VERSION));
+        assert!(back
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == API_KEY && k.max_version == MAX_VERSION));
     }
 
     #[test]
     fn round_trips_every_version() {
-        let req = ApiVersionsRequest { client_software_name: "librdkafka".into(), client_software_version: "2.0.2".into() };
-        let resp = ApiVersionsResponse { throttle_time_ms: 9, ..ApiVersionsResponse::from_advertised() };
+        let req = ApiVersionsRequest {
+            client_software_name: "librdkafka".into(),
+            client_software_version: "2.0.2".into(),
+        };
+        let resp = ApiVersionsResponse {
+            throttle_time_ms: 9,
+            ..ApiVersionsResponse::from_advertised()
+        };
         for v in MIN_VERSION..=MAX_VERSION {
-            let (got, b) = round_trip(&req, v, ApiVersionsRequest::encode, ApiVersionsRequest::decode);
+            let (got, b) = round_trip(
+                &req,
+                v,
+                ApiVersionsRequest::encode,
+                ApiVersionsRequest::decode,
+            );
             if v >= 3 {
                 assert_eq!(got, req);
             } else {
@@ -180,7 +229,12 @@ mod tests {
             }
             truncations_fail(&b, v, ApiVersionsRequest::decode);
             oracle_agrees::<kafka_protocol::messages::ApiVersionsRequest>(&b, v);
-            let (got, b) = round_trip(&resp, v, ApiVersionsResponse::encode, ApiVersionsResponse::decode);
+            let (got, b) = round_trip(
+                &resp,
+                v,
+                ApiVersionsResponse::encode,
+                ApiVersionsResponse::decode,
+            );
             assert_eq!(got.api_keys, resp.api_keys);
             assert_eq!(got.throttle_time_ms, if v >= 1 { 9 } else { 0 });
             truncations_fail(&b, v, ApiVersionsResponse::decode);
@@ -200,8 +254,34 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic_any_decoder() {
-        let seeds = [encode(&ApiVersionsResponse::from_advertised(), 3, ApiVersionsResponse::encode)];
+        let seeds = [encode(
+            &ApiVersionsResponse::from_advertised(),
+            3,
+            ApiVersionsResponse::encode,
+        )];
         random_bytes_never_panic(&seeds, 0..=4, ApiVersionsRequest::decode, 3000);
         random_bytes_never_panic(&seeds, 0..=4, ApiVersionsResponse::decode, 3000);
+    }
+
+    /// What librdkafka sends first: ApiVersions v3 with header v2 and client software fields.
+    #[test]
+    fn librdkafka_style_v3_request_known_bytes() {
+        use crate::protocol::header::RequestHeader;
+        let mut wire = vec![0, 18, 0, 3, 0, 0, 0, 1, 0, 7];
+        wire.extend_from_slice(b"rdkafka");
+        wire.push(0); // header tags
+        wire.push(11);
+        wire.extend_from_slice(b"librdkafka");
+        wire.push(6);
+        wire.extend_from_slice(b"2.0.2");
+        wire.push(0); // body tags
+        let mut r = Reader::new(Bytes::from(wire));
+        let h = RequestHeader::decode_any(&mut r).unwrap();
+        assert_eq!((h.api_key, h.api_version, h.correlation_id), (18, 3, 1));
+        assert_eq!(h.client_id.as_deref(), Some("rdkafka"));
+        let req = ApiVersionsRequest::decode(&mut r, h.api_version).unwrap();
+        assert_eq!(req.client_software_name, "librdkafka");
+        assert_eq!(req.client_software_version, "2.0.2");
+        assert_eq!(r.remaining(), 0);
     }
 }

@@ -90,10 +90,22 @@ impl FetchPartition {
 
     fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let partition = r.i32("partition")?;
-        let current_leader_epoch = if version >= 9 { r.i32("current_leader_epoch")? } else { -1 };
+        let current_leader_epoch = if version >= 9 {
+            r.i32("current_leader_epoch")?
+        } else {
+            -1
+        };
         let fetch_offset = r.i64("fetch_offset")?;
-        let last_fetched_epoch = if version >= 12 { r.i32("last_fetched_epoch")? } else { -1 };
-        let log_start_offset = if version >= 5 { r.i64("log_start_offset")? } else { -1 };
+        let last_fetched_epoch = if version >= 12 {
+            r.i32("last_fetched_epoch")?
+        } else {
+            -1
+        };
+        let log_start_offset = if version >= 5 {
+            r.i64("log_start_offset")?
+        } else {
+            -1
+        };
         let partition_max_bytes = r.i32("partition_max_bytes")?;
         r.tags_if(flexible(version))?;
         Ok(FetchPartition {
@@ -116,11 +128,16 @@ impl FetchRequest {
         let min_bytes = r.i32("min_bytes")?;
         let max_bytes = r.i32("max_bytes")?;
         let isolation_level = r.i8("isolation_level")?;
-        let (session_id, session_epoch) =
-            if version >= 7 { (r.i32("session_id")?, r.i32("session_epoch")?) } else { (0, -1) };
+        let (session_id, session_epoch) = if version >= 7 {
+            (r.i32("session_id")?, r.i32("session_epoch")?)
+        } else {
+            (0, -1)
+        };
         let topics = r.array(flex, 3, "topics", |r| {
             let topic = r.string(flex, "topic")?;
-            let partitions = r.array(flex, 16, "partitions", |r| FetchPartition::decode(r, version))?;
+            let partitions = r.array(flex, 16, "partitions", |r| {
+                FetchPartition::decode(r, version)
+            })?;
             r.tags_if(flex)?;
             Ok(FetchTopic { topic, partitions })
         })?;
@@ -134,7 +151,11 @@ impl FetchRequest {
         } else {
             Vec::new()
         };
-        let rack_id = if version >= 11 { r.string(flex, "rack_id")? } else { String::new() };
+        let rack_id = if version >= 11 {
+            r.string(flex, "rack_id")?
+        } else {
+            String::new()
+        };
         r.tags_if(flex)?; // v12 ClusterId (tag 0) is not used.
         Ok(FetchRequest {
             replica_id,
@@ -263,13 +284,20 @@ impl PartitionData {
 
     fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flex = flexible(version);
-        let mut p = PartitionData::new(r.i32("partition_index")?, r.i16("error_code")?, r.i64("high_watermark")?);
+        let mut p = PartitionData::new(
+            r.i32("partition_index")?,
+            r.i16("error_code")?,
+            r.i64("high_watermark")?,
+        );
         p.last_stable_offset = r.i64("last_stable_offset")?;
         if version >= 5 {
             p.log_start_offset = r.i64("log_start_offset")?;
         }
         p.aborted_transactions = r.nullable_array(flex, 16, "aborted_transactions", |r| {
-            let t = AbortedTransaction { producer_id: r.i64("producer_id")?, first_offset: r.i64("first_offset")? };
+            let t = AbortedTransaction {
+                producer_id: r.i64("producer_id")?,
+                first_offset: r.i64("first_offset")?,
+            };
             r.tags_if(flex)?;
             Ok(t)
         })?;
@@ -305,15 +333,26 @@ impl FetchResponse {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
         let throttle_time_ms = r.i32("throttle_time_ms")?;
-        let (error_code, session_id) = if version >= 7 { (r.i16("error_code")?, r.i32("session_id")?) } else { (0, 0) };
+        let (error_code, session_id) = if version >= 7 {
+            (r.i16("error_code")?, r.i32("session_id")?)
+        } else {
+            (0, 0)
+        };
         let responses = r.array(flex, 3, "responses", |r| {
             let topic = r.string(flex, "topic")?;
-            let partitions = r.array(flex, 32, "partitions", |r| PartitionData::decode(r, version))?;
+            let partitions = r.array(flex, 32, "partitions", |r| {
+                PartitionData::decode(r, version)
+            })?;
             r.tags_if(flex)?;
             Ok(FetchableTopicResponse { topic, partitions })
         })?;
         r.tags_if(flex)?;
-        Ok(FetchResponse { throttle_time_ms, error_code, session_id, responses })
+        Ok(FetchResponse {
+            throttle_time_ms,
+            error_code,
+            session_id,
+            responses,
+        })
     }
 }
 
@@ -343,7 +382,10 @@ mod tests {
                     partition_max_bytes: 1_048_576,
                 }],
             }],
-            forgotten_topics_data: vec![ForgottenTopic { topic: "old".into(), partitions: vec![0, 1] }],
+            forgotten_topics_data: vec![ForgottenTopic {
+                topic: "old".into(),
+                partitions: vec![0, 1],
+            }],
             rack_id: "rack-a".into(),
         }
     }
@@ -352,9 +394,15 @@ mod tests {
         let mut p = PartitionData::new(2, 0, 2000);
         p.last_stable_offset = 1999;
         p.log_start_offset = 10;
-        p.aborted_transactions = Some(vec![AbortedTransaction { producer_id: 77, first_offset: 1500 }]);
+        p.aborted_transactions = Some(vec![AbortedTransaction {
+            producer_id: 77,
+            first_offset: 1500,
+        }]);
         p.preferred_read_replica = 1;
-        p.records = vec![Bytes::from_static(b"batch-one|"), Bytes::from_static(b"batch-two")];
+        p.records = vec![
+            Bytes::from_static(b"batch-one|"),
+            Bytes::from_static(b"batch-two"),
+        ];
         FetchResponse {
             throttle_time_ms: 0,
             error_code: 0,
@@ -369,7 +417,12 @@ mod tests {
     #[test]
     fn round_trips_every_version() {
         for v in MIN_VERSION..=MAX_VERSION {
-            let (got, b) = round_trip(&sample_request(), v, FetchRequest::encode, FetchRequest::decode);
+            let (got, b) = round_trip(
+                &sample_request(),
+                v,
+                FetchRequest::encode,
+                FetchRequest::decode,
+            );
             let p = got.topics[0].partitions[0];
             assert_eq!(p.fetch_offset, 1000);
             assert_eq!(p.current_leader_epoch, if v >= 9 { 5 } else { -1 });
@@ -380,7 +433,12 @@ mod tests {
             truncations_fail(&b, v, FetchRequest::decode);
             oracle_agrees::<kp::FetchRequest>(&b, v);
 
-            let (got, b) = round_trip(&sample_response(), v, FetchResponse::encode, FetchResponse::decode);
+            let (got, b) = round_trip(
+                &sample_response(),
+                v,
+                FetchResponse::encode,
+                FetchResponse::decode,
+            );
             let p = &got.responses[0].partitions[0];
             assert_eq!(p.records, vec![Bytes::from_static(b"batch-one|batch-two")]);
             assert_eq!(p.aborted_transactions.as_ref().map(Vec::len), Some(1));
@@ -401,7 +459,9 @@ mod tests {
             let chunks = &resp.responses[0].partitions[0].records;
             for chunk in chunks {
                 assert!(
-                    parts.iter().any(|p| p.as_ptr() == chunk.as_ptr() && p.len() == chunk.len()),
+                    parts
+                        .iter()
+                        .any(|p| p.as_ptr() == chunk.as_ptr() && p.len() == chunk.len()),
                     "chunk was copied at v{v}"
                 );
             }
@@ -416,45 +476,69 @@ mod tests {
             throttle_time_ms: 0,
             error_code: 0,
             session_id: 0,
-            responses: vec![FetchableTopicResponse { topic: "t".into(), partitions: vec![p] }],
+            responses: vec![FetchableTopicResponse {
+                topic: "t".into(),
+                partitions: vec![p],
+            }],
         };
         let b = encode(&resp, 4, FetchResponse::encode);
         // ... preferred_read_replica absent at v4, so records are the last field: i32 5 + "abcde".
-        assert_eq!(&b[b.len() - 9..], &[0, 0, 0, 5, b'a', b'b', b'c', b'd', b'e']);
+        assert_eq!(
+            &b[b.len() - 9..],
+            &[0, 0, 0, 5, b'a', b'b', b'c', b'd', b'e']
+        );
         let b = encode(&resp, 12, FetchResponse::encode);
         // compact: uvarint 6, data, then partition/topic/response tag sections.
-        assert_eq!(&b[b.len() - 9..], &[6, b'a', b'b', b'c', b'd', b'e', 0, 0, 0]);
+        assert_eq!(
+            &b[b.len() - 9..],
+            &[6, b'a', b'b', b'c', b'd', b'e', 0, 0, 0]
+        );
     }
 
     #[test]
     fn null_records_decode_as_empty_and_unknown_tags_skip() {
         // A v12 response from a real broker may carry tags we do not use: build one with the
         // oracle (CurrentLeader set) and null records, and check we read past both.
-        let leader = kp::fetch_response::LeaderIdAndEpoch::default().with_leader_id(kp::BrokerId(3)).with_leader_epoch(9);
+        let leader = kp::fetch_response::LeaderIdAndEpoch::default()
+            .with_leader_id(kp::BrokerId(3))
+            .with_leader_epoch(9);
         let part = kp::fetch_response::PartitionData::default()
             .with_partition_index(1)
             .with_high_watermark(5)
             .with_current_leader(leader)
             .with_records(None);
         let topic = kp::fetch_response::FetchableTopicResponse::default()
-            .with_topic(kp::TopicName::from(kafka_protocol::protocol::StrBytes::from_static_str("t")))
+            .with_topic(kp::TopicName::from(
+                kafka_protocol::protocol::StrBytes::from_static_str("t"),
+            ))
             .with_partitions(vec![part]);
         let oracle = kp::FetchResponse::default().with_responses(vec![topic]);
         let mut buf = Vec::new();
         kafka_protocol::protocol::Encodable::encode(&oracle, &mut buf, 12).unwrap();
         let got = decode_all(Bytes::from(buf), 12, FetchResponse::decode).unwrap();
         let p = &got.responses[0].partitions[0];
-        assert_eq!((p.partition_index, p.high_watermark, p.records_len()), (1, 5, 0));
+        assert_eq!(
+            (p.partition_index, p.high_watermark, p.records_len()),
+            (1, 5, 0)
+        );
     }
 
     #[test]
     fn oracle_encoded_request_decodes() {
-        let part = kp::fetch_request::FetchPartition::default().with_partition(0).with_fetch_offset(42);
+        let part = kp::fetch_request::FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(42);
         let topic = kp::fetch_request::FetchTopic::default()
-            .with_topic(kp::TopicName::from(kafka_protocol::protocol::StrBytes::from_static_str("t")))
+            .with_topic(kp::TopicName::from(
+                kafka_protocol::protocol::StrBytes::from_static_str("t"),
+            ))
             .with_partitions(vec![part]);
-        let cluster = Some(kafka_protocol::protocol::StrBytes::from_static_str("cluster-x"));
-        let req = kp::FetchRequest::default().with_topics(vec![topic]).with_cluster_id(cluster);
+        let cluster = Some(kafka_protocol::protocol::StrBytes::from_static_str(
+            "cluster-x",
+        ));
+        let req = kp::FetchRequest::default()
+            .with_topics(vec![topic])
+            .with_cluster_id(cluster);
         for v in MIN_VERSION..=MAX_VERSION {
             let mut theirs = Vec::new();
             kafka_protocol::protocol::Encodable::encode(&req, &mut theirs, v).unwrap();
@@ -472,7 +556,10 @@ mod tests {
         let seeds: Vec<Bytes> = [4, 7, 11, 12]
             .iter()
             .flat_map(|&v| {
-                [encode(&sample_request(), v, FetchRequest::encode), encode(&sample_response(), v, FetchResponse::encode)]
+                [
+                    encode(&sample_request(), v, FetchRequest::encode),
+                    encode(&sample_response(), v, FetchResponse::encode),
+                ]
             })
             .collect();
         random_bytes_never_panic(&seeds, 4..=12, FetchRequest::decode, 2000);

@@ -38,12 +38,29 @@ impl FindCoordinatorRequest {
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
-        let key = if version <= 3 { r.string(flex, "key")? } else { String::new() };
-        let key_type = if version >= 1 { r.i8("key_type")? } else { KEY_TYPE_GROUP };
-        let coordinator_keys =
-            if version >= 4 { r.array(flex, 1, "coordinator_keys", |r| r.string(flex, "coordinator_key"))? } else { Vec::new() };
+        let key = if version <= 3 {
+            r.string(flex, "key")?
+        } else {
+            String::new()
+        };
+        let key_type = if version >= 1 {
+            r.i8("key_type")?
+        } else {
+            KEY_TYPE_GROUP
+        };
+        let coordinator_keys = if version >= 4 {
+            r.array(flex, 1, "coordinator_keys", |r| {
+                r.string(flex, "coordinator_key")
+            })?
+        } else {
+            Vec::new()
+        };
         r.tags_if(flex)?;
-        Ok(FindCoordinatorRequest { key, key_type, coordinator_keys })
+        Ok(FindCoordinatorRequest {
+            key,
+            key_type,
+            coordinator_keys,
+        })
     }
 
     pub fn encode(&self, w: &mut Writer, version: i16) {
@@ -103,8 +120,17 @@ impl FindCoordinatorResponse {
     /// gets `coordinator`'s address and error. Before v4 only the first key is answered.
     pub fn for_keys(version: i16, keys: &[&str], coordinator: &Coordinator) -> Self {
         if version >= 4 {
-            let coordinators = keys.iter().map(|k| Coordinator { key: (*k).to_owned(), ..coordinator.clone() }).collect();
-            return FindCoordinatorResponse { coordinators, ..Self::single(coordinator) };
+            let coordinators = keys
+                .iter()
+                .map(|k| Coordinator {
+                    key: (*k).to_owned(),
+                    ..coordinator.clone()
+                })
+                .collect();
+            return FindCoordinatorResponse {
+                coordinators,
+                ..Self::single(coordinator)
+            };
         }
         Self::single(coordinator)
     }
@@ -152,7 +178,11 @@ impl FindCoordinatorResponse {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
         let mut resp = FindCoordinatorResponse {
-            throttle_time_ms: if version >= 1 { r.i32("throttle_time_ms")? } else { 0 },
+            throttle_time_ms: if version >= 1 {
+                r.i32("throttle_time_ms")?
+            } else {
+                0
+            },
             error_code: 0,
             error_message: None,
             node_id: 0,
@@ -216,20 +246,48 @@ mod tests {
     #[test]
     fn round_trips_every_version() {
         for v in MIN_VERSION..=MAX_VERSION {
-            let (got, b) = round_trip(&sample_request(), v, FindCoordinatorRequest::encode, FindCoordinatorRequest::decode);
-            assert_eq!(got.keys(v), if v >= 4 { vec!["group-a", "group-b"] } else { vec!["group-a"] });
-            assert_eq!(got.key_type, if v >= 1 { KEY_TYPE_TRANSACTION } else { KEY_TYPE_GROUP });
+            let (got, b) = round_trip(
+                &sample_request(),
+                v,
+                FindCoordinatorRequest::encode,
+                FindCoordinatorRequest::decode,
+            );
+            assert_eq!(
+                got.keys(v),
+                if v >= 4 {
+                    vec!["group-a", "group-b"]
+                } else {
+                    vec!["group-a"]
+                }
+            );
+            assert_eq!(
+                got.key_type,
+                if v >= 1 {
+                    KEY_TYPE_TRANSACTION
+                } else {
+                    KEY_TYPE_GROUP
+                }
+            );
             truncations_fail(&b, v, FindCoordinatorRequest::decode);
             oracle_agrees::<kp::FindCoordinatorRequest>(&b, v);
 
-            let resp = FindCoordinatorResponse::for_keys(v, &sample_request().keys(v), &coordinator());
-            let (got, b) = round_trip(&resp, v, FindCoordinatorResponse::encode, FindCoordinatorResponse::decode);
+            let resp =
+                FindCoordinatorResponse::for_keys(v, &sample_request().keys(v), &coordinator());
+            let (got, b) = round_trip(
+                &resp,
+                v,
+                FindCoordinatorResponse::encode,
+                FindCoordinatorResponse::decode,
+            );
             if v >= 4 {
                 assert_eq!(got.coordinators.len(), 2);
                 assert_eq!(got.coordinators[1].key, "group-b");
                 assert_eq!(got.coordinators[1].port, 9092);
             } else {
-                assert_eq!((got.node_id, got.host.as_str(), got.port), (1, "localhost", 9092));
+                assert_eq!(
+                    (got.node_id, got.host.as_str(), got.port),
+                    (1, "localhost", 9092)
+                );
                 assert_eq!(got.error_message.is_some(), v >= 1);
             }
             truncations_fail(&b, v, FindCoordinatorResponse::decode);

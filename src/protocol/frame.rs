@@ -30,18 +30,24 @@ pub enum FrameStatus {
 /// `max_frame_bytes` caps the size the prefix may claim (the prefix itself not counted).
 pub fn check_frame(buf: &[u8], max_frame_bytes: usize) -> FrameStatus {
     let Some(prefix) = buf.get(..SIZE_PREFIX_BYTES) else {
-        return FrameStatus::Incomplete { needed: SIZE_PREFIX_BYTES - buf.len() };
+        return FrameStatus::Incomplete {
+            needed: SIZE_PREFIX_BYTES - buf.len(),
+        };
     };
     let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
     if size <= 0 {
         return FrameStatus::Invalid;
     }
     if size as u64 > max_frame_bytes as u64 {
-        return FrameStatus::TooLarge { claimed: i64::from(size) };
+        return FrameStatus::TooLarge {
+            claimed: i64::from(size),
+        };
     }
     let frame_len = SIZE_PREFIX_BYTES + size as usize;
     if buf.len() < frame_len {
-        return FrameStatus::Incomplete { needed: frame_len - buf.len() };
+        return FrameStatus::Incomplete {
+            needed: frame_len - buf.len(),
+        };
     }
     FrameStatus::Complete { frame_len }
 }
@@ -54,7 +60,11 @@ pub struct FrameTooLarge {
 
 impl std::fmt::Display for FrameTooLarge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "frame of {} bytes does not fit an i32 size prefix", self.len)
+        write!(
+            f,
+            "frame of {} bytes does not fit an i32 size prefix",
+            self.len
+        )
     }
 }
 
@@ -79,35 +89,55 @@ mod tests {
     #[test]
     fn short_prefix_is_incomplete() {
         assert_eq!(check_frame(&[], 100), FrameStatus::Incomplete { needed: 4 });
-        assert_eq!(check_frame(&[0, 0, 0], 100), FrameStatus::Incomplete { needed: 1 });
+        assert_eq!(
+            check_frame(&[0, 0, 0], 100),
+            FrameStatus::Incomplete { needed: 1 }
+        );
     }
 
     #[test]
     fn partial_body_is_incomplete_with_exact_need() {
-        assert_eq!(check_frame(&[0, 0, 0, 5, 1, 2], 100), FrameStatus::Incomplete { needed: 3 });
+        assert_eq!(
+            check_frame(&[0, 0, 0, 5, 1, 2], 100),
+            FrameStatus::Incomplete { needed: 3 }
+        );
     }
 
     #[test]
     fn whole_frame_is_complete_even_with_trailing_bytes() {
         let buf = [0, 0, 0, 2, 9, 9, 0, 0];
-        assert_eq!(check_frame(&buf, 100), FrameStatus::Complete { frame_len: 6 });
+        assert_eq!(
+            check_frame(&buf, 100),
+            FrameStatus::Complete { frame_len: 6 }
+        );
     }
 
     #[test]
     fn zero_and_negative_sizes_are_invalid() {
         assert_eq!(check_frame(&[0, 0, 0, 0], 100), FrameStatus::Invalid);
-        assert_eq!(check_frame(&[0xff, 0xff, 0xff, 0xff], 100), FrameStatus::Invalid);
+        assert_eq!(
+            check_frame(&[0xff, 0xff, 0xff, 0xff], 100),
+            FrameStatus::Invalid
+        );
         assert_eq!(check_frame(&[0x80, 0, 0, 0], 100), FrameStatus::Invalid);
     }
 
     #[test]
     fn size_over_cap_is_too_large_before_body_arrives() {
-        assert_eq!(check_frame(&[0, 0, 0, 101], 100), FrameStatus::TooLarge { claimed: 101 });
+        assert_eq!(
+            check_frame(&[0, 0, 0, 101], 100),
+            FrameStatus::TooLarge { claimed: 101 }
+        );
         assert_eq!(
             check_frame(&[0x7f, 0xff, 0xff, 0xff], 1 << 20),
-            FrameStatus::TooLarge { claimed: i32::MAX as i64 }
+            FrameStatus::TooLarge {
+                claimed: i32::MAX as i64
+            }
         );
-        assert_eq!(check_frame(&[0, 0, 0, 100], 100), FrameStatus::Incomplete { needed: 100 });
+        assert_eq!(
+            check_frame(&[0, 0, 0, 100], 100),
+            FrameStatus::Incomplete { needed: 100 }
+        );
     }
 
     #[test]
@@ -119,6 +149,9 @@ mod tests {
         assert_eq!(&parts[0][..], &[0, 0, 0, 11]);
         assert_eq!(parts.len(), 3);
         let all: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-        assert_eq!(check_frame(&all, 100), FrameStatus::Complete { frame_len: 15 });
+        assert_eq!(
+            check_frame(&all, 100),
+            FrameStatus::Complete { frame_len: 15 }
+        );
     }
 }

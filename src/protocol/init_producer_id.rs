@@ -36,10 +36,18 @@ impl InitProducerIdRequest {
         let flex = flexible(version);
         let transactional_id = r.nullable_string(flex, "transactional_id")?;
         let transaction_timeout_ms = r.i32("transaction_timeout_ms")?;
-        let (producer_id, producer_epoch) =
-            if version >= 3 { (r.i64("producer_id")?, r.i16("producer_epoch")?) } else { (-1, -1) };
+        let (producer_id, producer_epoch) = if version >= 3 {
+            (r.i64("producer_id")?, r.i16("producer_epoch")?)
+        } else {
+            (-1, -1)
+        };
         r.tags_if(flex)?;
-        Ok(InitProducerIdRequest { transactional_id, transaction_timeout_ms, producer_id, producer_epoch })
+        Ok(InitProducerIdRequest {
+            transactional_id,
+            transaction_timeout_ms,
+            producer_id,
+            producer_epoch,
+        })
     }
 
     pub fn encode(&self, w: &mut Writer, version: i16) {
@@ -100,22 +108,38 @@ mod tests {
         }
     }
 
-    const SAMPLE_RESPONSE: InitProducerIdResponse =
-        InitProducerIdResponse { throttle_time_ms: 0, error_code: 0, producer_id: 4000, producer_epoch: 0 };
+    const SAMPLE_RESPONSE: InitProducerIdResponse = InitProducerIdResponse {
+        throttle_time_ms: 0,
+        error_code: 0,
+        producer_id: 4000,
+        producer_epoch: 0,
+    };
 
     #[test]
     fn round_trips_every_version() {
-        let idempotent = InitProducerIdRequest { transactional_id: None, ..sample_request() };
+        let idempotent = InitProducerIdRequest {
+            transactional_id: None,
+            ..sample_request()
+        };
         for v in MIN_VERSION..=MAX_VERSION {
             for req in [sample_request(), idempotent.clone()] {
-                let (got, b) = round_trip(&req, v, InitProducerIdRequest::encode, InitProducerIdRequest::decode);
+                let (got, b) = round_trip(
+                    &req,
+                    v,
+                    InitProducerIdRequest::encode,
+                    InitProducerIdRequest::decode,
+                );
                 assert_eq!(got.transactional_id, req.transactional_id);
                 assert_eq!(got.producer_id, if v >= 3 { 1000 } else { -1 });
                 truncations_fail(&b, v, InitProducerIdRequest::decode);
                 oracle_agrees::<kp::InitProducerIdRequest>(&b, v);
             }
-            let (got, b) =
-                round_trip(&SAMPLE_RESPONSE, v, InitProducerIdResponse::encode, InitProducerIdResponse::decode);
+            let (got, b) = round_trip(
+                &SAMPLE_RESPONSE,
+                v,
+                InitProducerIdResponse::encode,
+                InitProducerIdResponse::decode,
+            );
             assert_eq!(got, SAMPLE_RESPONSE);
             truncations_fail(&b, v, InitProducerIdResponse::decode);
             oracle_agrees::<kp::InitProducerIdResponse>(&b, v);
@@ -125,7 +149,12 @@ mod tests {
     #[test]
     fn v0_request_known_bytes() {
         let b = encode(
-            &InitProducerIdRequest { transactional_id: None, transaction_timeout_ms: 1, producer_id: -1, producer_epoch: -1 },
+            &InitProducerIdRequest {
+                transactional_id: None,
+                transaction_timeout_ms: 1,
+                producer_id: -1,
+                producer_epoch: -1,
+            },
             0,
             InitProducerIdRequest::encode,
         );

@@ -54,21 +54,37 @@ impl ListOffsetsRequest {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
         let replica_id = r.i32("replica_id")?;
-        let isolation_level = if version >= 2 { r.i8("isolation_level")? } else { 0 };
+        let isolation_level = if version >= 2 {
+            r.i8("isolation_level")?
+        } else {
+            0
+        };
         let topics = r.array(flex, 3, "topics", |r| {
             let name = r.string(flex, "name")?;
             let partitions = r.array(flex, 12, "partitions", |r| {
                 let partition_index = r.i32("partition_index")?;
-                let current_leader_epoch = if version >= 4 { r.i32("current_leader_epoch")? } else { -1 };
+                let current_leader_epoch = if version >= 4 {
+                    r.i32("current_leader_epoch")?
+                } else {
+                    -1
+                };
                 let timestamp = r.i64("timestamp")?;
                 r.tags_if(flex)?;
-                Ok(ListOffsetsPartition { partition_index, current_leader_epoch, timestamp })
+                Ok(ListOffsetsPartition {
+                    partition_index,
+                    current_leader_epoch,
+                    timestamp,
+                })
             })?;
             r.tags_if(flex)?;
             Ok(ListOffsetsTopic { name, partitions })
         })?;
         r.tags_if(flex)?;
-        Ok(ListOffsetsRequest { replica_id, isolation_level, topics })
+        Ok(ListOffsetsRequest {
+            replica_id,
+            isolation_level,
+            topics,
+        })
     }
 
     pub fn encode(&self, w: &mut Writer, version: i16) {
@@ -144,7 +160,11 @@ impl ListOffsetsResponse {
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
-        let throttle_time_ms = if version >= 2 { r.i32("throttle_time_ms")? } else { 0 };
+        let throttle_time_ms = if version >= 2 {
+            r.i32("throttle_time_ms")?
+        } else {
+            0
+        };
         let topics = r.array(flex, 3, "topics", |r| {
             let name = r.string(flex, "name")?;
             let partitions = r.array(flex, 22, "partitions", |r| {
@@ -152,15 +172,28 @@ impl ListOffsetsResponse {
                 let error_code = r.i16("error_code")?;
                 let timestamp = r.i64("timestamp")?;
                 let offset = r.i64("offset")?;
-                let leader_epoch = if version >= 4 { r.i32("leader_epoch")? } else { -1 };
+                let leader_epoch = if version >= 4 {
+                    r.i32("leader_epoch")?
+                } else {
+                    -1
+                };
                 r.tags_if(flex)?;
-                Ok(ListOffsetsPartitionResponse { partition_index, error_code, timestamp, offset, leader_epoch })
+                Ok(ListOffsetsPartitionResponse {
+                    partition_index,
+                    error_code,
+                    timestamp,
+                    offset,
+                    leader_epoch,
+                })
             })?;
             r.tags_if(flex)?;
             Ok(ListOffsetsTopicResponse { name, partitions })
         })?;
         r.tags_if(flex)?;
-        Ok(ListOffsetsResponse { throttle_time_ms, topics })
+        Ok(ListOffsetsResponse {
+            throttle_time_ms,
+            topics,
+        })
     }
 }
 
@@ -178,8 +211,16 @@ mod tests {
             topics: vec![ListOffsetsTopic {
                 name: "orders".into(),
                 partitions: vec![
-                    ListOffsetsPartition { partition_index: 0, current_leader_epoch: 2, timestamp: LATEST_TIMESTAMP },
-                    ListOffsetsPartition { partition_index: 1, current_leader_epoch: 2, timestamp: 1_700_000_000_000 },
+                    ListOffsetsPartition {
+                        partition_index: 0,
+                        current_leader_epoch: 2,
+                        timestamp: LATEST_TIMESTAMP,
+                    },
+                    ListOffsetsPartition {
+                        partition_index: 1,
+                        current_leader_epoch: 2,
+                        timestamp: 1_700_000_000_000,
+                    },
                 ],
             }],
         }
@@ -204,7 +245,12 @@ mod tests {
     #[test]
     fn round_trips_every_version() {
         for v in MIN_VERSION..=MAX_VERSION {
-            let (got, b) = round_trip(&sample_request(), v, ListOffsetsRequest::encode, ListOffsetsRequest::decode);
+            let (got, b) = round_trip(
+                &sample_request(),
+                v,
+                ListOffsetsRequest::encode,
+                ListOffsetsRequest::decode,
+            );
             assert_eq!(got.isolation_level, if v >= 2 { 1 } else { 0 });
             assert_eq!(got.topics[0].partitions[1].timestamp, 1_700_000_000_000);
             if v >= 4 {
@@ -213,7 +259,12 @@ mod tests {
             truncations_fail(&b, v, ListOffsetsRequest::decode);
             oracle_agrees::<kp::ListOffsetsRequest>(&b, v);
 
-            let (got, b) = round_trip(&sample_response(), v, ListOffsetsResponse::encode, ListOffsetsResponse::decode);
+            let (got, b) = round_trip(
+                &sample_response(),
+                v,
+                ListOffsetsResponse::encode,
+                ListOffsetsResponse::decode,
+            );
             assert_eq!(got.topics[0].partitions[0].offset, 4242);
             if v >= 4 {
                 assert_eq!(got, sample_response());

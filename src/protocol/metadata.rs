@@ -50,7 +50,11 @@ impl MetadataRequest {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
         let topics = r.nullable_array(flex, 2, "topics", |r| {
-            let topic_id = if version >= 10 { r.uuid("topic_id")? } else { [0; 16] };
+            let topic_id = if version >= 10 {
+                r.uuid("topic_id")?
+            } else {
+                [0; 16]
+            };
             let name = if version >= 10 {
                 r.nullable_string(flex, "name")?
             } else {
@@ -59,11 +63,21 @@ impl MetadataRequest {
             r.tags_if(flex)?;
             Ok(MetadataRequestTopic { topic_id, name })
         })?;
-        let allow_auto_topic_creation = if version >= 4 { r.bool("allow_auto_topic_creation")? } else { true };
-        let include_cluster_authorized_operations =
-            if (8..=10).contains(&version) { r.bool("include_cluster_authorized_operations")? } else { false };
-        let include_topic_authorized_operations =
-            if version >= 8 { r.bool("include_topic_authorized_operations")? } else { false };
+        let allow_auto_topic_creation = if version >= 4 {
+            r.bool("allow_auto_topic_creation")?
+        } else {
+            true
+        };
+        let include_cluster_authorized_operations = if (8..=10).contains(&version) {
+            r.bool("include_cluster_authorized_operations")?
+        } else {
+            false
+        };
+        let include_topic_authorized_operations = if version >= 8 {
+            r.bool("include_topic_authorized_operations")?
+        } else {
+            false
+        };
         r.tags_if(flex)?;
         Ok(MetadataRequest {
             topics,
@@ -164,7 +178,12 @@ impl MetadataResponseBroker {
         let port = r.i32("port")?;
         let rack = r.nullable_string(flex, "rack")?;
         r.tags_if(flex)?;
-        Ok(MetadataResponseBroker { node_id, host, port, rack })
+        Ok(MetadataResponseBroker {
+            node_id,
+            host,
+            port,
+            rack,
+        })
     }
 }
 
@@ -190,11 +209,18 @@ impl MetadataResponsePartition {
         let error_code = r.i16("error_code")?;
         let partition_index = r.i32("partition_index")?;
         let leader_id = r.i32("leader_id")?;
-        let leader_epoch = if version >= 7 { r.i32("leader_epoch")? } else { -1 };
+        let leader_epoch = if version >= 7 {
+            r.i32("leader_epoch")?
+        } else {
+            -1
+        };
         let replica_nodes = r.array(flex, 4, "replica_nodes", |r| r.i32("replica_node"))?;
         let isr_nodes = r.array(flex, 4, "isr_nodes", |r| r.i32("isr_node"))?;
-        let offline_replicas =
-            if version >= 5 { r.array(flex, 4, "offline_replicas", |r| r.i32("offline_replica"))? } else { Vec::new() };
+        let offline_replicas = if version >= 5 {
+            r.array(flex, 4, "offline_replicas", |r| r.i32("offline_replica"))?
+        } else {
+            Vec::new()
+        };
         r.tags_if(flex)?;
         Ok(MetadataResponsePartition {
             error_code,
@@ -231,14 +257,34 @@ impl MetadataResponseTopic {
     fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flex = flexible(version);
         let error_code = r.i16("error_code")?;
-        let name = if version >= 12 { r.nullable_string(flex, "name")? } else { Some(r.string(flex, "name")?) };
-        let topic_id = if version >= 10 { r.uuid("topic_id")? } else { [0; 16] };
+        let name = if version >= 12 {
+            r.nullable_string(flex, "name")?
+        } else {
+            Some(r.string(flex, "name")?)
+        };
+        let topic_id = if version >= 10 {
+            r.uuid("topic_id")?
+        } else {
+            [0; 16]
+        };
         let is_internal = r.bool("is_internal")?;
-        let partitions = r.array(flex, 14, "partitions", |r| MetadataResponsePartition::decode(r, version))?;
-        let topic_authorized_operations =
-            if version >= 8 { r.i32("topic_authorized_operations")? } else { AUTHORIZED_OPERATIONS_UNKNOWN };
+        let partitions = r.array(flex, 14, "partitions", |r| {
+            MetadataResponsePartition::decode(r, version)
+        })?;
+        let topic_authorized_operations = if version >= 8 {
+            r.i32("topic_authorized_operations")?
+        } else {
+            AUTHORIZED_OPERATIONS_UNKNOWN
+        };
         r.tags_if(flex)?;
-        Ok(MetadataResponseTopic { error_code, name, topic_id, is_internal, partitions, topic_authorized_operations })
+        Ok(MetadataResponseTopic {
+            error_code,
+            name,
+            topic_id,
+            is_internal,
+            partitions,
+            topic_authorized_operations,
+        })
     }
 }
 
@@ -264,18 +310,37 @@ impl MetadataResponse {
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
-        let throttle_time_ms = if version >= 3 { r.i32("throttle_time_ms")? } else { 0 };
-        let brokers = r.array(flex, 9, "brokers", |r| MetadataResponseBroker::decode(r, version))?;
-        let cluster_id = if version >= 2 { r.nullable_string(flex, "cluster_id")? } else { None };
+        let throttle_time_ms = if version >= 3 {
+            r.i32("throttle_time_ms")?
+        } else {
+            0
+        };
+        let brokers = r.array(flex, 9, "brokers", |r| {
+            MetadataResponseBroker::decode(r, version)
+        })?;
+        let cluster_id = if version >= 2 {
+            r.nullable_string(flex, "cluster_id")?
+        } else {
+            None
+        };
         let controller_id = r.i32("controller_id")?;
-        let topics = r.array(flex, 5, "topics", |r| MetadataResponseTopic::decode(r, version))?;
+        let topics = r.array(flex, 5, "topics", |r| {
+            MetadataResponseTopic::decode(r, version)
+        })?;
         let cluster_authorized_operations = if (8..=10).contains(&version) {
             r.i32("cluster_authorized_operations")?
         } else {
             AUTHORIZED_OPERATIONS_UNKNOWN
         };
         r.tags_if(flex)?;
-        Ok(MetadataResponse { throttle_time_ms, brokers, cluster_id, controller_id, topics, cluster_authorized_operations })
+        Ok(MetadataResponse {
+            throttle_time_ms,
+            brokers,
+            cluster_id,
+            controller_id,
+            topics,
+            cluster_authorized_operations,
+        })
     }
 }
 
@@ -289,8 +354,14 @@ mod tests {
     fn sample_request() -> MetadataRequest {
         MetadataRequest {
             topics: Some(vec![
-                MetadataRequestTopic { topic_id: [7; 16], name: Some("orders".into()) },
-                MetadataRequestTopic { topic_id: [0; 16], name: Some("payments".into()) },
+                MetadataRequestTopic {
+                    topic_id: [7; 16],
+                    name: Some("orders".into()),
+                },
+                MetadataRequestTopic {
+                    topic_id: [0; 16],
+                    name: Some("payments".into()),
+                },
             ]),
             allow_auto_topic_creation: false,
             include_cluster_authorized_operations: true,
@@ -302,8 +373,18 @@ mod tests {
         MetadataResponse {
             throttle_time_ms: 3,
             brokers: vec![
-                MetadataResponseBroker { node_id: 1, host: "localhost".into(), port: 9092, rack: Some("r1".into()) },
-                MetadataResponseBroker { node_id: 2, host: "b2".into(), port: 9093, rack: None },
+                MetadataResponseBroker {
+                    node_id: 1,
+                    host: "localhost".into(),
+                    port: 9092,
+                    rack: Some("r1".into()),
+                },
+                MetadataResponseBroker {
+                    node_id: 2,
+                    host: "b2".into(),
+                    port: 9093,
+                    rack: None,
+                },
             ],
             cluster_id: Some("ringmq-cluster".into()),
             controller_id: 1,
@@ -330,9 +411,17 @@ mod tests {
     #[test]
     fn round_trips_every_version() {
         for v in MIN_VERSION..=MAX_VERSION {
-            let (got, b) = round_trip(&sample_request(), v, MetadataRequest::encode, MetadataRequest::decode);
+            let (got, b) = round_trip(
+                &sample_request(),
+                v,
+                MetadataRequest::encode,
+                MetadataRequest::decode,
+            );
             assert_eq!(got.allow_auto_topic_creation, v < 4, "v{v}");
-            assert_eq!(got.include_cluster_authorized_operations, (8..=10).contains(&v));
+            assert_eq!(
+                got.include_cluster_authorized_operations,
+                (8..=10).contains(&v)
+            );
             assert_eq!(got.topics.as_ref().map(Vec::len), Some(2));
             if v == 10 {
                 assert_eq!(got, sample_request());
@@ -340,7 +429,12 @@ mod tests {
             truncations_fail(&b, v, MetadataRequest::decode);
             oracle_agrees::<kp::MetadataRequest>(&b, v);
 
-            let (got, b) = round_trip(&sample_response(), v, MetadataResponse::encode, MetadataResponse::decode);
+            let (got, b) = round_trip(
+                &sample_response(),
+                v,
+                MetadataResponse::encode,
+                MetadataResponse::decode,
+            );
             let p = &got.topics[0].partitions[0];
             assert_eq!(p.leader_epoch, if v >= 7 { 4 } else { -1 });
             assert_eq!(p.offline_replicas.len(), usize::from(v >= 5));
@@ -356,10 +450,18 @@ mod tests {
     #[test]
     fn null_topics_means_all_and_differs_from_empty() {
         for v in MIN_VERSION..=MAX_VERSION {
-            let all = MetadataRequest { topics: None, ..sample_request() };
-            let none = MetadataRequest { topics: Some(vec![]), ..sample_request() };
-            let (got_all, _) = round_trip(&all, v, MetadataRequest::encode, MetadataRequest::decode);
-            let (got_none, _) = round_trip(&none, v, MetadataRequest::encode, MetadataRequest::decode);
+            let all = MetadataRequest {
+                topics: None,
+                ..sample_request()
+            };
+            let none = MetadataRequest {
+                topics: Some(vec![]),
+                ..sample_request()
+            };
+            let (got_all, _) =
+                round_trip(&all, v, MetadataRequest::encode, MetadataRequest::decode);
+            let (got_none, _) =
+                round_trip(&none, v, MetadataRequest::encode, MetadataRequest::decode);
             assert_eq!(got_all.topics, None);
             assert_eq!(got_none.topics, Some(vec![]));
         }
@@ -368,14 +470,22 @@ mod tests {
     #[test]
     fn null_topic_names_where_nullable() {
         let req = MetadataRequest {
-            topics: Some(vec![MetadataRequestTopic { topic_id: [1; 16], name: None }]),
+            topics: Some(vec![MetadataRequestTopic {
+                topic_id: [1; 16],
+                name: None,
+            }]),
             ..sample_request()
         };
         let (got, _) = round_trip(&req, 12, MetadataRequest::encode, MetadataRequest::decode);
         assert_eq!(got.topics.unwrap()[0].name, None);
         let mut resp = sample_response();
         resp.topics[0].name = None;
-        let (got, b) = round_trip(&resp, 12, MetadataResponse::encode, MetadataResponse::decode);
+        let (got, b) = round_trip(
+            &resp,
+            12,
+            MetadataResponse::encode,
+            MetadataResponse::decode,
+        );
         assert_eq!(got.topics[0].name, None);
         oracle_agrees::<kp::MetadataResponse>(&b, 12);
     }
@@ -384,7 +494,9 @@ mod tests {
     fn oracle_encoded_request_decodes() {
         let name = kp::TopicName::from(kafka_protocol::protocol::StrBytes::from_static_str("x"));
         let t = kp::metadata_request::MetadataRequestTopic::default().with_name(Some(name));
-        let req = kp::MetadataRequest::default().with_topics(Some(vec![t])).with_allow_auto_topic_creation(true);
+        let req = kp::MetadataRequest::default()
+            .with_topics(Some(vec![t]))
+            .with_allow_auto_topic_creation(true);
         for v in MIN_VERSION..=MAX_VERSION {
             ours_agree(&req, v, MetadataRequest::encode, MetadataRequest::decode);
         }

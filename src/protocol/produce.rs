@@ -72,17 +72,26 @@ impl ProduceRequest {
         let timeout_ms = r.i32("timeout_ms")?;
         let topic_data = r.array(flex, min_topic_bytes(flex), "topic_data", |r| {
             let name = r.string(flex, "name")?;
-            let partition_data = r.array(flex, min_partition_bytes(flex), "partition_data", |r| {
-                let index = r.i32("index")?;
-                let records = r.nullable_bytes(flex, "records")?;
-                r.tags_if(flex)?;
-                Ok(PartitionProduceData { index, records })
-            })?;
+            let partition_data =
+                r.array(flex, min_partition_bytes(flex), "partition_data", |r| {
+                    let index = r.i32("index")?;
+                    let records = r.nullable_bytes(flex, "records")?;
+                    r.tags_if(flex)?;
+                    Ok(PartitionProduceData { index, records })
+                })?;
             r.tags_if(flex)?;
-            Ok(TopicProduceData { name, partition_data })
+            Ok(TopicProduceData {
+                name,
+                partition_data,
+            })
         })?;
         r.tags_if(flex)?;
-        Ok(ProduceRequest { transactional_id, acks, timeout_ms, topic_data })
+        Ok(ProduceRequest {
+            transactional_id,
+            acks,
+            timeout_ms,
+            topic_data,
+        })
     }
 
     /// Client side; records are appended by reference (no copy).
@@ -179,7 +188,11 @@ impl PartitionProduceResponse {
 
     fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flex = flexible(version);
-        let mut p = PartitionProduceResponse::new(r.i32("index")?, r.i16("error_code")?, r.i64("base_offset")?);
+        let mut p = PartitionProduceResponse::new(
+            r.i32("index")?,
+            r.i16("error_code")?,
+            r.i64("base_offset")?,
+        );
         if version >= 2 {
             p.log_append_time_ms = r.i64("log_append_time_ms")?;
         }
@@ -189,9 +202,13 @@ impl PartitionProduceResponse {
         if version >= 8 {
             p.record_errors = r.array(flex, 5, "record_errors", |r| {
                 let batch_index = r.i32("batch_index")?;
-                let batch_index_error_message = r.nullable_string(flex, "batch_index_error_message")?;
+                let batch_index_error_message =
+                    r.nullable_string(flex, "batch_index_error_message")?;
                 r.tags_if(flex)?;
-                Ok(BatchIndexAndErrorMessage { batch_index, batch_index_error_message })
+                Ok(BatchIndexAndErrorMessage {
+                    batch_index,
+                    batch_index_error_message,
+                })
             })?;
             p.error_message = r.nullable_string(flex, "error_message")?;
         }
@@ -225,11 +242,17 @@ impl ProduceResponse {
                 PartitionProduceResponse::decode(r, version)
             })?;
             r.tags_if(flex)?;
-            Ok(TopicProduceResponse { name, partition_responses })
+            Ok(TopicProduceResponse {
+                name,
+                partition_responses,
+            })
         })?;
         let throttle_time_ms = r.i32("throttle_time_ms")?;
         r.tags_if(flex)?;
-        Ok(ProduceResponse { responses, throttle_time_ms })
+        Ok(ProduceResponse {
+            responses,
+            throttle_time_ms,
+        })
     }
 }
 
@@ -249,11 +272,20 @@ mod tests {
                 TopicProduceData {
                     name: "orders".into(),
                     partition_data: vec![
-                        PartitionProduceData { index: 0, records: Some(Bytes::from_static(b"batch-bytes")) },
-                        PartitionProduceData { index: 3, records: None },
+                        PartitionProduceData {
+                            index: 0,
+                            records: Some(Bytes::from_static(b"batch-bytes")),
+                        },
+                        PartitionProduceData {
+                            index: 3,
+                            records: None,
+                        },
                     ],
                 },
-                TopicProduceData { name: "empty".into(), partition_data: vec![] },
+                TopicProduceData {
+                    name: "empty".into(),
+                    partition_data: vec![],
+                },
             ],
         }
     }
@@ -262,7 +294,10 @@ mod tests {
         let mut p = PartitionProduceResponse::new(0, 0, 1234);
         p.log_append_time_ms = 99;
         p.log_start_offset = 7;
-        p.record_errors = vec![BatchIndexAndErrorMessage { batch_index: 2, batch_index_error_message: Some("bad".into()) }];
+        p.record_errors = vec![BatchIndexAndErrorMessage {
+            batch_index: 2,
+            batch_index_error_message: Some("bad".into()),
+        }];
         p.error_message = Some("partly".into());
         ProduceResponse {
             responses: vec![TopicProduceResponse {
@@ -292,7 +327,10 @@ mod tests {
             timeout_ms: 1000,
             topic_data: vec![TopicProduceData {
                 name: "t".into(),
-                partition_data: vec![PartitionProduceData { index: 2, records: Some(Bytes::from_static(b"abc")) }],
+                partition_data: vec![PartitionProduceData {
+                    index: 2,
+                    records: Some(Bytes::from_static(b"abc")),
+                }],
             }],
         };
         assert_eq!(req, expected);
@@ -320,12 +358,22 @@ mod tests {
     #[test]
     fn round_trips_every_version() {
         for v in MIN_DECODABLE_VERSION..=MAX_VERSION {
-            let (got, b) = round_trip(&sample_request(), v, ProduceRequest::encode, ProduceRequest::decode);
+            let (got, b) = round_trip(
+                &sample_request(),
+                v,
+                ProduceRequest::encode,
+                ProduceRequest::decode,
+            );
             assert_eq!(got, sample_request(), "v{v}");
             truncations_fail(&b, v, ProduceRequest::decode);
             oracle_agrees::<kp::ProduceRequest>(&b, v);
 
-            let (got, b) = round_trip(&sample_response(), v, ProduceResponse::encode, ProduceResponse::decode);
+            let (got, b) = round_trip(
+                &sample_response(),
+                v,
+                ProduceResponse::encode,
+                ProduceResponse::decode,
+            );
             let p = &got.responses[0].partition_responses[0];
             assert_eq!(p.base_offset, 1234);
             assert_eq!(p.log_start_offset, if v >= 5 { 7 } else { -1 });
@@ -360,7 +408,16 @@ mod tests {
         let wire: &'static [u8] = &[0xff, 0xff, 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0];
         assert_eq!(wire.len(), 14);
         let got = ProduceRequest::decode(&mut Reader::new(Bytes::from_static(wire)), 3);
-        assert!(matches!(got, Err(DecodeError::BadLength { field: "topic_data", .. })), "{got:?}");
+        assert!(
+            matches!(
+                got,
+                Err(DecodeError::BadLength {
+                    field: "topic_data",
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
     }
 
     #[test]

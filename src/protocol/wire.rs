@@ -52,7 +52,10 @@ pub type DecodeResult<T> = Result<T, DecodeError>;
 /// Refuse a version outside `min..=max` of `api_key` before decoding a body.
 pub fn check_version(api_key: i16, api_version: i16, min: i16, max: i16) -> DecodeResult<()> {
     if api_version < min || api_version > max {
-        return Err(DecodeError::Unsupported { api_key, api_version });
+        return Err(DecodeError::Unsupported {
+            api_key,
+            api_version,
+        });
     }
     Ok(())
 }
@@ -400,14 +403,24 @@ impl Writer {
         self.len_prefix(None, flexible, true);
     }
     /// Array with each element written by `element` (i32 count, or compact).
-    pub fn array<T>(&mut self, items: &[T], flexible: bool, mut element: impl FnMut(&mut Writer, &T)) {
+    pub fn array<T>(
+        &mut self,
+        items: &[T],
+        flexible: bool,
+        mut element: impl FnMut(&mut Writer, &T),
+    ) {
         self.array_len(items.len(), flexible);
         for item in items {
             element(self, item);
         }
     }
     /// Nullable array; `None` is written as null.
-    pub fn nullable_array<T>(&mut self, items: Option<&[T]>, flexible: bool, element: impl FnMut(&mut Writer, &T)) {
+    pub fn nullable_array<T>(
+        &mut self,
+        items: Option<&[T]>,
+        flexible: bool,
+        element: impl FnMut(&mut Writer, &T),
+    ) {
         match items {
             Some(items) => self.array(items, flexible, element),
             None => self.null_array(flexible),
