@@ -52,7 +52,7 @@ macro_rules! row {
 }
 
 /// Every served API, sorted by key.
-pub static APIS: [ApiEntry; 15] = [
+pub static APIS: [ApiEntry; 14] = [
     ApiEntry {
         min_decodable_version: produce::MIN_DECODABLE_VERSION,
         ..row!(produce)
@@ -60,7 +60,6 @@ pub static APIS: [ApiEntry; 15] = [
     row!(fetch),
     row!(list_offsets),
     row!(metadata),
-    row!(find_coordinator),
     row!(api_versions),
     row!(create_topics),
     row!(delete_topics),
