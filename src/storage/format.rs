@@ -29,7 +29,8 @@ pub fn frame(magic: &[u8; 4], payload: &[u8]) -> Vec<u8> {
 /// The payload of a framed file, or `None` if anything does not match.
 pub fn unframe<'a>(magic: &[u8; 4], bytes: &'a [u8]) -> Option<&'a [u8]> {
     let header = bytes.get(..FRAME_HEADER_BYTES)?;
-    if &header[0..4] != magic || header[4..6] != FORMAT_VERSION.to_be_bytes() {
+    let reserved_zero = header[6..8] == [0, 0];
+    if &header[0..4] != magic || header[4..6] != FORMAT_VERSION.to_be_bytes() || !reserved_zero {
         return None;
     }
     let len = u32::from_be_bytes(header[8..12].try_into().ok()?) as usize;

@@ -907,3 +907,227 @@ impl<D: Disk> PartitionLog<D> {
 
 /// Default checkpoint interval, for `recover.rs`.
 pub(super) const DEFAULT_CHECKPOINT_INTERVAL_BYTES: u64 = CHECKPOINT_INTERVAL_BYTES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::dma::DmaDisk;
+    use crate::io::sim::{SimDisk, SimFaults};
+    use crate::storage::test_util::{batch, idempotent_batch, real_dir, run};
+
+    fn small_config() -> LogConfig {
+        LogConfig { segment_bytes: 8 * 1024, index_interval_bytes: 512, ..LogConfig::default() }
+    }
+
+    async fn open_sim(disk: &SimDisk, config: LogConfig) -> PartitionLog<SimDisk> {
+        let dir = PathBuf::from("/data/t-0");
+        PartitionLog::open(disk.clone(), dir, config, BatchCache::new(1 << 20)).await.unwrap()
+    }
+
+    #[test]
+    fn append_read_offsets_and_ranges() {
+        run(|| async {
+            let disk = SimDisk::new(1);
+            let log = open_sim(&disk, small_config()).await;
+            for i in 0..20 {
+                let info = log.append(batch(3, 100, 1000 + i), 5).await.unwrap();
+                assert_eq!((info.base_offset, info.last_offset), (i * 3, i * 3 + 2));
+                assert_eq!(info.log_append_time_ms, -1);
+            }
+            assert_eq!(log.log_end_offset(), 60);
+            let r = log.read(4, 1).await.unwrap();
+            assert_eq!(r.batches.len(), 1, "at least one batch (KIP-74)");
+            let h = BatchHeader::parse(&r.batches[0]).unwrap();
+            assert_eq!((h.base_offset(), h.partition_leader_epoch()), (3, 5));
+            let r = log.read(0, 10_000).await.unwrap();
+            assert!(r.total_bytes <= 10_000 && r.batches.len() > 1);
+            assert!(log.read(60, 100).await.unwrap().batches.is_empty());
+            assert!(matches!(log.read(61, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
+            let mut bad = batch(1, 10, 0).to_vec();
+            bad[70] ^= 1;
+            let err = log.append(Bytes::from(bad), 0).await.unwrap_err();
+            assert!(matches!(err, StorageError::CorruptBatch(_)));
+            log.set_config(LogConfig { max_message_bytes: 100, ..small_config() });
+            let err = log.append(batch(1, 200, 0), 0).await.unwrap_err();
+            assert!(matches!(err, StorageError::MessageTooLarge { .. }));
+        });
+    }
+
+    #[test]
+    fn group_commit_shares_one_sync_among_waiters() {
+        run(|| async {
+            let disk = SimDisk::new(2);
+            let log = open_sim(&disk, LogConfig::default()).await;
+            let before = disk.stats().syncs;
+            let tasks: Vec<_> = (0..64)
+                .map(|i| {
+                    let log = log.clone();
+                    glommio::spawn_local(async move {
+                        let info = log.append(batch(1, 50, i), 0).await.unwrap();
+                        log.sync_through(info.last_offset).await.unwrap();
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await;
+            }
+            let syncs = disk.stats().syncs - before;
+            assert!(syncs <= 4, "64 waiters took {syncs} fdatasyncs");
+            disk.crash();
+            let log = open_sim(&disk, LogConfig::default()).await;
+            assert_eq!(log.log_end_offset(), 64, "every synced batch survives");
+        });
+    }
+
+    #[test]
+    fn idempotent_producer_dedups_and_survives_restart() {
+        run(|| async {
+            let disk = SimDisk::new(3);
+            let log = open_sim(&disk, small_config()).await;
+            log.append(batch(2, 10, 0), 0).await.unwrap();
+            let a = log.append(idempotent_batch(9, 0, 0, 3), 0).await.unwrap();
+            let b = log.append(idempotent_batch(9, 0, 3, 2), 0).await.unwrap();
+            let dup = log.append(idempotent_batch(9, 0, 0, 3), 0).await.unwrap();
+            assert!(dup.duplicate && dup.base_offset == a.base_offset && dup.last_offset == 4);
+            assert_eq!(log.log_end_offset(), 7);
+            let gap = log.append(idempotent_batch(9, 0, 9, 1), 0).await;
+            assert!(matches!(gap, Err(StorageError::OutOfOrderSequence { .. })));
+            log.sync_through(b.last_offset).await.unwrap();
+            disk.crash();
+            let log = open_sim(&disk, small_config()).await;
+            let dup = log.append(idempotent_batch(9, 0, 3, 2), 0).await.unwrap();
+            assert!(dup.duplicate && dup.base_offset == b.base_offset, "state rebuilt from the log");
+            let next = log.append(idempotent_batch(9, 0, 5, 1), 0).await.unwrap();
+            assert_eq!(next.base_offset, 7);
+            log.close().await.unwrap();
+            assert!(matches!(log.append(batch(1, 1, 0), 0).await, Err(StorageError::Closed)));
+            let log = open_sim(&disk, small_config()).await;
+            let stale = log.append(idempotent_batch(9, -1, 6, 1), 0).await;
+            assert!(matches!(stale, Err(StorageError::InvalidProducerEpoch { .. })));
+        });
+    }
+
+    #[test]
+    fn segments_roll_index_and_retention() {
+        run(|| async {
+            let disk = SimDisk::new(4);
+            let log = open_sim(&disk, small_config()).await;
+            for i in 0..200 {
+                log.append(batch(2, 100, 10_000 + i), 0).await.unwrap();
+            }
+            let segments = log.state().segments.len();
+            assert!(segments > 5, "rolled into {segments} segments");
+            log.close().await.unwrap();
+            let log = open_sim(&disk, small_config()).await;
+            assert_eq!(log.state().segments.len(), segments);
+            for offset in [0, 1, 151, 399] {
+                let r = log.read(offset, 1).await.unwrap();
+                let h = BatchHeader::parse(&r.batches[0]).unwrap();
+                assert!(h.base_offset() <= offset && offset <= h.last_offset());
+                assert!(!r.from_cache, "a reopened log reads from disk");
+            }
+            assert_eq!(log.offset_for_timestamp(10_050).await.unwrap(), Some((100, 10_050)));
+            assert_eq!(log.offset_for_timestamp(99_999).await.unwrap(), None);
+            assert_eq!(log.max_timestamp(), Some((10_199, 398)));
+            assert_eq!(log.delete_records_before(101).await.unwrap(), 101);
+            assert!(matches!(log.read(100, 1).await, Err(StorageError::OffsetOutOfRange { .. })));
+            assert_eq!(BatchHeader::parse(&log.read(101, 1).await.unwrap().batches[0]).unwrap().base_offset(), 100);
+            assert!(log.state().segments.len() < segments);
+            log.set_config(LogConfig { retention_bytes: 20_000, ..small_config() });
+            log.enforce_retention(now_ms()).await.unwrap();
+            let total: u64 = log.state().segments.values().map(|s| s.size_bytes).sum();
+            assert!(total <= 20_000 + 8 * 1024, "retention.bytes kept {total}");
+            let start = log.log_start_offset();
+            assert!(start > 101);
+            log.set_config(LogConfig { retention_ms: 1000, ..small_config() });
+            log.enforce_retention(20_000).await.unwrap();
+            assert_eq!(log.state().segments.len(), 1, "all sealed segments expired");
+            disk.crash();
+            let log = open_sim(&disk, small_config()).await;
+            assert!(log.log_start_offset() >= start, "log start never goes back");
+            assert_eq!(log.log_end_offset(), 400);
+        });
+    }
+
+    #[test]
+    fn log_append_time_is_stamped() {
+        run(|| async {
+            let disk = SimDisk::new(5);
+            let config = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..small_config() };
+            let log = open_sim(&disk, config).await;
+            let info = log.append(batch(1, 10, 5), 0).await.unwrap();
+            assert!(info.log_append_time_ms > 1_600_000_000_000);
+            let r = log.read(0, 100).await.unwrap();
+            let h = BatchHeader::parse(&r.batches[0]).unwrap();
+            assert!(h.is_log_append_time() && h.validate().is_ok());
+            assert_eq!(h.max_timestamp(), info.log_append_time_ms);
+        });
+    }
+
+    #[test]
+    fn disk_full_fails_calls_then_recovers_without_loss() {
+        run(|| async {
+            let disk = SimDisk::new(6);
+            let log = open_sim(&disk, small_config()).await;
+            let a = log.append(batch(1, 10, 0), 0).await.unwrap();
+            disk.set_faults(SimFaults { no_space_per_million: 1_000_000, ..Default::default() });
+            let b = log.append(batch(1, 10, 0), 0).await.unwrap(); // buffered: no I/O yet
+            let err = log.sync_through(b.last_offset).await.unwrap_err();
+            assert!(matches!(err, StorageError::NoSpace { .. }), "{err}");
+            assert!(log.flush().await.is_err());
+            disk.set_faults(SimFaults::default());
+            log.sync_through(b.last_offset).await.unwrap();
+            disk.crash();
+            let log = open_sim(&disk, small_config()).await;
+            assert_eq!(log.log_end_offset(), b.last_offset + 1);
+            assert_eq!(log.read(a.base_offset, 1 << 20).await.unwrap().batches.len(), 2);
+        });
+    }
+
+    #[test]
+    fn real_disk_round_trip_and_damaged_tail_is_truncated() {
+        let dir = real_dir("log");
+        let d = dir.clone();
+        run(move || async move {
+            let cache = BatchCache::new(1 << 20);
+            let config = LogConfig { preallocate: true, segment_bytes: 1 << 20, ..LogConfig::default() };
+            let log = PartitionLog::open(DmaDisk, d.clone(), config.clone(), cache.clone()).await.unwrap();
+            for i in 0..300 {
+                log.append(batch(4, 250, i), 1).await.unwrap();
+            }
+            log.sync_through(1199).await.unwrap();
+            log.close().await.unwrap();
+            let log = PartitionLog::open(DmaDisk, d.clone(), config.clone(), cache.clone()).await.unwrap();
+            assert_eq!(log.log_end_offset(), 1200);
+            let r = log.read(600, 5000).await.unwrap();
+            assert_eq!(BatchHeader::parse(&r.batches[0]).unwrap().base_offset(), 600);
+            // Stop, then damage the active segment: cut bytes off the end and flip one earlier.
+            let segment = log.state().active().base_offset;
+            let size = log.state().active().size_bytes;
+            drop(log);
+            let path = segment_paths(&d, segment)[0].clone();
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.truncate(size as usize - 7);
+            let flip = bytes.len() - 3000;
+            bytes[flip] ^= 0x40;
+            std::fs::write(&path, &bytes).unwrap();
+            let log = PartitionLog::open(DmaDisk, d.clone(), config, cache).await.unwrap();
+            let end = log.log_end_offset();
+            assert!(end < 1200 && end > 1100, "truncated at the flipped batch: {end}");
+            let mut at = log.log_start_offset();
+            while at < end {
+                let r = log.read(at, 64 * 1024).await.unwrap();
+                for b in &r.batches {
+                    let h = BatchHeader::parse(b).unwrap();
+                    h.validate().unwrap();
+                    assert!(h.last_offset() >= at);
+                    at = h.last_offset() + 1;
+                }
+            }
+            let info = log.append(batch(1, 10, 0), 1).await.unwrap();
+            assert_eq!(info.base_offset, end, "appends continue densely after truncation");
+            log.remove().await.unwrap();
+        });
+        assert!(!dir.exists());
+    }
+}

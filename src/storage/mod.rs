@@ -93,6 +93,8 @@ mod recover;
 mod segment;
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod test_util;
 
 use std::fmt;
 use std::io;
