@@ -101,6 +101,8 @@ pub fn base_config(addr: &str) -> ClientConfig {
     c.set("bootstrap.servers", addr)
         .set("broker.address.family", "v4")
         .set("socket.timeout.ms", "30000")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "1000")
         .set("log_level", "6");
     c
 }
@@ -211,7 +213,20 @@ pub fn produce_all(
     codec: &str,
     value_bytes: usize,
 ) -> HashMap<u64, (i32, i64)> {
-    let p = producer(addr, codec, &[]);
+    produce_all_with(addr, topic, partitions, range, codec, value_bytes, &[])
+}
+
+/// [`produce_all`] with extra producer settings.
+pub fn produce_all_with(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    range: std::ops::Range<u64>,
+    codec: &str,
+    value_bytes: usize,
+    extra: &[(&str, &str)],
+) -> HashMap<u64, (i32, i64)> {
+    let p = producer(addr, codec, extra);
     let count = range.end - range.start;
     for i in range {
         send_record(&p, topic, partitions, i, value_bytes);
