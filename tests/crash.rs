@@ -195,9 +195,11 @@ fn damaged_segment_recovers(damage: Damage, clean_stop: bool) {
     let spans = wire::scan_batches(&bytes);
     assert!(
         spans.len() >= 10,
-        "{}: only {} batches parsed",
+        "{} ({} bytes): only {} RecordBatch v2 frames parsed from its start; files: {:?}",
         segment.display(),
-        spans.len()
+        bytes.len(),
+        spans.len(),
+        common::walk_files(&broker.data_dir)
     );
     let last = *spans.last().expect("a batch");
     assert_eq!(

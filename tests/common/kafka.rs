@@ -2,11 +2,12 @@
 //!
 //! Records are generated from their index `i` so a consumer can check every byte without keeping
 //! what was sent: key `k-{i}`, a value that repeats `i` up to a chosen size, two headers (one
-//! carrying `i`, one constant), a CreateTime of `BASE_TIMESTAMP_MS + i`, and partition
+//! carrying `i`, one constant), a CreateTime of `base_timestamp_ms() + i`, and partition
 //! `i % partitions`. Within a partition, both `i` and the timestamp grow with the offset.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -18,8 +19,18 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-/// CreateTime of record 0 (2025-01-01T00:00:00Z); record `i` is stamped this plus `i` ms.
-pub const BASE_TIMESTAMP_MS: i64 = 1_735_689_600_000;
+/// CreateTime of record 0: the first use in this test process, minus a minute. Record `i` is
+/// stamped this plus `i` ms. Close to now on purpose: time-based retention (7 days by default)
+/// would delete records stamped long ago, and brokers may refuse timestamps far in the future.
+pub fn base_timestamp_ms() -> i64 {
+    static BASE: OnceLock<i64> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970");
+        (now.as_secs() as i64 - 60) * 1_000
+    })
+}
 /// How long any one client call may wait on the broker.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -57,7 +68,7 @@ pub fn headers_of(i: u64) -> OwnedHeaders {
 }
 
 pub fn timestamp_of(i: u64) -> i64 {
-    BASE_TIMESTAMP_MS + i as i64
+    base_timestamp_ms() + i as i64
 }
 
 /// Reads the record index from the `idx` header and checks key, value, headers and timestamp
@@ -243,10 +254,22 @@ pub fn produce_all_with(
     log.acked
 }
 
-/// A group-less consumer (assign() only, no commits) that verifies CRCs.
+/// A consumer for assign() only (no subscribe, no commits) that verifies CRCs.
+///
+/// librdkafka refuses assign() without a group.id ("Local: Unknown group"), so each consumer
+/// gets a unique one; it never joins the group and never commits. Its coordinator lookups are
+/// only logged by librdkafka, and starting from a logical offset needs no coordinator.
 pub fn consumer(addr: &str) -> BaseConsumer {
+    static GROUPS: AtomicU64 = AtomicU64::new(0);
+    let group = format!(
+        "ringmq-test-{}-{}",
+        std::process::id(),
+        GROUPS.fetch_add(1, Ordering::Relaxed)
+    );
     let mut c = base_config(addr);
-    c.set("enable.auto.commit", "false")
+    c.set("group.id", &group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("check.crcs", "true")
         .set("enable.partition.eof", "false")

@@ -222,7 +222,7 @@ fn forward_stderr(
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
         eprintln!("[{tag}] {line}");
-        if !ready_sent && line.contains("ready") {
+        if !ready_sent && says_ready(&line) {
             ready_sent = true;
             let _ = ready_tx.send(());
         }
@@ -236,6 +236,12 @@ fn forward_stderr(
     // Dropping ready_tx here tells wait_ready the process ended before `ready`.
 }
 
+/// The line has the word `ready` (any case) on its own, not inside "already".
+fn says_ready(line: &str) -> bool {
+    line.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w.eq_ignore_ascii_case("ready"))
+}
+
 /// A unique directory under the system temp dir (ext4 on the CI machine).
 pub fn fresh_data_dir(name: &str) -> PathBuf {
     let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -244,10 +250,31 @@ pub fn fresh_data_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A loopback port that was free a moment ago.
+static PORT_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A loopback port that was free a moment ago, chosen below the kernel's ephemeral range so
+/// that no client connection (which takes its local port from that range) can grab it between
+/// a kill and a restart. Distinct per call within this process; spread by pid across processes.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+    const LOWEST: u64 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|w| w.parse::<u64>().ok())
+        })
+        .unwrap_or(32_768);
+    let span = ephemeral_low.saturating_sub(LOWEST).max(1_000);
+    let start = u64::from(std::process::id()) * 7_919;
+    for _ in 0..span {
+        let n = PORT_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(LOWEST + (start + n * 37) % span).expect("port fits u16");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {ephemeral_low}");
 }
 
 fn signal(pid: u32, sig: libc::c_int) {
