@@ -299,6 +299,50 @@ pub fn parse_api_versions_v0_response(frame: &[u8]) -> (i32, i16, Vec<(i16, i16,
     (correlation_id, error_code, keys)
 }
 
+/// ApiVersions v3 response: header v0 (no tagged fields, KIP-511 quirk), flexible body.
+pub fn parse_api_versions_v3_response(frame: &[u8]) -> (i32, i16, Vec<(i16, i16, i16)>) {
+    let mut r = Reader::new(frame);
+    let corr = r.i32();
+    let error_code = r.i16();
+    let n = uvarint(&mut r)
+        .checked_sub(1)
+        .expect("api_keys is not null");
+    assert!(n <= 1000, "api key count {n}");
+    let mut keys = Vec::new();
+    for _ in 0..n {
+        keys.push((r.i16(), r.i16(), r.i16()));
+        skip_tagged_fields(&mut r);
+    }
+    let _throttle_time_ms = r.i32();
+    skip_tagged_fields(&mut r);
+    assert_eq!(
+        r.remaining(),
+        0,
+        "trailing bytes: is there a tagged field in the header?"
+    );
+    (corr, error_code, keys)
+}
+
+pub fn uvarint(r: &mut Reader<'_>) -> u64 {
+    let mut v = 0u64;
+    for shift in (0..35).step_by(7) {
+        let b = r.take(1)[0];
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return v;
+        }
+    }
+    panic!("uvarint longer than 5 bytes");
+}
+
+pub fn skip_tagged_fields(r: &mut Reader<'_>) {
+    for _ in 0..uvarint(r) {
+        let _tag = uvarint(r);
+        let size = uvarint(r) as usize;
+        r.take(size);
+    }
+}
+
 /// One RecordBatch found in a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSpan {
