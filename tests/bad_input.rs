@@ -13,7 +13,8 @@
 //! correlation id; an ApiVersions version the broker does not know gets the KIP-511 fallback
 //! (header v0, v0 body, error 35, the full api list) and the retry at v3 succeeds; a RecordBatch
 //! with a wrong CRC-32C gets CORRUPT_MESSAGE (2) and appends nothing, while the same batch with
-//! the right CRC is appended; 1,000 idle connections do not stop a normal client.
+//! the right CRC is appended; 1,000 idle connections do not stop a normal client; a frame over
+//! --max-request-bytes closes its connection while a small Metadata request is answered.
 
 mod common;
 
@@ -424,4 +425,24 @@ fn slow_senders_with_partial_frames() {
     assert_memory_bounded(&broker);
     drop(slow);
     still_healthy(&mut broker, "after-slow");
+}
+
+#[test]
+fn frame_over_max_request_bytes() {
+    let mut broker = Broker::start("bad-max-request", 2, &["--max-request-bytes", "1048576"]);
+    let mut conn = RawConn::connect(&broker.addr());
+    conn.send(&(2i32 << 20).to_be_bytes());
+    conn.send(&wire::metadata_v1_all_topics(1)[4..]);
+    assert!(
+        conn.wait_closed(CLOSE_TIMEOUT),
+        "a 2 MiB frame over a 1 MiB limit was not refused"
+    );
+    // A request under the limit on a fresh connection is answered.
+    let mut conn = RawConn::connect(&broker.addr());
+    conn.send(&wire::metadata_v1_all_topics(2));
+    match conn.read_frame(REPLY_TIMEOUT) {
+        ReadOutcome::Frame(f) => assert_eq!(Reader::new(&f).i32(), 2, "Metadata correlation id"),
+        other => panic!("Metadata v1 under the limit: {other:?}"),
+    }
+    still_healthy(&mut broker, "after-max-request");
 }
