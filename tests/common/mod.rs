@@ -91,6 +91,9 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Ok(mut log) = self.log.lock() {
+            log.push_back(start_marker(self.starts));
+        }
         let mut child = cmd.spawn().expect("spawn ringmq binary");
         let stderr = child.stderr.take().expect("piped stderr");
         let (ready_tx, ready_rx) = mpsc::channel::<()>();
@@ -176,6 +179,16 @@ impl Broker {
             .unwrap_or_default()
     }
 
+    /// The stderr lines of the current (latest) process only.
+    pub fn log_since_last_start(&self) -> Vec<String> {
+        let mut lines = self.log_lines();
+        let marker = start_marker(self.starts);
+        match lines.iter().rposition(|l| *l == marker) {
+            Some(at) => lines.split_off(at + 1),
+            None => lines,
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log_lines().join("\n")
     }
@@ -234,6 +247,10 @@ fn forward_stderr(
         }
     }
     // Dropping ready_tx here tells wait_ready the process ended before `ready`.
+}
+
+fn start_marker(start: u32) -> String {
+    format!("===== ringmq test harness: start #{start} =====")
 }
 
 /// The line has the word `ready` (any case) on its own, not inside "already".
