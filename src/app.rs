@@ -144,6 +144,7 @@ async fn shard_main(
     glommio::spawn_local(shard.clone().housekeeping(Duration::from_millis(5))).detach();
     let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| format!("bind {}: {e}", config.listen))?;
     let ctx = Rc::new(ServerCtx::new(config.clone(), router.clone(), metadata));
+    eprintln!("shard {i}: ready, accepting on {}", config.listen);
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
         eprintln!(
             "ringmq ready: listening on {}, advertised as {}:{}, {n} shard(s), data in {}",

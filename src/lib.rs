@@ -17,6 +17,7 @@ pub mod config;
 pub mod io;
 pub mod model;
 pub mod protocol;
+pub mod records;
 pub mod router;
 pub mod server;
 pub mod shard;
