@@ -47,10 +47,28 @@ fn guard_exclusive(config: &BrokerConfig) -> Result<std::fs::File, String> {
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(format!("data dir {} is in use by another ringmq", config.data_dir.display()));
     }
-    // Our listeners use SO_REUSEPORT; a plain bind first makes a busy port an error
-    // instead of silently sharing it with another process.
-    std::net::TcpListener::bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    // Our listeners use SO_REUSEPORT, so binding would silently share a port another
+    // process listens on: look for a listening socket on the port first. (A plain test bind
+    // is no good: sockets left over from a killed broker make it fail spuriously.)
+    if port_has_listener(config.listen.port()) {
+        return Err(format!("cannot listen on {}: another process is listening on port {}", config.listen, config.listen.port()));
+    }
     Ok(lock)
+}
+
+/// Whether /proc/net/tcp{,6} shows a socket in LISTEN state on `port`.
+fn port_has_listener(port: u16) -> bool {
+    const TCP_LISTEN: &str = "0A";
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|path| {
+        let table = std::fs::read_to_string(path).unwrap_or_default();
+        table.lines().skip(1).any(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1).unwrap_or("");
+            let state = fields.nth(1).unwrap_or("");
+            let local_port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            local_port == Some(port) && state == TCP_LISTEN
+        })
+    })
 }
 
 pub fn run(config: BrokerConfig) -> Result<(), String> {
@@ -119,6 +137,18 @@ fn spawn_signal_thread(txs: Vec<flume::Sender<()>>) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sees_a_listening_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(super::port_has_listener(port));
+        drop(l);
+        assert!(!super::port_has_listener(port));
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
