@@ -22,6 +22,9 @@ use std::time::Duration;
 /// How long shutdown waits for requests in flight before closing partitions anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long start-up waits for a listener left by a dead process to go away.
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
+
 /// Counters every shard sees, for the start-up and shutdown barriers.
 #[derive(Default)]
 struct Barriers {
@@ -50,6 +53,12 @@ fn guard_exclusive(config: &BrokerConfig) -> Result<std::fs::File, String> {
     // Our listeners use SO_REUSEPORT, so binding would silently share a port another
     // process listens on: look for a listening socket on the port first. (A plain test bind
     // is no good: sockets left over from a killed broker make it fail spuriously.)
+    // A broker killed a moment ago still shows its listener while the kernel tears down its
+    // io_uring (which holds the socket), so wait a little before calling the port taken.
+    let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
+    while port_has_listener(config.listen.port()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     if port_has_listener(config.listen.port()) {
         return Err(format!("cannot listen on {}: another process is listening on port {}", config.listen, config.listen.port()));
     }
