@@ -418,6 +418,15 @@ impl<D: Disk> PartitionLog<D> {
     /// Write the active segment's indexes and the checkpoint, at the synced mark. The caller
     /// holds `write_lock`.
     pub(super) async fn write_checkpoint_locked(&self) -> Result<(), StorageError> {
+        self.write_checkpoint_with_start(None).await
+    }
+
+    /// As `write_checkpoint_locked`, recording `log_start` (if given) instead of the current
+    /// log start offset: the caller advances it in memory only once this is durable.
+    async fn write_checkpoint_with_start(
+        &self,
+        log_start: Option<Offset>,
+    ) -> Result<(), StorageError> {
         let (mark, index, time_index, checkpoint) = {
             let st = self.state();
             let active = st.active();
@@ -434,7 +443,7 @@ impl<D: Disk> PartitionLog<D> {
             let time_index = active.encode_time_index(mark.next_offset);
             let producers = st.producers.clone();
             let cp = Checkpoint {
-                log_start_offset: st.log_start,
+                log_start_offset: log_start.unwrap_or(st.log_start).max(st.log_start),
                 recovery_point: mark,
                 producers,
             };
@@ -779,19 +788,21 @@ impl<D: Disk> PartitionLog<D> {
             }
         }
         self.sync_through(offset - 1).await?;
+        self.advance_log_start(offset).await?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Make a new log start offset durable (checkpoint), then apply it and delete the
+    /// segments wholly below it.
+    async fn advance_log_start(&self, offset: Offset) -> Result<(), StorageError> {
         {
+            let _write = self.lock_writes().await?;
+            self.write_checkpoint_with_start(Some(offset)).await?;
             let mut st = self.state_mut();
             st.log_start = st.log_start.max(offset);
         }
-        self.shared
-            .cache
-            .truncate_before(self.shared.log_id, offset);
-        {
-            let _write = self.lock_writes().await?;
-            self.write_checkpoint_locked().await?;
-        }
-        self.remove_segments_below_start().await?;
-        Ok(self.log_start_offset())
+        self.shared.cache.truncate_before(self.shared.log_id, offset);
+        self.remove_segments_below_start().await
     }
 
     /// Delete whole sealed segments, oldest first, while retention.ms or retention.bytes
@@ -819,17 +830,10 @@ impl<D: Disk> PartitionLog<D> {
             }
             new_start
         };
-        let Some(new_start) = new_start else {
-            return Ok(());
-        };
-        {
-            let mut st = self.state_mut();
-            st.log_start = st.log_start.max(new_start);
+        match new_start {
+            Some(new_start) => self.advance_log_start(new_start).await,
+            None => Ok(()),
         }
-        self.shared
-            .cache
-            .truncate_before(self.shared.log_id, new_start);
-        self.remove_segments_below_start().await
     }
 
     /// Remove the sealed segments whose every offset is below the log start.
