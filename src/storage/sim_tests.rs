@@ -38,6 +38,8 @@ struct Model {
     /// Producer batches appended since the last (re)open: safe to retry.
     retryable_from: usize,
     faults_on: bool,
+    /// Offset ranges recovered from unsynced writes, where a crash may have flipped a bit.
+    torn_ranges: Vec<(Offset, Offset)>,
 }
 
 struct Sim {
@@ -167,7 +169,10 @@ impl Sim {
             if let Some(at) = expected.iter().zip(b.iter()).position(|(x, y)| x != y) {
                 // The partition leader epoch (bytes 12..16) lies outside the CRC, as in Kafka:
                 // an injected read flip there cannot be detected.
-                let epoch_flip = self.model.faults_on && (12..16).contains(&at);
+                // Likewise a bit flipped by a crash inside a torn, unsynced write.
+                let base = h.base_offset();
+                let torn = self.model.torn_ranges.iter().any(|(from, to)| (*from..*to).contains(&base));
+                let epoch_flip = (self.model.faults_on || torn) && (12..16).contains(&at);
                 if !epoch_flip {
                     return Err(format!("batch at {} differs at byte {at}", h.base_offset()));
                 }
@@ -234,6 +239,9 @@ impl Sim {
         }
         if start < m.log_start || start > end {
             return Err(format!("log start {start} went back from {} (end {end})", m.log_start));
+        }
+        if m.durable_end < end {
+            m.torn_ranges.push((m.durable_end, end));
         }
         m.batches.retain(|base, _| *base < end);
         m.producer.retain(|p| p.2 < end);
@@ -319,6 +327,7 @@ async fn run_seed(seed: u64) -> Result<(), String> {
         producer: Vec::new(),
         retryable_from: 0,
         faults_on: false,
+        torn_ranges: Vec::new(),
     };
     let mut sim = Sim { rng, disk, cache, config, log, model };
     for step in 0..STEPS_PER_SEED {
