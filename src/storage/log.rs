@@ -801,7 +801,9 @@ impl<D: Disk> PartitionLog<D> {
             let mut st = self.state_mut();
             st.log_start = st.log_start.max(offset);
         }
-        self.shared.cache.truncate_before(self.shared.log_id, offset);
+        self.shared
+            .cache
+            .truncate_before(self.shared.log_id, offset);
         self.remove_segments_below_start().await
     }
 
@@ -920,12 +922,18 @@ mod tests {
     use crate::storage::test_util::{batch, idempotent_batch, real_dir, run};
 
     fn small_config() -> LogConfig {
-        LogConfig { segment_bytes: 8 * 1024, index_interval_bytes: 512, ..LogConfig::default() }
+        LogConfig {
+            segment_bytes: 8 * 1024,
+            index_interval_bytes: 512,
+            ..LogConfig::default()
+        }
     }
 
     async fn open_sim(disk: &SimDisk, config: LogConfig) -> PartitionLog<SimDisk> {
         let dir = PathBuf::from("/data/t-0");
-        PartitionLog::open(disk.clone(), dir, config, BatchCache::new(1 << 20)).await.unwrap()
+        PartitionLog::open(disk.clone(), dir, config, BatchCache::new(1 << 20))
+            .await
+            .unwrap()
     }
 
     #[test]
@@ -946,12 +954,18 @@ mod tests {
             let r = log.read(0, 10_000).await.unwrap();
             assert!(r.total_bytes <= 10_000 && r.batches.len() > 1);
             assert!(log.read(60, 100).await.unwrap().batches.is_empty());
-            assert!(matches!(log.read(61, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
+            assert!(matches!(
+                log.read(61, 100).await,
+                Err(StorageError::OffsetOutOfRange { .. })
+            ));
             let mut bad = batch(1, 10, 0).to_vec();
             bad[70] ^= 1;
             let err = log.append(Bytes::from(bad), 0).await.unwrap_err();
             assert!(matches!(err, StorageError::CorruptBatch(_)));
-            log.set_config(LogConfig { max_message_bytes: 100, ..small_config() });
+            log.set_config(LogConfig {
+                max_message_bytes: 100,
+                ..small_config()
+            });
             let err = log.append(batch(1, 200, 0), 0).await.unwrap_err();
             assert!(matches!(err, StorageError::MessageTooLarge { .. }));
         });
@@ -1000,14 +1014,23 @@ mod tests {
             disk.crash();
             let log = open_sim(&disk, small_config()).await;
             let dup = log.append(idempotent_batch(9, 0, 3, 2), 0).await.unwrap();
-            assert!(dup.duplicate && dup.base_offset == b.base_offset, "state rebuilt from the log");
+            assert!(
+                dup.duplicate && dup.base_offset == b.base_offset,
+                "state rebuilt from the log"
+            );
             let next = log.append(idempotent_batch(9, 0, 5, 1), 0).await.unwrap();
             assert_eq!(next.base_offset, 7);
             log.close().await.unwrap();
-            assert!(matches!(log.append(batch(1, 1, 0), 0).await, Err(StorageError::Closed)));
+            assert!(matches!(
+                log.append(batch(1, 1, 0), 0).await,
+                Err(StorageError::Closed)
+            ));
             let log = open_sim(&disk, small_config()).await;
             let stale = log.append(idempotent_batch(9, -1, 6, 1), 0).await;
-            assert!(matches!(stale, Err(StorageError::InvalidProducerEpoch { .. })));
+            assert!(matches!(
+                stale,
+                Err(StorageError::InvalidProducerEpoch { .. })
+            ));
         });
     }
 
@@ -1030,20 +1053,37 @@ mod tests {
                 assert!(h.base_offset() <= offset && offset <= h.last_offset());
                 assert!(!r.from_cache, "a reopened log reads from disk");
             }
-            assert_eq!(log.offset_for_timestamp(10_050).await.unwrap(), Some((100, 10_050)));
+            assert_eq!(
+                log.offset_for_timestamp(10_050).await.unwrap(),
+                Some((100, 10_050))
+            );
             assert_eq!(log.offset_for_timestamp(99_999).await.unwrap(), None);
             assert_eq!(log.max_timestamp(), Some((10_199, 398)));
             assert_eq!(log.delete_records_before(101).await.unwrap(), 101);
-            assert!(matches!(log.read(100, 1).await, Err(StorageError::OffsetOutOfRange { .. })));
-            assert_eq!(BatchHeader::parse(&log.read(101, 1).await.unwrap().batches[0]).unwrap().base_offset(), 100);
+            assert!(matches!(
+                log.read(100, 1).await,
+                Err(StorageError::OffsetOutOfRange { .. })
+            ));
+            assert_eq!(
+                BatchHeader::parse(&log.read(101, 1).await.unwrap().batches[0])
+                    .unwrap()
+                    .base_offset(),
+                100
+            );
             assert!(log.state().segments.len() < segments);
-            log.set_config(LogConfig { retention_bytes: 20_000, ..small_config() });
+            log.set_config(LogConfig {
+                retention_bytes: 20_000,
+                ..small_config()
+            });
             log.enforce_retention(now_ms()).await.unwrap();
             let total: u64 = log.state().segments.values().map(|s| s.size_bytes).sum();
             assert!(total <= 20_000 + 8 * 1024, "retention.bytes kept {total}");
             let start = log.log_start_offset();
             assert!(start > 101);
-            log.set_config(LogConfig { retention_ms: 1000, ..small_config() });
+            log.set_config(LogConfig {
+                retention_ms: 1000,
+                ..small_config()
+            });
             log.enforce_retention(20_000).await.unwrap();
             assert_eq!(log.state().segments.len(), 1, "all sealed segments expired");
             disk.crash();
@@ -1057,7 +1097,10 @@ mod tests {
     fn log_append_time_is_stamped() {
         run(|| async {
             let disk = SimDisk::new(5);
-            let config = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..small_config() };
+            let config = LogConfig {
+                timestamp_type: TimestampType::LogAppendTime,
+                ..small_config()
+            };
             let log = open_sim(&disk, config).await;
             let info = log.append(batch(1, 10, 5), 0).await.unwrap();
             assert!(info.log_append_time_ms > 1_600_000_000_000);
@@ -1074,7 +1117,10 @@ mod tests {
             let disk = SimDisk::new(6);
             let log = open_sim(&disk, small_config()).await;
             let a = log.append(batch(1, 10, 0), 0).await.unwrap();
-            disk.set_faults(SimFaults { no_space_per_million: 1_000_000, ..Default::default() });
+            disk.set_faults(SimFaults {
+                no_space_per_million: 1_000_000,
+                ..Default::default()
+            });
             let b = log.append(batch(1, 10, 0), 0).await.unwrap(); // buffered: no I/O yet
             let err = log.sync_through(b.last_offset).await.unwrap_err();
             assert!(matches!(err, StorageError::NoSpace { .. }), "{err}");
@@ -1084,7 +1130,14 @@ mod tests {
             disk.crash();
             let log = open_sim(&disk, small_config()).await;
             assert_eq!(log.log_end_offset(), b.last_offset + 1);
-            assert_eq!(log.read(a.base_offset, 1 << 20).await.unwrap().batches.len(), 2);
+            assert_eq!(
+                log.read(a.base_offset, 1 << 20)
+                    .await
+                    .unwrap()
+                    .batches
+                    .len(),
+                2
+            );
         });
     }
 
@@ -1094,17 +1147,28 @@ mod tests {
         let d = dir.clone();
         run(move || async move {
             let cache = BatchCache::new(1 << 20);
-            let config = LogConfig { preallocate: true, segment_bytes: 1 << 20, ..LogConfig::default() };
-            let log = PartitionLog::open(DmaDisk, d.clone(), config.clone(), cache.clone()).await.unwrap();
+            let config = LogConfig {
+                preallocate: true,
+                segment_bytes: 1 << 20,
+                ..LogConfig::default()
+            };
+            let log = PartitionLog::open(DmaDisk, d.clone(), config.clone(), cache.clone())
+                .await
+                .unwrap();
             for i in 0..300 {
                 log.append(batch(4, 250, i), 1).await.unwrap();
             }
             log.sync_through(1199).await.unwrap();
             log.close().await.unwrap();
-            let log = PartitionLog::open(DmaDisk, d.clone(), config.clone(), cache.clone()).await.unwrap();
+            let log = PartitionLog::open(DmaDisk, d.clone(), config.clone(), cache.clone())
+                .await
+                .unwrap();
             assert_eq!(log.log_end_offset(), 1200);
             let r = log.read(600, 5000).await.unwrap();
-            assert_eq!(BatchHeader::parse(&r.batches[0]).unwrap().base_offset(), 600);
+            assert_eq!(
+                BatchHeader::parse(&r.batches[0]).unwrap().base_offset(),
+                600
+            );
             // Stop, then damage the active segment: cut bytes off the end and flip one earlier.
             let segment = log.state().active().base_offset;
             let size = log.state().active().size_bytes;
@@ -1115,9 +1179,14 @@ mod tests {
             let flip = bytes.len() - 3000;
             bytes[flip] ^= 0x40;
             std::fs::write(&path, &bytes).unwrap();
-            let log = PartitionLog::open(DmaDisk, d.clone(), config, cache).await.unwrap();
+            let log = PartitionLog::open(DmaDisk, d.clone(), config, cache)
+                .await
+                .unwrap();
             let end = log.log_end_offset();
-            assert!(end < 1200 && end > 1100, "truncated at the flipped batch: {end}");
+            assert!(
+                end < 1200 && end > 1100,
+                "truncated at the flipped batch: {end}"
+            );
             let mut at = log.log_start_offset();
             while at < end {
                 let r = log.read(at, 64 * 1024).await.unwrap();
@@ -1129,7 +1198,10 @@ mod tests {
                 }
             }
             let info = log.append(batch(1, 10, 0), 1).await.unwrap();
-            assert_eq!(info.base_offset, end, "appends continue densely after truncation");
+            assert_eq!(
+                info.base_offset, end,
+                "appends continue densely after truncation"
+            );
             log.remove().await.unwrap();
         });
         assert!(!dir.exists());

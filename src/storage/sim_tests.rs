@@ -23,7 +23,7 @@ use super::{BatchCache, LogConfig, PartitionLog, StorageError};
 use crate::io::sim::{SimDisk, SimFaults, SimRng};
 use crate::model::{stamp_batch, BatchHeader, Offset};
 
-const DEFAULT_SEEDS: u64 = 1500;
+const DEFAULT_SEEDS: u64 = 2000;
 const STEPS_PER_SEED: usize = 120;
 const PRODUCER_ID: i64 = 42;
 
@@ -67,20 +67,33 @@ fn random_config(rng: &mut SimRng) -> LogConfig {
     }
 }
 
-async fn open(disk: &SimDisk, config: &LogConfig, cache: &BatchCache) -> Result<PartitionLog<SimDisk>, String> {
+async fn open(
+    disk: &SimDisk,
+    config: &LogConfig,
+    cache: &BatchCache,
+) -> Result<PartitionLog<SimDisk>, String> {
     disk.set_faults(SimFaults::default());
-    PartitionLog::open(disk.clone(), dir(), config.clone(), cache.clone())
+    let log = PartitionLog::open(disk.clone(), dir(), config.clone(), cache.clone())
         .await
-        .map_err(|e| format!("open failed without faults: {e}"))
+        .map_err(|e| format!("open failed without faults: {e}"))?;
+    // Checkpoint every few KiB so that recovery from a checkpoint is exercised.
+    log.set_checkpoint_interval_bytes(config.segment_bytes / 3);
+    Ok(log)
 }
 
 impl Sim {
     fn allowed(&self, e: &StorageError) -> Result<(), String> {
-        let fault = matches!(e, StorageError::Io { .. } | StorageError::NoSpace { .. } | StorageError::CorruptBatch(_));
+        let fault = matches!(
+            e,
+            StorageError::Io { .. } | StorageError::NoSpace { .. } | StorageError::CorruptBatch(_)
+        );
         if self.model.faults_on && fault {
             Ok(())
         } else {
-            Err(format!("unexpected error (faults {}): {e}", self.model.faults_on))
+            Err(format!(
+                "unexpected error (faults {}): {e}",
+                self.model.faults_on
+            ))
         }
     }
 
@@ -92,7 +105,11 @@ impl Sim {
 
     async fn append_plain(&mut self) -> Result<(), String> {
         let records = 1 + self.rng.below(5) as usize;
-        let value = if self.rng.below(20) == 0 { 3000 + self.rng.below(6000) } else { self.rng.below(400) };
+        let value = if self.rng.below(20) == 0 {
+            3000 + self.rng.below(6000)
+        } else {
+            self.rng.below(400)
+        };
         let b = batch(records, value as usize, 1000 + self.model.log_end);
         match self.log.append(b.clone(), 3).await {
             Ok(info) => self.record_append(&b, info.base_offset, info.last_offset, info.duplicate),
@@ -100,11 +117,22 @@ impl Sim {
         }
     }
 
-    fn record_append(&mut self, b: &Bytes, base: Offset, last: Offset, dup: bool) -> Result<(), String> {
+    fn record_append(
+        &mut self,
+        b: &Bytes,
+        base: Offset,
+        last: Offset,
+        dup: bool,
+    ) -> Result<(), String> {
         if dup || base != self.model.log_end {
-            return Err(format!("append got base {base} (dup {dup}), model log end {}", self.model.log_end));
+            return Err(format!(
+                "append got base {base} (dup {dup}), model log end {}",
+                self.model.log_end
+            ));
         }
-        self.model.batches.insert(base, (Self::expect_stamped(b, base), last));
+        self.model
+            .batches
+            .insert(base, (Self::expect_stamped(b, base), last));
         self.model.log_end = last + 1;
         Ok(())
     }
@@ -114,10 +142,17 @@ impl Sim {
         let retry = m.producer.len() > m.retryable_from && self.rng.below(3) == 0;
         if retry {
             let recent = (m.producer.len() - m.retryable_from).min(5) as u64;
-            let (first, last, base, last_offset) = m.producer[m.producer.len() - 1 - self.rng.below(recent) as usize];
+            let (first, last, base, last_offset) =
+                m.producer[m.producer.len() - 1 - self.rng.below(recent) as usize];
             let b = idempotent_batch(PRODUCER_ID, 0, first, (last - first + 1) as usize);
             return match self.log.append(b, 3).await {
-                Ok(info) if info.duplicate && info.base_offset == base && info.last_offset == last_offset => Ok(()),
+                Ok(info)
+                    if info.duplicate
+                        && info.base_offset == base
+                        && info.last_offset == last_offset =>
+                {
+                    Ok(())
+                }
                 Ok(info) => Err(format!("retry of seq {first} at {base}: got {info:?}")),
                 Err(e) => self.allowed(&e),
             };
@@ -129,7 +164,9 @@ impl Sim {
             Ok(info) => {
                 self.record_append(&b, info.base_offset, info.last_offset, info.duplicate)?;
                 let last_seq = first + records as i32 - 1;
-                self.model.producer.push((first, last_seq, info.base_offset, info.last_offset));
+                self.model
+                    .producer
+                    .push((first, last_seq, info.base_offset, info.last_offset));
                 Ok(())
             }
             Err(e) => self.allowed(&e),
@@ -138,7 +175,11 @@ impl Sim {
 
     async fn sync(&mut self) -> Result<(), String> {
         let end = self.model.log_end;
-        let target = if end == 0 { 0 } else { end - 1 - self.rng.below(3).min(end as u64 - 1) as i64 };
+        let target = if end == 0 {
+            0
+        } else {
+            end - 1 - self.rng.below(3).min(end as u64 - 1) as i64
+        };
         match self.log.sync_through(target).await {
             Ok(()) => {
                 self.model.durable_end = self.model.durable_end.max((target + 1).min(end));
@@ -159,26 +200,45 @@ impl Sim {
         }
     }
 
-    fn check_read(&self, offset: Offset, max_bytes: usize, batches: &[Bytes]) -> Result<(), String> {
+    fn check_read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        batches: &[Bytes],
+    ) -> Result<(), String> {
         let mut next = None;
         let mut total = 0;
         for b in batches {
             let h = BatchHeader::parse(b).map_err(|e| e.to_string())?;
-            h.validate().map_err(|e| format!("read returned a corrupt batch: {e}"))?;
-            let (expected, _) = self.model.batches.get(&h.base_offset()).ok_or("batch unknown to the model")?;
+            h.validate()
+                .map_err(|e| format!("read returned a corrupt batch: {e}"))?;
+            let (expected, _) = self
+                .model
+                .batches
+                .get(&h.base_offset())
+                .ok_or("batch unknown to the model")?;
             if let Some(at) = expected.iter().zip(b.iter()).position(|(x, y)| x != y) {
                 // The partition leader epoch (bytes 12..16) lies outside the CRC, as in Kafka:
                 // an injected read flip there cannot be detected.
                 // Likewise a bit flipped by a crash inside a torn, unsynced write.
                 let base = h.base_offset();
-                let torn = self.model.torn_ranges.iter().any(|(from, to)| (*from..*to).contains(&base));
+                let torn = self
+                    .model
+                    .torn_ranges
+                    .iter()
+                    .any(|(from, to)| (*from..*to).contains(&base));
                 let epoch_flip = (self.model.faults_on || torn) && (12..16).contains(&at);
                 if !epoch_flip {
                     return Err(format!("batch at {} differs at byte {at}", h.base_offset()));
                 }
             }
-            if next.is_some_and(|n| n != h.base_offset()) || (next.is_none() && !(h.base_offset() <= offset && offset <= h.last_offset())) {
-                return Err(format!("read({offset}) returned batch {} out of sequence", h.base_offset()));
+            if next.is_some_and(|n| n != h.base_offset())
+                || (next.is_none() && !(h.base_offset() <= offset && offset <= h.last_offset()))
+            {
+                return Err(format!(
+                    "read({offset}) returned batch {} out of sequence",
+                    h.base_offset()
+                ));
             }
             next = Some(h.last_offset() + 1);
             total += b.len();
@@ -187,7 +247,10 @@ impl Sim {
             return Err(format!("read returned {total} bytes for max {max_bytes}"));
         }
         if batches.is_empty() && offset < self.model.log_end && !self.model.faults_on {
-            return Err(format!("empty read at {offset} below log end {}", self.model.log_end));
+            return Err(format!(
+                "empty read at {offset} below log end {}",
+                self.model.log_end
+            ));
         }
         Ok(())
     }
@@ -201,7 +264,9 @@ impl Sim {
                 self.model.durable_end = self.model.durable_end.max(offset);
                 Ok(())
             }
-            Ok(new_start) => Err(format!("delete_records_before({offset}) returned {new_start}")),
+            Ok(new_start) => Err(format!(
+                "delete_records_before({offset}) returned {new_start}"
+            )),
             Err(e) => self.allowed(&e),
         }
     }
@@ -220,7 +285,10 @@ impl Sim {
             self.disk.crash();
         } else {
             self.disk.set_faults(SimFaults::default());
-            self.log.close().await.map_err(|e| format!("close failed without faults: {e}"))?;
+            self.log
+                .close()
+                .await
+                .map_err(|e| format!("close failed without faults: {e}"))?;
             self.model.durable_end = self.model.log_end;
         }
         if self.rng.below(3) == 0 {
@@ -235,10 +303,16 @@ impl Sim {
         let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
         let m = &mut self.model;
         if end < m.durable_end || end > m.log_end {
-            return Err(format!("recovered log end {end}, durable {} appended {}", m.durable_end, m.log_end));
+            return Err(format!(
+                "recovered log end {end}, durable {} appended {}",
+                m.durable_end, m.log_end
+            ));
         }
         if start < m.log_start || start > end {
-            return Err(format!("log start {start} went back from {} (end {end})", m.log_start));
+            return Err(format!(
+                "log start {start} went back from {} (end {end})",
+                m.log_start
+            ));
         }
         if m.durable_end < end {
             m.torn_ranges.push((m.durable_end, end));
@@ -255,10 +329,17 @@ impl Sim {
     async fn read_everything(&mut self) -> Result<(), String> {
         let mut at = self.log.log_start_offset();
         while at < self.model.log_end {
-            let r = self.log.read(at, 8192).await.map_err(|e| format!("full read at {at}: {e}"))?;
+            let r = self
+                .log
+                .read(at, 8192)
+                .await
+                .map_err(|e| format!("full read at {at}: {e}"))?;
             self.check_read(at, 8192, &r.batches)?;
             let last = r.batches.last().ok_or("empty read")?;
-            at = BatchHeader::parse(last).map_err(|e| e.to_string())?.last_offset() + 1;
+            at = BatchHeader::parse(last)
+                .map_err(|e| e.to_string())?
+                .last_offset()
+                + 1;
         }
         Ok(())
     }
@@ -303,11 +384,18 @@ impl Sim {
         }?;
         let start = self.log.log_start_offset();
         if start < self.model.log_start {
-            return Err(format!("log start went back from {} to {start}", self.model.log_start));
+            return Err(format!(
+                "log start went back from {} to {start}",
+                self.model.log_start
+            ));
         }
         self.model.log_start = start;
         if self.log.log_end_offset() != self.model.log_end {
-            return Err(format!("log end {} vs model {}", self.log.log_end_offset(), self.model.log_end));
+            return Err(format!(
+                "log end {} vs model {}",
+                self.log.log_end_offset(),
+                self.model.log_end
+            ));
         }
         Ok(())
     }
@@ -329,18 +417,32 @@ async fn run_seed(seed: u64) -> Result<(), String> {
         faults_on: false,
         torn_ranges: Vec::new(),
     };
-    let mut sim = Sim { rng, disk, cache, config, log, model };
+    let mut sim = Sim {
+        rng,
+        disk,
+        cache,
+        config,
+        log,
+        model,
+    };
     for step in 0..STEPS_PER_SEED {
         sim.step().await.map_err(|e| format!("step {step}: {e}"))?;
     }
-    sim.restart(true).await.map_err(|e| format!("final crash: {e}"))
+    sim.restart(true)
+        .await
+        .map_err(|e| format!("final crash: {e}"))
 }
 
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("RINGMQ_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+    if let Some(seed) = std::env::var("RINGMQ_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         return vec![seed];
     }
-    let count = std::env::var("RINGMQ_SIM_SEEDS").ok().and_then(|s| s.parse().ok());
+    let count = std::env::var("RINGMQ_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok());
     (0..count.unwrap_or(DEFAULT_SEEDS)).collect()
 }
 
@@ -357,6 +459,9 @@ fn simulated_crashes_and_faults_keep_the_log_consistent() {
                 }
             }
         }
-        assert!(failures.is_empty(), "failing seeds (replay with RINGMQ_SIM_SEED): {failures:?}");
+        assert!(
+            failures.is_empty(),
+            "failing seeds (replay with RINGMQ_SIM_SEED): {failures:?}"
+        );
     });
 }
