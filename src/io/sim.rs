@@ -350,7 +350,8 @@ impl DiskFile for SimFile {
     }
 
     fn alloc_buffer(&self, len: usize) -> SimBuffer {
-        SimBuffer(vec![0; len])
+        // Garbage, not zeros: callers must not rely on fresh buffers being zeroed.
+        SimBuffer(vec![0xa5; len])
     }
 
     async fn write_at(&self, buf: Rc<SimBuffer>, pos: u64) -> io::Result<()> {

@@ -223,7 +223,7 @@ impl<D: Disk> PartitionLog<D> {
             cache,
             log_id,
             write_lock: Semaphore::new(1),
-            sync_lock: Semaphore::new(1),
+            rounds: Default::default(),
             state: RefCell::new(state),
         };
         let log = PartitionLog {
