@@ -144,7 +144,9 @@ async fn raw_read(path: &Path, total: usize) -> f64 {
     mb_per_s(total, elapsed)
 }
 
-async fn raw_sync_latency(dir: &Path) -> (u64, u64) {
+/// 4 KiB write + fdatasync latency: overwriting the same 1 MiB, or appending (the file grows,
+/// so each fdatasync also commits the new size: what an unpreallocated log does).
+async fn raw_sync_latency(dir: &Path, extending: bool) -> (u64, u64) {
     let path = dir.join("sync-probe");
     let file = OpenOptions::new()
         .write(true)
@@ -156,7 +158,8 @@ async fn raw_sync_latency(dir: &Path) -> (u64, u64) {
     for i in 0..2000u64 {
         let buf = file.alloc_dma_buffer(4096);
         let t = Instant::now();
-        file.write_at(buf, (i % 256) * 4096).await.expect("write");
+        let block = if extending { i } else { i % 256 };
+        file.write_at(buf, block * 4096).await.expect("write");
         file.fdatasync().await.expect("sync");
         hist.record(t.elapsed().as_micros() as u64).expect("record");
     }
@@ -338,7 +341,7 @@ fn main() {
         * MIB;
     println!("bench dir {} · {} MiB per run", root.display(), total / MIB);
     glommio::LocalExecutorBuilder::default()
-        .io_memory(2 * MIB)
+        .io_memory(std::env::var("RINGMQ_BENCH_IO_MEMORY_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(2) * MIB)
         .spawn(move || async move {
             let dir = fresh_dir(&root, "ringmq-bench");
             // Before any raw DmaFile: see ringmq::io::dma::probe_iopoll_once.
@@ -349,7 +352,8 @@ fn main() {
             }
             for (batch_bytes, records) in [(16 * 1024, 15), (MIB, 1000)] {
                 let batch = make_batch(records, 1024);
-                for prealloc in [false, true] {
+                // Alternate twice: the machine is noisy, compare neighbours.
+                for prealloc in [false, true, false, true] {
                     let log_dir = fresh_dir(&dir, "append");
                     let speed = append_throughput(&log_dir, total, &batch, prealloc).await;
                     println!(
@@ -358,8 +362,10 @@ fn main() {
                     );
                 }
             }
-            let (p50, p99) = raw_sync_latency(&dir).await;
-            println!("raw 4 KiB write + fdatasync: p50 {p50} µs, p99 {p99} µs");
+            for extending in [false, true] {
+                let (p50, p99) = raw_sync_latency(&dir, extending).await;
+                println!("raw 4 KiB write + fdatasync, extending={extending}: p50 {p50} µs, p99 {p99} µs");
+            }
             for producers in [1, 8, 64] {
                 let log_dir = fresh_dir(&dir, "durable");
                 let (rate, p50, p99) = durable_producers(&log_dir, producers, Duration::from_secs(3)).await;

@@ -24,7 +24,7 @@ use crate::io::sim::{SimDisk, SimFaults, SimRng};
 use crate::model::{stamp_batch, BatchHeader, Offset};
 
 const DEFAULT_SEEDS: u64 = 2000;
-const STEPS_PER_SEED: usize = 120;
+const STEPS_PER_SEED: usize = 100;
 const PRODUCER_ID: i64 = 42;
 
 struct Model {
