@@ -14,6 +14,10 @@ use super::{
     describe_cluster, describe_configs, fetch, incremental_alter_configs,
     init_producer_id, list_offsets, metadata, produce,
 };
+use super::{
+    delete_groups, describe_groups, heartbeat, join_group, leave_group, list_groups, offset_commit,
+    offset_delete, offset_fetch, sync_group,
+};
 
 /// One served API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +56,7 @@ macro_rules! row {
 }
 
 /// Every served API, sorted by key.
-pub static APIS: [ApiEntry; 14] = [
+pub static APIS: [ApiEntry; 25] = [
     ApiEntry {
         min_decodable_version: produce::MIN_DECODABLE_VERSION,
         ..row!(produce)
@@ -60,6 +64,15 @@ pub static APIS: [ApiEntry; 14] = [
     row!(fetch),
     row!(list_offsets),
     row!(metadata),
+    row!(offset_commit),
+    row!(offset_fetch),
+    row!(find_coordinator),
+    row!(join_group),
+    row!(heartbeat),
+    row!(leave_group),
+    row!(sync_group),
+    row!(describe_groups),
+    row!(list_groups),
     row!(api_versions),
     row!(create_topics),
     row!(delete_topics),
@@ -68,7 +81,9 @@ pub static APIS: [ApiEntry; 14] = [
     row!(describe_configs),
     row!(alter_configs),
     row!(create_partitions),
+    row!(delete_groups),
     row!(incremental_alter_configs),
+    row!(offset_delete),
     row!(describe_cluster),
 ];
 
