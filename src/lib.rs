@@ -14,6 +14,7 @@
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod groups;
 pub mod io;
 pub mod model;
 pub mod protocol;
