@@ -10,6 +10,7 @@
 //! | `protocol` | sans-IO Kafka codec and version table                       | model                 |
 //! | `io`       | disk trait: glommio DMA files and a simulated faulty disk   | —                     |
 //! | `storage`  | one partition's log on direct-I/O segments                  | io, model             |
+//! | `groups`   | consumer-group coordinator state machine, offsets records   | protocol              |
 
 pub mod app;
 pub mod cluster;

@@ -94,7 +94,8 @@ impl Coordinator {
     }
 
     /// Advance time: lapse KIP-394 pending ids, expire sessions, end join phases whose
-    /// deadline passed, drop members that did not sync in time. Returns every answer
+    /// deadline passed, drop members that did not sync in time, forget groups left with
+    /// nothing (no members, no offsets). Returns every answer
     /// completed so far (the same queue as [`Coordinator::take_completions`]).
     pub fn tick(&mut self, now_ms: i64) -> Vec<(Ticket, Reply)> {
         for group in self.groups.values_mut() {
@@ -128,7 +129,28 @@ impl Coordinator {
             }
             group.maybe_complete_join(now_ms, &mut self.fx);
         }
+        self.drop_abandoned_groups();
         self.take_completions()
+    }
+
+    /// Forget groups with nothing left: no members, no pending ids, no offsets (e.g. created
+    /// by a MEMBER_ID_REQUIRED answer whose member never came back). A group that was ever
+    /// persisted gets a tombstone so that replay forgets it too.
+    fn drop_abandoned_groups(&mut self) {
+        let fx = &mut self.fx;
+        self.groups.retain(|group_id, g| {
+            let abandoned = g.state == GroupState::Empty
+                && g.members.is_empty()
+                && g.pending_members.is_empty()
+                && g.offsets.is_empty();
+            if abandoned && g.generation_id > 0 {
+                fx.records.push(GroupRecord::GroupMetadata {
+                    group_id: group_id.clone(),
+                    value: None,
+                });
+            }
+            !abandoned
+        });
     }
 
     fn new_member_id(&mut self, prefix: &str) -> String {

@@ -46,6 +46,8 @@ mod group;
 mod offsets;
 pub mod records;
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod testkit;
 
 pub use coordinator::Coordinator;
