@@ -416,7 +416,13 @@ impl Coordinator {
                 assignment: member.assignment.clone(),
             }),
             GroupState::CompletingRebalance => {
-                member.sync_ticket = Some(ticket);
+                if let Some(previous) = member.sync_ticket.replace(ticket) {
+                    // A second SyncGroup from the same member supersedes the first.
+                    self.fx.completions.push((
+                        previous,
+                        Reply::Sync(sync_error(ErrorCode::REBALANCE_IN_PROGRESS)),
+                    ));
+                }
                 if group.is_leader(&req.member_id) {
                     let assignments = req
                         .assignments

@@ -5,6 +5,7 @@
 //!   once time runs far ahead every ticket has been answered;
 //! * Stable groups have no waiting join or sync; CompletingRebalance no waiting join;
 //!   PreparingRebalance no waiting sync; Empty groups have no members;
+//! * a Stable or CompletingRebalance group has a protocol every member supports;
 //! * the leader is a member whenever there are members, and none otherwise;
 //! * every static instance maps to a member that carries that instance id;
 //! * nothing panics, whatever the order of requests and the clock.
@@ -17,6 +18,7 @@ use super::group::GroupState;
 use super::testkit::*;
 use super::{Coordinator, Outcome, Reply, Ticket};
 use crate::protocol::api::testkit::XorShift;
+use crate::protocol::join_group::JoinGroupProtocol;
 use crate::protocol::leave_group::{LeaveGroupRequest, MemberIdentity};
 use crate::protocol::ErrorCode;
 use std::collections::HashMap;
@@ -69,7 +71,9 @@ impl Sim {
             self.now_ms += (self.rng.next() % 6_000) as i64;
             let done = self.c.tick(self.now_ms);
             self.absorb(done);
-        } else if !self.busy(i) {
+        } else if !self.busy(i) || self.rng.next() % 8 == 0 {
+            // Mostly one request at a time per client, sometimes a retry over a new
+            // connection while the first still waits.
             self.request(i, action);
         }
         let done = self.c.take_completions();
@@ -83,7 +87,21 @@ impl Sim {
         match action {
             2..=4 => {
                 let version = [3, 4, 9][(self.rng.next() % 3) as usize];
-                let req = join_req(&cl.member_id, cl.instance.as_deref());
+                let mut req = join_req(&cl.member_id, cl.instance.as_deref());
+                // Mostly the usual assignor; sometimes a change of preference, sometimes
+                // one no other member supports.
+                let names: &[&str] = match self.rng.next() % 8 {
+                    0 => &["roundrobin", "range"],
+                    1 => &["sticky"],
+                    _ => &["range"],
+                };
+                req.protocols = names
+                    .iter()
+                    .map(|n| JoinGroupProtocol {
+                        name: (*n).into(),
+                        metadata: subscription(&["orders"]),
+                    })
+                    .collect();
                 let outcome = self.c.join(t, version, &client(&format!("c{i}")), &req);
                 self.outcome(i, outcome.map_reply(Reply::Join));
             }
@@ -224,6 +242,21 @@ fn check_invariants(c: &Coordinator) {
             GroupState::PreparingRebalance => assert_eq!(syncs, 0, "{g:?}"),
             GroupState::Empty => assert!(g.members.is_empty(), "{g:?}"),
             GroupState::Dead => {}
+        }
+        if matches!(
+            g.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        ) {
+            let protocol = g
+                .protocol_name
+                .as_deref()
+                .unwrap_or_else(|| panic!("no protocol: {g:?}"));
+            assert!(
+                g.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == protocol)),
+                "{g:?}"
+            );
         }
         match &g.leader_id {
             Some(leader) => assert!(g.members.contains_key(leader), "{g:?}"),
