@@ -10,13 +10,10 @@
 //! decoded, so [`supported`] answers from the *decodable* range.
 
 use super::{
-    alter_configs, api_versions, create_partitions, create_topics, delete_records, delete_topics,
-    describe_cluster, describe_configs, fetch, incremental_alter_configs,
-    init_producer_id, list_offsets, metadata, produce,
-};
-use super::{
-    delete_groups, describe_groups, heartbeat, join_group, leave_group, list_groups, offset_commit,
-    offset_delete, offset_fetch, sync_group,
+    alter_configs, api_versions, create_partitions, create_topics, delete_groups, delete_records,
+    delete_topics, describe_cluster, describe_configs, describe_groups, fetch, find_coordinator,
+    heartbeat, incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
+    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sync_group,
 };
 
 /// One served API.
@@ -315,6 +312,32 @@ mod tests {
         assert_eq!(is_flexible(describe_cluster::API_KEY, 0), Some(true));
         assert_eq!(is_flexible(999, 0), None);
         assert!(!supported(999, 0));
+    }
+
+    #[test]
+    fn group_apis_have_the_kafka_41_ranges() {
+        let expected = [
+            (8, 2, 9, 8),  // OffsetCommit
+            (9, 1, 9, 6),  // OffsetFetch
+            (10, 0, 4, 3), // FindCoordinator
+            (11, 2, 9, 6), // JoinGroup
+            (12, 0, 4, 4), // Heartbeat
+            (13, 0, 5, 4), // LeaveGroup
+            (14, 0, 5, 4), // SyncGroup
+            (15, 0, 5, 5), // DescribeGroups
+            (16, 0, 5, 3), // ListGroups
+            (42, 0, 2, 2), // DeleteGroups
+        ];
+        for (key, min, max, flexible_from) in expected {
+            let e = entry_of(key).unwrap_or_else(|| panic!("api {key} not served"));
+            assert_eq!(
+                (e.min_version, e.max_version, e.flexible_from),
+                (min, max, flexible_from),
+                "api {key}"
+            );
+        }
+        assert_eq!(is_flexible(offset_delete::API_KEY, 0), Some(false));
+        assert_eq!(request_header_version(offset_delete::API_KEY, 0), Some(1));
     }
 
     #[test]
