@@ -49,6 +49,8 @@ pub mod records;
 mod sim;
 #[cfg(test)]
 mod testkit;
+#[cfg(test)]
+mod wire_tests;
 
 pub use coordinator::Coordinator;
 pub use group::GroupState;
