@@ -198,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn list_describe_and_delete_follow_the_group() {
+    fn list_and_describe_show_the_group() {
         let mut c = Coordinator::new(config());
         let (ids, generation) = stable_group(&mut c, T0, &[None, Some("host-b")]);
         c.commit_offsets(T0 + 4_000, &commit_req(&ids[0], generation, 0, 5));
@@ -241,7 +241,13 @@ mod tests {
         assert_eq!(c.list_groups(&filter(&["stable"], &[])).groups.len(), 1);
         assert_eq!(c.list_groups(&filter(&["Empty"], &[])).groups.len(), 0);
         assert_eq!(c.list_groups(&filter(&[], &["consumer"])).groups.len(), 0);
+    }
 
+    #[test]
+    fn delete_groups_takes_only_empty_groups_and_leaves_tombstones() {
+        let mut c = Coordinator::new(config());
+        let (ids, generation) = stable_group(&mut c, T0, &[None, Some("host-b")]);
+        c.commit_offsets(T0 + 4_000, &commit_req(&ids[0], generation, 0, 5));
         let delete = DeleteGroupsRequest {
             groups_names: vec![GROUP.into(), "nope".into()],
         };
