@@ -10,10 +10,12 @@
 //! | `protocol` | sans-IO Kafka codec and version table                       | model                 |
 //! | `io`       | disk trait: glommio DMA files and a simulated faulty disk   | —                     |
 //! | `storage`  | one partition's log on direct-I/O segments                  | io, model             |
+//! | `groups`   | consumer-group coordinator state machine, offsets records   | protocol              |
 
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod groups;
 pub mod io;
 pub mod model;
 pub mod protocol;

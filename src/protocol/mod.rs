@@ -33,5 +33,16 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
+
 pub use error_code::ErrorCode;
 pub use wire::{DecodeError, DecodeResult, Reader, Writer};
