@@ -54,12 +54,16 @@ fn acknowledged_records_survive_sigkill() {
     }
     thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
-    let (sent, log) = producer.join().expect("producer thread");
+    let Produced { sent, log, fatal } = producer.join().expect("producer thread");
 
     eprintln!(
         "sent {sent}, acknowledged {}, failed {}",
         log.acked.len(),
         log.failed.len()
+    );
+    assert_eq!(
+        fatal, None,
+        "the idempotent producer failed across broker restarts"
     );
     assert!(
         log.failed.is_empty(),
@@ -118,25 +122,43 @@ fn acknowledged_records_survive_sigkill() {
     broker.stop();
 }
 
-/// Produces records 0, 1, 2, ... until `stop`, then flushes. Returns (records sent, reports).
-fn produce_until(addr: &str, topic: &str, stop: &AtomicBool) -> (u64, AckLog) {
+/// What the producer thread saw.
+struct Produced {
+    /// Records handed to librdkafka.
+    sent: u64,
+    log: AckLog,
+    /// A send or flush error that stopped the producer (librdkafka's idempotence turns lost
+    /// acknowledged data into a fatal error).
+    fatal: Option<String>,
+}
+
+/// Produces records 0, 1, 2, ... until `stop` (at most ~50,000 a second), then flushes.
+fn produce_until(addr: &str, topic: &str, stop: &AtomicBool) -> Produced {
     let p = kafka::producer(addr, "none", &[("linger.ms", "2")]);
-    let mut i = 0u64;
+    let mut sent = 0u64;
+    let mut fatal = None;
     while !stop.load(Ordering::Relaxed) {
         if p.in_flight_count() > 20_000 {
             p.poll(Duration::from_millis(10));
             continue;
         }
-        kafka::send_record(&p, topic, PARTITIONS, i, VALUE_BYTES);
-        i += 1;
+        if let Err(e) = kafka::try_send_record(&p, topic, PARTITIONS, sent, VALUE_BYTES) {
+            fatal = Some(format!("send record {sent}: {e}"));
+            break;
+        }
+        sent += 1;
         p.poll(Duration::ZERO);
-        if i % 200 == 0 {
+        if sent % 50 == 0 {
             thread::sleep(Duration::from_millis(1));
         }
     }
-    p.flush(Duration::from_secs(300)).expect("final flush");
+    // After a fatal error librdkafka will not deliver the rest: do not wait long for it.
+    let flush_timeout = Duration::from_secs(if fatal.is_some() { 10 } else { 300 });
+    if let Err(e) = p.flush(flush_timeout) {
+        fatal.get_or_insert(format!("final flush: {e}"));
+    }
     let log = std::mem::take(&mut *p.context().log.lock().expect("ack log"));
-    (i, log)
+    Produced { sent, log, fatal }
 }
 
 /// How a test damages the newest segment.
