@@ -15,10 +15,13 @@
 //! one-partition topic is damaged (the last batch cut in half; one byte flipped in the last
 //! batch). The broker starts, logs a line mentioning truncation, and serves exactly the batches
 //! before the damaged one: earliest/latest offsets, contents, no CRC errors. New records then
-//! continue at the truncation point.
+//! continue at the truncation point. Each damage is tried after SIGKILL and after a clean stop.
+//!
+//! `segment_helpers_on_a_synthetic_log` checks this file's own segment tools without a broker.
 
 mod common;
 
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -213,7 +216,7 @@ fn damaged_segment_recovers(damage: Damage, clean_stop: bool) {
     }
 
     let segment = active_segment(&broker.data_dir, topic);
-    let bytes = std::fs::read(&segment).expect("read segment");
+    let bytes = read_head(&segment);
     let spans = wire::scan_batches(&bytes);
     assert!(
         spans.len() >= 10,
@@ -305,13 +308,34 @@ fn damage_segment(segment: &Path, damage: Damage, last: wire::BatchSpan) {
             f.sync_all().expect("sync");
         }
         Damage::FlipInLastBatch => {
-            let mut bytes = std::fs::read(segment).expect("read segment");
             // Inside the records, past the 61-byte header: covered by the CRC.
-            let at = last.position + 61 + (last.size - 61) / 2;
-            bytes[at] ^= 0xff;
-            std::fs::write(segment, &bytes).expect("write segment");
+            let at = (last.position + 61 + (last.size - 61) / 2) as u64;
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(segment)
+                .expect("open segment");
+            let mut byte = [0u8; 1];
+            f.seek(SeekFrom::Start(at)).expect("seek");
+            f.read_exact(&mut byte).expect("read byte");
+            byte[0] ^= 0xff;
+            f.seek(SeekFrom::Start(at)).expect("seek");
+            f.write_all(&byte).expect("write byte");
+            f.sync_all().expect("sync");
         }
     }
+}
+
+/// The first 64 MiB of a segment at most (a preallocated segment may be much larger; the test
+/// writes about 1 MiB).
+fn read_head(segment: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(segment)
+        .expect("open segment")
+        .take(64 << 20)
+        .read_to_end(&mut bytes)
+        .expect("read segment");
+    bytes
 }
 
 /// The newest `<20-digit base offset>.log` in the partition directory of `topic`.
@@ -331,7 +355,10 @@ fn active_segment(data_dir: &Path, topic: &str) -> PathBuf {
     let named: Vec<&Path> = dirs
         .iter()
         .copied()
-        .filter(|d| d.to_string_lossy().contains(topic))
+        .filter(|d| {
+            d.strip_prefix(data_dir)
+                .is_ok_and(|rel| rel.to_string_lossy().contains(topic))
+        })
         .collect();
     let dir = match (named.as_slice(), dirs.as_slice()) {
         ([one], _) => *one,
@@ -344,4 +371,44 @@ fn active_segment(data_dir: &Path, topic: &str) -> PathBuf {
         .max()
         .cloned()
         .expect("a segment file")
+}
+
+/// The segment helpers above on a synthetic partition dir (no broker): the newest segment is
+/// found, its batches parsed, and each damage makes exactly the last batch invalid.
+#[test]
+fn segment_helpers_on_a_synthetic_log() {
+    let data_dir = common::fresh_data_dir("synthetic");
+    let part = data_dir.join("torn-0");
+    std::fs::create_dir_all(&part).expect("mkdir");
+    std::fs::create_dir_all(data_dir.join("other-0")).expect("mkdir");
+    let mut log = Vec::new();
+    for offset in 0..12i64 {
+        let mut batch = wire::record_batch(b"k", &[b'v'; 300], 1_700_000_000_000 + offset);
+        batch[..8].copy_from_slice(&(100 + offset).to_be_bytes());
+        log.extend_from_slice(&batch);
+    }
+    log.resize(log.len().next_multiple_of(4096), 0); // zero padding of an aligned write
+    std::fs::write(part.join(format!("{:020}.log", 0)), b"older").expect("write");
+    std::fs::write(part.join(format!("{:020}.log", 100)), &log).expect("write");
+    std::fs::write(part.join(format!("{:020}.index", 100)), b"idx").expect("write");
+    std::fs::write(
+        data_dir.join("other-0").join(format!("{:020}.log", 7)),
+        b"x",
+    )
+    .expect("write");
+
+    let segment = active_segment(&data_dir, "torn");
+    assert_eq!(segment, part.join("00000000000000000100.log"));
+    let spans = wire::scan_batches(&read_head(&segment));
+    assert_eq!(spans.len(), 12);
+    let last = spans[11];
+    assert_eq!((last.base_offset, last.next_offset()), (111, 112));
+
+    for damage in [Damage::FlipInLastBatch, Damage::CutLastBatch] {
+        std::fs::write(&segment, &log).expect("restore");
+        damage_segment(&segment, damage, last);
+        let after = wire::scan_batches(&read_head(&segment));
+        assert_eq!(after, spans[..11], "{damage:?}");
+    }
+    std::fs::remove_dir_all(&data_dir).expect("cleanup");
 }
