@@ -175,6 +175,7 @@ async fn shard_main(
     eprintln!("shard {i}: started");
     let t0 = std::time::Instant::now();
     shard.apply_metadata(image).await;
+    shard.start_groups().await?;
     eprintln!(
         "shard {i}: recovered {} partitions in {} ms",
         shard.open_partition_count(),

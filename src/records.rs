@@ -82,6 +82,16 @@ impl Cursor<'_> {
         }
         Err(RecordsError::Malformed("varint too long"))
     }
+    fn nullable_bytes(&mut self) -> Result<Option<Vec<u8>>, RecordsError> {
+        let len = self.varlong()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let n = usize::try_from(len).map_err(|_| RecordsError::Malformed("length"))?;
+        let b = self.b.get(..n).ok_or(RecordsError::Malformed("field overruns record"))?;
+        self.b = &self.b[n..];
+        Ok(Some(b.to_vec()))
+    }
     fn skip(&mut self, n: usize) -> Result<(), RecordsError> {
         self.b = self.b.get(n..).ok_or(RecordsError::Malformed("record overruns batch"))?;
         Ok(())
@@ -117,6 +127,97 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(Offset, TimestampMs)>, Rec
     Ok(out)
 }
 
+/// Key and value of each record of an uncompressed or compressed batch (for internal logs).
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The records of a batch whose bytes have been validated, as (key, value) pairs.
+pub fn record_key_values(batch: &[u8]) -> Result<Vec<KeyValue>, RecordsError> {
+    let h = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed("short batch"))?;
+    let total = h.total_bytes().map_err(|_| RecordsError::Malformed("batch length"))?;
+    let body = batch.get(BATCH_HEADER_BYTES..total).ok_or(RecordsError::Malformed("batch length"))?;
+    let inflated;
+    let records = match h.compression() {
+        0 => body,
+        codec => {
+            inflated = decompress(codec, body)?;
+            &inflated[..]
+        }
+    };
+    let count = usize::try_from(h.records_count()).map_err(|_| RecordsError::Malformed("count"))?;
+    let mut out = Vec::with_capacity(count.min(records.len()));
+    let mut c = Cursor { b: records };
+    for _ in 0..count {
+        let len = usize::try_from(c.varlong()?).map_err(|_| RecordsError::Malformed("record length"))?;
+        let mut rec = Cursor { b: c.b.get(..len).ok_or(RecordsError::Malformed("record length"))? };
+        c.skip(len)?;
+        rec.skip(1)?; // attributes
+        rec.varlong()?; // timestamp delta
+        rec.varlong()?; // offset delta
+        let key = rec.nullable_bytes()?;
+        let value = rec.nullable_bytes()?;
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Build an uncompressed RecordBatch v2 (no producer id) holding `records`, all stamped
+/// `timestamp_ms`. Used for the broker's internal logs (consumer-group state).
+pub fn build_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp_ms: TimestampMs) -> Vec<u8> {
+    assert!(!records.is_empty(), "a record batch holds at least one record");
+    let mut body = Vec::new();
+    let mut rec = Vec::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        rec.clear();
+        rec.push(0); // attributes
+        put_varlong(&mut rec, 0); // timestamp delta
+        put_varlong(&mut rec, i as i64); // offset delta
+        for field in [key, value] {
+            match field {
+                Some(b) => {
+                    put_varlong(&mut rec, b.len() as i64);
+                    rec.extend_from_slice(b);
+                }
+                None => put_varlong(&mut rec, -1),
+            }
+        }
+        put_varlong(&mut rec, 0); // headers
+        put_varlong(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let n = records.len() as i32;
+    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((BATCH_HEADER_BYTES - 12 + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(n - 1).to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// The first record of `batch` with a timestamp at or after `target`.
 pub fn first_at_or_after(batch: &[u8], target: TimestampMs) -> Result<Option<(Offset, TimestampMs)>, RecordsError> {
     Ok(record_timestamps(batch)?.into_iter().find(|(_, ts)| *ts >= target))
@@ -135,6 +236,15 @@ mod tests {
         assert_eq!(all, vec![(10, 1000), (11, 1000), (12, 1000)]);
         assert_eq!(first_at_or_after(&b, 1000).unwrap(), Some((10, 1000)));
         assert_eq!(first_at_or_after(&b, 1001).unwrap(), None);
+    }
+
+    #[test]
+    fn built_batches_validate_and_read_back() {
+        let b = build_batch(&[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)], 77);
+        assert_eq!(BatchHeader::parse(&b).unwrap().validate().unwrap(), b.len());
+        let kv = record_key_values(&b).unwrap();
+        assert_eq!(kv, vec![(Some(b"k1".to_vec()), Some(b"v1".to_vec())), (Some(b"k2".to_vec()), None)]);
+        assert_eq!(record_timestamps(&b).unwrap(), vec![(0, 77), (1, 77)]);
     }
 
     #[test]

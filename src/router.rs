@@ -13,6 +13,7 @@
 //! channel makes the sender wait (back-pressure to the connection), never grow a queue.
 
 use crate::cluster::MetadataImage;
+use crate::groups::call::{GroupAnswer, GroupCall};
 use crate::model::{Offset, ShardId, TimestampMs, TopicPartition};
 use bytes::Bytes;
 use glommio::channels::channel_mesh::{Receivers, Senders};
@@ -142,6 +143,8 @@ pub enum ShardCall {
     Admin(AdminCall),
     /// A new metadata image from the metadata shard; apply it (open or remove partitions).
     ApplyMetadata(Arc<MetadataImage>),
+    /// A consumer-group request, on the shard that coordinates the group.
+    Group(GroupCall),
 }
 
 #[derive(Debug)]
@@ -153,6 +156,7 @@ pub enum ShardReply {
     DeleteRecords(Vec<Result<Offset, PartitionError>>),
     Admin(Result<AdminReply, AdminError>),
     Applied,
+    Group(GroupAnswer),
 }
 
 /// What travels over the mesh.

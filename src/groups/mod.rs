@@ -41,6 +41,7 @@
 //! offset commits, offset retention/expiry.
 
 mod admin;
+pub mod call;
 mod coordinator;
 mod group;
 mod offsets;

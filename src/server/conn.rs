@@ -28,7 +28,7 @@ type Pending = glommio::task::JoinHandle<Result<Option<Vec<Bytes>>, RequestError
 
 pub async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer: Rc<str> = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default().into();
     ctx.connections.set(ctx.connections.get() + 1);
     let (read_half, write_half) = futures_lite::io::split(stream);
     let (tx, rx) = glommio::channels::local_channel::new_bounded::<(Pending, glommio::sync::StaticPermit)>(
@@ -37,7 +37,7 @@ pub async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream) {
     // When the client stops sending, the writer still answers what was read; a read or
     // protocol error ends both at once.
     let reader = async {
-        read_frames(ctx.clone(), read_half, tx).await?;
+        read_frames(ctx.clone(), peer.clone(), read_half, tx).await?;
         futures_lite::future::pending::<Result<(), String>>().await
     };
     let writer = write_responses(write_half, rx);
@@ -50,6 +50,7 @@ pub async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream) {
 
 async fn read_frames(
     ctx: Rc<ServerCtx>,
+    peer: Rc<str>,
     read_half: futures_lite::io::ReadHalf<TcpStream>,
     tx: glommio::channels::local_channel::LocalSender<(Pending, glommio::sync::StaticPermit)>,
 ) -> Result<(), String> {
@@ -81,8 +82,8 @@ async fn read_frames(
         let frame = body.freeze();
         let mut r = Reader::new(frame);
         let header = RequestHeader::decode_any(&mut r).map_err(|e| format!("bad request header: {e}"))?;
-        let ctx2 = ctx.clone();
-        let task = glommio::spawn_local(async move { handle_request(&ctx2, header, r).await }).detach();
+        let (ctx2, peer2) = (ctx.clone(), peer.clone());
+        let task = glommio::spawn_local(async move { handle_request(&ctx2, header, &peer2, r).await }).detach();
         if tx.send((task, permit)).await.is_err() {
             return Ok(());
         }

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod conn;
 pub mod errors;
 pub mod fetch;
+pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -109,6 +110,7 @@ impl ServerCtx {
 pub async fn handle_request(
     ctx: &ServerCtx,
     header: RequestHeader,
+    peer: &str,
     mut body: Reader,
 ) -> Result<Option<Vec<Bytes>>, RequestError> {
     let (key, version) = (header.api_key, header.api_version);
@@ -156,7 +158,10 @@ pub async fn handle_request(
             self::offsets::list_offsets(ctx, req).await?.encode(&mut w, version);
             true
         }
-        _ => self::admin::handle(ctx, key, version, &mut body, &mut w).await?,
+        _ => {
+            self::groups::handle(ctx, &header, peer, &mut body, &mut w).await?
+                || self::admin::handle(ctx, key, version, &mut body, &mut w).await?
+        }
     };
     Ok(answered.then(|| w.finish()))
 }

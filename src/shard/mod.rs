@@ -9,6 +9,8 @@
 //! `always`, the handler waits for the log's group commit (`sync_through`) before answering;
 //! all producers waiting on a partition share one fdatasync.
 
+pub mod groups;
+
 use crate::cluster::{LocalMetadata, MetadataError, MetadataImage, MetadataStore, TopicMeta};
 use crate::config::{BrokerConfig, Durability, TimestampKind, TopicConfigs};
 use crate::io::dma::DmaDisk;
@@ -28,7 +30,7 @@ use std::time::Duration;
 /// Bytes of recent batches each shard keeps in memory for tail fetches.
 pub const BATCH_CACHE_BYTES_PER_SHARD: usize = 256 << 20;
 
-type Log = PartitionLog<DmaDisk>;
+pub(crate) type Log = PartitionLog<DmaDisk>;
 
 /// Wakes every waiter when data is appended on this shard (fetch long polling).
 #[derive(Default)]
@@ -68,6 +70,8 @@ pub struct Shard {
     router: Rc<Router>,
     /// Set when shutdown starts: new calls are refused.
     closing: Cell<bool>,
+    /// The consumer-group coordinator of the groups this shard owns (set at start).
+    groups: RefCell<Option<Rc<groups::GroupShard>>>,
 }
 
 fn storage_error(e: StorageError) -> PartitionError {
@@ -127,6 +131,7 @@ impl Shard {
             data_notify: DataNotify::default(),
             router,
             closing: Cell::new(false),
+            groups: RefCell::new(None),
         })
     }
 
@@ -200,6 +205,16 @@ impl Shard {
             }
             Err(e) => eprintln!("shard {}: cannot open partition {tp}: {e}", self.id.0),
         }
+    }
+
+    /// Open and replay this shard's group-log partitions, then run the group timers.
+    pub async fn start_groups(self: &Rc<Self>) -> Result<(), String> {
+        let g = groups::GroupShard::open(self.id, self.router.shard_count(), &self.config.data_dir, self.cache.clone()).await?;
+        let g = Rc::new(g);
+        *self.groups.borrow_mut() = Some(g.clone());
+        let shard = self.clone();
+        glommio::spawn_local(async move { g.run_timers(|| shard.closing.get()).await }).detach();
+        Ok(())
     }
 
     pub fn open_partition_count(&self) -> usize {
@@ -426,6 +441,10 @@ impl Shard {
     /// Shutdown: refuse new calls, then flush, fdatasync and close every partition.
     pub async fn close_all(&self) {
         self.closing.set(true);
+        let groups = self.groups.borrow_mut().take();
+        if let Some(g) = groups {
+            g.close().await;
+        }
         let logs: Vec<(TopicPartition, Log)> = self.logs.borrow_mut().drain().collect();
         for (tp, log) in logs {
             if let Err(e) = log.close().await {
@@ -513,6 +532,18 @@ impl ShardHandler for Shard {
                 ShardCall::ListOffsets { queries } => ShardReply::ListOffsets(self.list_offsets(queries).await),
                 ShardCall::DeleteRecords { parts } => ShardReply::DeleteRecords(self.delete_records(parts).await),
                 ShardCall::Admin(call) => ShardReply::Admin(self.admin(call).await),
+                ShardCall::Group(call) => {
+                    // A peer shard may be ready before this one has replayed its group
+                    // log: such calls wait for the replay (clients see a slower answer).
+                    let groups = loop {
+                        let g = self.groups.borrow().clone();
+                        match g {
+                            Some(g) => break g,
+                            None => glommio::timer::sleep(Duration::from_millis(5)).await,
+                        }
+                    };
+                    ShardReply::Group(groups.handle(call).await)
+                }
                 ShardCall::ApplyMetadata(image) => {
                     self.apply_metadata(image).await;
                     ShardReply::Applied
