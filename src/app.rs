@@ -44,11 +44,15 @@ fn guard_exclusive(config: &BrokerConfig) -> Result<std::fs::File, String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
     let lock_path = config.data_dir.join(".lock");
-    let lock = std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    let lock =
+        std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a file descriptor we own.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(format!("data dir {} is in use by another ringmq", config.data_dir.display()));
+        return Err(format!(
+            "data dir {} is in use by another ringmq",
+            config.data_dir.display()
+        ));
     }
     // Our listeners use SO_REUSEPORT, so binding would silently share a port another
     // process listens on: look for a listening socket on the port first. (A plain test bind
@@ -60,7 +64,11 @@ fn guard_exclusive(config: &BrokerConfig) -> Result<std::fs::File, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     if port_has_listener(config.listen.port()) {
-        return Err(format!("cannot listen on {}: another process is listening on port {}", config.listen, config.listen.port()));
+        return Err(format!(
+            "cannot listen on {}: another process is listening on port {}",
+            config.listen,
+            config.listen.port()
+        ));
     }
     Ok(lock)
 }
@@ -74,7 +82,10 @@ fn port_has_listener(port: u16) -> bool {
             let mut fields = line.split_whitespace();
             let local = fields.nth(1).unwrap_or("");
             let state = fields.nth(1).unwrap_or("");
-            let local_port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
             local_port == Some(port) && state == TCP_LISTEN
         })
     })
@@ -90,13 +101,20 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     let mesh = MeshBuilder::<Envelope, _>::full(n, MESH_CHANNEL_CAPACITY);
     let barriers = Arc::new(Barriers::default());
     let mut shutdown_txs = Vec::new();
-    let cpus = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|c| c.get())
+        .unwrap_or(1);
     let mut store = Some(store);
     let mut handles = Vec::new();
     for i in 0..n {
         let (tx, rx) = flume::bounded::<()>(1);
         shutdown_txs.push(tx);
-        let (config, image, mesh, barriers) = (config.clone(), image.clone(), mesh.clone(), barriers.clone());
+        let (config, image, mesh, barriers) = (
+            config.clone(),
+            image.clone(),
+            mesh.clone(),
+            barriers.clone(),
+        );
         let store = if i == 0 { store.take() } else { None };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(i % cpus))
             .name(&format!("shard-{i}"))
@@ -132,8 +150,11 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
 }
 
 fn spawn_signal_thread(txs: Vec<flume::Sender<()>>) -> Result<(), String> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -146,18 +167,6 @@ fn spawn_signal_thread(txs: Vec<flume::Sender<()>>) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sees_a_listening_port() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        assert!(super::port_has_listener(port));
-        drop(l);
-        assert!(!super::port_has_listener(port));
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -182,7 +191,8 @@ async fn shard_main(
         t0.elapsed().as_millis()
     );
     glommio::spawn_local(shard.clone().housekeeping(Duration::from_millis(5))).detach();
-    let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| format!("bind {}: {e}", config.listen))?;
+    let listener = glommio::net::TcpListener::bind(config.listen)
+        .map_err(|e| format!("bind {}: {e}", config.listen))?;
     let ctx = Rc::new(ServerCtx::new(config.clone(), router.clone(), metadata));
     eprintln!("shard {i}: ready, accepting on {}", config.listen);
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
@@ -225,4 +235,16 @@ async fn shard_main(
     wait_all(&barriers.closed, n).await;
     router.close();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sees_a_listening_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(super::port_has_listener(port));
+        drop(l);
+        assert!(!super::port_has_listener(port));
+    }
 }

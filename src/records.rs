@@ -24,9 +24,13 @@ fn decompress(codec: u8, data: &[u8]) -> Result<Vec<u8>, RecordsError> {
     let mut out = Vec::new();
     let limit = MAX_DECOMPRESSED_BYTES as u64 + 1;
     let read = match codec {
-        1 => flate2::read::GzDecoder::new(data).take(limit).read_to_end(&mut out),
+        1 => flate2::read::GzDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
         2 => return snappy(data),
-        3 => lz4_flex::frame::FrameDecoder::new(data).take(limit).read_to_end(&mut out),
+        3 => lz4_flex::frame::FrameDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
         other => return Err(RecordsError::UnsupportedCompression(other)),
     };
     read.map_err(|_| RecordsError::Malformed("decompression failed"))?;
@@ -41,21 +45,31 @@ fn decompress(codec: u8, data: &[u8]) -> Result<Vec<u8>, RecordsError> {
 fn snappy(data: &[u8]) -> Result<Vec<u8>, RecordsError> {
     const XERIAL: &[u8] = b"\x82SNAPPY\x00";
     let raw = |chunk: &[u8]| -> Result<Vec<u8>, RecordsError> {
-        let len = snap::raw::decompress_len(chunk).map_err(|_| RecordsError::Malformed("snappy length"))?;
+        let len = snap::raw::decompress_len(chunk)
+            .map_err(|_| RecordsError::Malformed("snappy length"))?;
         if len > MAX_DECOMPRESSED_BYTES {
             return Err(RecordsError::TooLarge);
         }
-        snap::raw::Decoder::new().decompress_vec(chunk).map_err(|_| RecordsError::Malformed("snappy data"))
+        snap::raw::Decoder::new()
+            .decompress_vec(chunk)
+            .map_err(|_| RecordsError::Malformed("snappy data"))
     };
     if !data.starts_with(XERIAL) {
         return raw(data);
     }
-    let mut rest = data.get(16..).ok_or(RecordsError::Malformed("xerial header"))?;
+    let mut rest = data
+        .get(16..)
+        .ok_or(RecordsError::Malformed("xerial header"))?;
     let mut out = Vec::new();
     while !rest.is_empty() {
-        let len_bytes: [u8; 4] = rest.get(..4).and_then(|b| b.try_into().ok()).ok_or(RecordsError::Malformed("xerial chunk"))?;
+        let len_bytes: [u8; 4] = rest
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(RecordsError::Malformed("xerial chunk"))?;
         let len = u32::from_be_bytes(len_bytes) as usize;
-        let chunk = rest.get(4..4 + len).ok_or(RecordsError::Malformed("xerial chunk"))?;
+        let chunk = rest
+            .get(4..4 + len)
+            .ok_or(RecordsError::Malformed("xerial chunk"))?;
         out.extend_from_slice(&raw(chunk)?);
         if out.len() > MAX_DECOMPRESSED_BYTES {
             return Err(RecordsError::TooLarge);
@@ -73,7 +87,10 @@ impl Cursor<'_> {
     fn varlong(&mut self) -> Result<i64, RecordsError> {
         let mut raw: u64 = 0;
         for i in 0..10 {
-            let (&byte, rest) = self.b.split_first().ok_or(RecordsError::Malformed("varint"))?;
+            let (&byte, rest) = self
+                .b
+                .split_first()
+                .ok_or(RecordsError::Malformed("varint"))?;
             self.b = rest;
             raw |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
@@ -88,12 +105,18 @@ impl Cursor<'_> {
             return Ok(None);
         }
         let n = usize::try_from(len).map_err(|_| RecordsError::Malformed("length"))?;
-        let b = self.b.get(..n).ok_or(RecordsError::Malformed("field overruns record"))?;
+        let b = self
+            .b
+            .get(..n)
+            .ok_or(RecordsError::Malformed("field overruns record"))?;
         self.b = &self.b[n..];
         Ok(Some(b.to_vec()))
     }
     fn skip(&mut self, n: usize) -> Result<(), RecordsError> {
-        self.b = self.b.get(n..).ok_or(RecordsError::Malformed("record overruns batch"))?;
+        self.b = self
+            .b
+            .get(n..)
+            .ok_or(RecordsError::Malformed("record overruns batch"))?;
         Ok(())
     }
 }
@@ -101,8 +124,12 @@ impl Cursor<'_> {
 /// (offset, timestamp) of each record of a batch whose bytes have been validated.
 pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(Offset, TimestampMs)>, RecordsError> {
     let h = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed("short batch"))?;
-    let total = h.total_bytes().map_err(|_| RecordsError::Malformed("batch length"))?;
-    let body = batch.get(BATCH_HEADER_BYTES..total).ok_or(RecordsError::Malformed("batch length"))?;
+    let total = h
+        .total_bytes()
+        .map_err(|_| RecordsError::Malformed("batch length"))?;
+    let body = batch
+        .get(BATCH_HEADER_BYTES..total)
+        .ok_or(RecordsError::Malformed("batch length"))?;
     let inflated;
     let records = match h.compression() {
         0 => body,
@@ -115,13 +142,22 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(Offset, TimestampMs)>, Rec
     let mut out = Vec::with_capacity(count.min(records.len()));
     let mut c = Cursor { b: records };
     for _ in 0..count {
-        let len = usize::try_from(c.varlong()?).map_err(|_| RecordsError::Malformed("record length"))?;
-        let mut rec = Cursor { b: c.b.get(..len).ok_or(RecordsError::Malformed("record length"))? };
+        let len =
+            usize::try_from(c.varlong()?).map_err(|_| RecordsError::Malformed("record length"))?;
+        let mut rec = Cursor {
+            b: c.b
+                .get(..len)
+                .ok_or(RecordsError::Malformed("record length"))?,
+        };
         c.skip(len)?;
         rec.skip(1)?; // attributes
         let ts_delta = rec.varlong()?;
         let offset_delta = rec.varlong()?;
-        let ts = if h.is_log_append_time() { h.max_timestamp() } else { h.base_timestamp() + ts_delta };
+        let ts = if h.is_log_append_time() {
+            h.max_timestamp()
+        } else {
+            h.base_timestamp() + ts_delta
+        };
         out.push((h.base_offset() + offset_delta, ts));
     }
     Ok(out)
@@ -133,8 +169,12 @@ pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
 /// The records of a batch whose bytes have been validated, as (key, value) pairs.
 pub fn record_key_values(batch: &[u8]) -> Result<Vec<KeyValue>, RecordsError> {
     let h = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed("short batch"))?;
-    let total = h.total_bytes().map_err(|_| RecordsError::Malformed("batch length"))?;
-    let body = batch.get(BATCH_HEADER_BYTES..total).ok_or(RecordsError::Malformed("batch length"))?;
+    let total = h
+        .total_bytes()
+        .map_err(|_| RecordsError::Malformed("batch length"))?;
+    let body = batch
+        .get(BATCH_HEADER_BYTES..total)
+        .ok_or(RecordsError::Malformed("batch length"))?;
     let inflated;
     let records = match h.compression() {
         0 => body,
@@ -147,8 +187,13 @@ pub fn record_key_values(batch: &[u8]) -> Result<Vec<KeyValue>, RecordsError> {
     let mut out = Vec::with_capacity(count.min(records.len()));
     let mut c = Cursor { b: records };
     for _ in 0..count {
-        let len = usize::try_from(c.varlong()?).map_err(|_| RecordsError::Malformed("record length"))?;
-        let mut rec = Cursor { b: c.b.get(..len).ok_or(RecordsError::Malformed("record length"))? };
+        let len =
+            usize::try_from(c.varlong()?).map_err(|_| RecordsError::Malformed("record length"))?;
+        let mut rec = Cursor {
+            b: c.b
+                .get(..len)
+                .ok_or(RecordsError::Malformed("record length"))?,
+        };
         c.skip(len)?;
         rec.skip(1)?; // attributes
         rec.varlong()?; // timestamp delta
@@ -175,8 +220,14 @@ fn put_varlong(out: &mut Vec<u8>, v: i64) {
 
 /// Build an uncompressed RecordBatch v2 (no producer id) holding `records`, all stamped
 /// `timestamp_ms`. Used for the broker's internal logs (consumer-group state).
-pub fn build_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp_ms: TimestampMs) -> Vec<u8> {
-    assert!(!records.is_empty(), "a record batch holds at least one record");
+pub fn build_batch(
+    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    timestamp_ms: TimestampMs,
+) -> Vec<u8> {
+    assert!(
+        !records.is_empty(),
+        "a record batch holds at least one record"
+    );
     let mut body = Vec::new();
     let mut rec = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
@@ -219,8 +270,13 @@ pub fn build_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp_ms: Tim
 }
 
 /// The first record of `batch` with a timestamp at or after `target`.
-pub fn first_at_or_after(batch: &[u8], target: TimestampMs) -> Result<Option<(Offset, TimestampMs)>, RecordsError> {
-    Ok(record_timestamps(batch)?.into_iter().find(|(_, ts)| *ts >= target))
+pub fn first_at_or_after(
+    batch: &[u8],
+    target: TimestampMs,
+) -> Result<Option<(Offset, TimestampMs)>, RecordsError> {
+    Ok(record_timestamps(batch)?
+        .into_iter()
+        .find(|(_, ts)| *ts >= target))
 }
 
 #[cfg(test)]
@@ -243,7 +299,13 @@ mod tests {
         let b = build_batch(&[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)], 77);
         assert_eq!(BatchHeader::parse(&b).unwrap().validate().unwrap(), b.len());
         let kv = record_key_values(&b).unwrap();
-        assert_eq!(kv, vec![(Some(b"k1".to_vec()), Some(b"v1".to_vec())), (Some(b"k2".to_vec()), None)]);
+        assert_eq!(
+            kv,
+            vec![
+                (Some(b"k1".to_vec()), Some(b"v1".to_vec())),
+                (Some(b"k2".to_vec()), None)
+            ]
+        );
         assert_eq!(record_timestamps(&b).unwrap(), vec![(0, 77), (1, 77)]);
     }
 

@@ -40,10 +40,17 @@ pub enum PartitionError {
     CorruptMessage(String),
     /// More than one batch, or a malformed batch header.
     InvalidRecord(String),
-    MessageTooLarge { bytes: usize, max_bytes: usize },
+    MessageTooLarge {
+        bytes: usize,
+        max_bytes: usize,
+    },
     OutOfOrderSequence(String),
     InvalidProducerEpoch(String),
-    OffsetOutOfRange { requested: Offset, log_start: Offset, log_end: Offset },
+    OffsetOutOfRange {
+        requested: Offset,
+        log_start: Offset,
+        log_end: Offset,
+    },
     /// The disk failed (ENOSPC, EIO); the partition keeps what was acknowledged.
     Storage(String),
     /// The shard is shutting down.
@@ -104,11 +111,26 @@ pub struct OffsetQuery {
 /// Topic-level admin operations, answered by the metadata shard (shard 0).
 #[derive(Debug, Clone)]
 pub enum AdminCall {
-    CreateTopic { name: String, partitions: i32, configs: BTreeMap<String, String>, validate_only: bool },
-    DeleteTopic { name: String },
-    CreatePartitions { name: String, count: i32, validate_only: bool },
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        validate_only: bool,
+    },
     /// Replace a topic's config overrides with `configs` (already merged by the caller).
-    SetTopicConfigs { name: String, configs: BTreeMap<String, String>, validate_only: bool },
+    SetTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
     AllocateProducerId,
 }
 
@@ -134,12 +156,24 @@ pub enum AdminReply {
 /// A unit of work for one shard.
 #[derive(Debug)]
 pub enum ShardCall {
-    Produce { acks: i16, parts: Vec<ProducePart> },
-    Fetch { parts: Vec<FetchPart> },
+    Produce {
+        acks: i16,
+        parts: Vec<ProducePart>,
+    },
+    Fetch {
+        parts: Vec<FetchPart>,
+    },
     /// Resolve when any partition has data past its offset, or at the timeout.
-    WaitForData { parts: Vec<(TopicPartition, Offset)>, timeout: Duration },
-    ListOffsets { queries: Vec<OffsetQuery> },
-    DeleteRecords { parts: Vec<(TopicPartition, Offset)> },
+    WaitForData {
+        parts: Vec<(TopicPartition, Offset)>,
+        timeout: Duration,
+    },
+    ListOffsets {
+        queries: Vec<OffsetQuery>,
+    },
+    DeleteRecords {
+        parts: Vec<(TopicPartition, Offset)>,
+    },
     Admin(AdminCall),
     /// A new metadata image from the metadata shard; apply it (open or remove partitions).
     ApplyMetadata(Arc<MetadataImage>),
@@ -208,7 +242,10 @@ impl Router {
         *self.handler.borrow_mut() = Some(handler);
     }
     fn handler(&self) -> Rc<dyn ShardHandler> {
-        self.handler.borrow().clone().expect("router used before its handler was set")
+        self.handler
+            .borrow()
+            .clone()
+            .expect("router used before its handler was set")
     }
 
     /// Run `call` on shard `to` and return its reply.
@@ -221,7 +258,11 @@ impl Router {
         self.next_id.set(id + 1);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
-        let env = Envelope::Call { id, from: self.me.0, call };
+        let env = Envelope::Call {
+            id,
+            from: self.me.0,
+            call,
+        };
         if self.senders.send_to(to.0 as usize, env).await.is_err() {
             self.pending.borrow_mut().remove(&id);
             return Err(PeerGone(to));
@@ -260,7 +301,10 @@ impl Router {
                 glommio::spawn_local(async move {
                     let handler = router.handler();
                     let reply = handler.handle(call).await;
-                    let _ = router.senders.send_to(from as usize, Envelope::Reply { id, reply }).await;
+                    let _ = router
+                        .senders
+                        .send_to(from as usize, Envelope::Reply { id, reply })
+                        .await;
                 })
                 .detach();
             }

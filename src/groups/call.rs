@@ -3,22 +3,46 @@
 
 use super::ClientInfo;
 use crate::protocol::{
-    delete_groups::*, describe_groups::*, heartbeat::*, join_group::*, leave_group::*, list_groups::*,
-    offset_commit::*, offset_delete::*, offset_fetch::*, sync_group::*,
+    delete_groups::*, describe_groups::*, heartbeat::*, join_group::*, leave_group::*,
+    list_groups::*, offset_commit::*, offset_delete::*, offset_fetch::*, sync_group::*,
 };
 
 #[derive(Debug)]
 pub enum GroupCall {
-    Join { version: i16, client: ClientInfo, req: JoinGroupRequest },
-    Sync { req: SyncGroupRequest },
-    Heartbeat { req: HeartbeatRequest },
-    Leave { version: i16, req: LeaveGroupRequest },
-    Commit { req: OffsetCommitRequest },
-    Fetch { version: i16, req: OffsetFetchRequest },
-    DeleteOffsets { req: OffsetDeleteRequest },
-    List { req: ListGroupsRequest },
-    Describe { req: DescribeGroupsRequest },
-    Delete { req: DeleteGroupsRequest },
+    Join {
+        version: i16,
+        client: ClientInfo,
+        req: JoinGroupRequest,
+    },
+    Sync {
+        req: SyncGroupRequest,
+    },
+    Heartbeat {
+        req: HeartbeatRequest,
+    },
+    Leave {
+        version: i16,
+        req: LeaveGroupRequest,
+    },
+    Commit {
+        req: OffsetCommitRequest,
+    },
+    Fetch {
+        version: i16,
+        req: OffsetFetchRequest,
+    },
+    DeleteOffsets {
+        req: OffsetDeleteRequest,
+    },
+    List {
+        req: ListGroupsRequest,
+    },
+    Describe {
+        req: DescribeGroupsRequest,
+    },
+    Delete {
+        req: DeleteGroupsRequest,
+    },
 }
 
 #[derive(Debug)]

@@ -38,11 +38,23 @@ fn plan(ctx: &ServerCtx, req: &FetchRequest) -> Plan {
     for (ti, topic) in req.topics.iter().enumerate() {
         let meta = image.topics.get(topic.topic.as_str());
         for (pi, p) in topic.partitions.iter().enumerate() {
-            let target = meta.filter(|m| (0..m.partitions).contains(&p.partition)).map(|m| {
-                let tp = TopicPartition { topic: m.name.clone(), partition: p.partition };
-                let max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-                (ctx.router.owner(&m.name, p.partition), FetchPart { tp, fetch_offset: p.fetch_offset, partition_max_bytes: max })
-            });
+            let target = meta
+                .filter(|m| (0..m.partitions).contains(&p.partition))
+                .map(|m| {
+                    let tp = TopicPartition {
+                        topic: m.name.clone(),
+                        partition: p.partition,
+                    };
+                    let max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
+                    (
+                        ctx.router.owner(&m.name, p.partition),
+                        FetchPart {
+                            tp,
+                            fetch_offset: p.fetch_offset,
+                            partition_max_bytes: max,
+                        },
+                    )
+                });
             parts.push((ti, pi, target));
         }
     }
@@ -62,9 +74,14 @@ async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestErro
             None => slots[i] = Some(Err(PartitionError::UnknownTopicOrPartition)),
         }
     }
-    let calls = by_shard.into_iter().map(|(shard, (parts, idx))| async move {
-        (ctx.router.call(shard, ShardCall::Fetch { parts }).await, idx)
-    });
+    let calls = by_shard
+        .into_iter()
+        .map(|(shard, (parts, idx))| async move {
+            (
+                ctx.router.call(shard, ShardCall::Fetch { parts }).await,
+                idx,
+            )
+        });
     for (reply, idx) in join_all(calls).await {
         let Ok(ShardReply::Fetch(results)) = reply else {
             return Err(RequestError::Unavailable);
@@ -73,7 +90,10 @@ async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestErro
             slots[i] = Some(r);
         }
     }
-    Ok(slots.into_iter().map(|s| s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition))).collect())
+    Ok(slots
+        .into_iter()
+        .map(|s| s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)))
+        .collect())
 }
 
 /// Wait until any owning shard reports new data, or `timeout`.
@@ -81,14 +101,20 @@ async fn wait_for_data(ctx: &ServerCtx, plan: &Plan, timeout: Duration) {
     let mut by_shard: BTreeMap<ShardId, Vec<(TopicPartition, Offset)>> = BTreeMap::new();
     for (_, _, target) in &plan.parts {
         if let Some((shard, part)) = target {
-            by_shard.entry(*shard).or_default().push((part.tp.clone(), part.fetch_offset));
+            by_shard
+                .entry(*shard)
+                .or_default()
+                .push((part.tp.clone(), part.fetch_offset));
         }
     }
     let mut waits: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = by_shard
         .into_iter()
         .map(|(shard, parts)| {
             let f: Pin<Box<dyn Future<Output = ()> + '_>> = Box::pin(async move {
-                let _ = ctx.router.call(shard, ShardCall::WaitForData { parts, timeout }).await;
+                let _ = ctx
+                    .router
+                    .call(shard, ShardCall::WaitForData { parts, timeout })
+                    .await;
             });
             f
         })
@@ -119,7 +145,10 @@ pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse,
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
     let mut slots = read_all(ctx, &plan).await?;
     loop {
-        let bytes: usize = slots.iter().map(|s| s.as_ref().map_or(0, FetchedPartition::bytes)).sum();
+        let bytes: usize = slots
+            .iter()
+            .map(|s| s.as_ref().map_or(0, FetchedPartition::bytes))
+            .sum();
         let any_error = slots.iter().any(Result::is_err);
         let left = deadline.saturating_duration_since(Instant::now());
         if bytes >= min_bytes || any_error || left.is_zero() {
@@ -132,12 +161,19 @@ pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse,
 }
 
 fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
-    let max_bytes = if req.max_bytes <= 0 { usize::MAX } else { req.max_bytes as usize };
+    let max_bytes = if req.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        req.max_bytes as usize
+    };
     let mut used = 0usize;
     let mut responses: Vec<FetchableTopicResponse> = req
         .topics
         .iter()
-        .map(|t| FetchableTopicResponse { topic: t.topic.clone(), partitions: Vec::new() })
+        .map(|t| FetchableTopicResponse {
+            topic: t.topic.clone(),
+            partitions: Vec::new(),
+        })
         .collect();
     for ((ti, pi, _), slot) in plan.parts.iter().zip(slots) {
         let partition_index = req.topics[*ti].partitions[*pi].partition;
@@ -172,7 +208,12 @@ fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
         }
         responses[*ti].partitions.push(pd);
     }
-    FetchResponse { throttle_time_ms: 0, error_code: ErrorCode::NONE.0, session_id: 0, responses }
+    FetchResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::NONE.0,
+        session_id: 0,
+        responses,
+    }
 }
 
 #[allow(dead_code)]

@@ -13,11 +13,19 @@ use crate::router::{ShardCall, ShardReply};
 use crate::shard::groups::group_owner;
 use crate::shard::join_all;
 
-async fn call(ctx: &ServerCtx, group_id: &str, call: GroupCall) -> Result<GroupAnswer, RequestError> {
+async fn call(
+    ctx: &ServerCtx,
+    group_id: &str,
+    call: GroupCall,
+) -> Result<GroupAnswer, RequestError> {
     call_shard(ctx, group_owner(group_id, ctx.router.shard_count()), call).await
 }
 
-async fn call_shard(ctx: &ServerCtx, shard: ShardId, call: GroupCall) -> Result<GroupAnswer, RequestError> {
+async fn call_shard(
+    ctx: &ServerCtx,
+    shard: ShardId,
+    call: GroupCall,
+) -> Result<GroupAnswer, RequestError> {
     match ctx.router.call(shard, ShardCall::Group(call)).await {
         Ok(ShardReply::Group(answer)) => Ok(answer),
         _ => Err(RequestError::Unavailable),
@@ -38,7 +46,11 @@ pub async fn handle(
     w: &mut Writer,
 ) -> Result<bool, RequestError> {
     let (key, version) = (header.api_key, header.api_version);
-    let de = |error| RequestError::Decode { api_key: key, api_version: version, error };
+    let de = |error| RequestError::Decode {
+        api_key: key,
+        api_version: version,
+        error,
+    };
     match key {
         find_coordinator::API_KEY => {
             let req = find_coordinator::FindCoordinatorRequest::decode(r, version).map_err(de)?;
@@ -46,9 +58,22 @@ pub async fn handle(
         }
         join_group::API_KEY => {
             let req = join_group::JoinGroupRequest::decode(r, version).map_err(de)?;
-            let client = ClientInfo { client_id: header.client_id.clone().unwrap_or_default(), client_host: format!("/{peer}") };
+            let client = ClientInfo {
+                client_id: header.client_id.clone().unwrap_or_default(),
+                client_host: format!("/{peer}"),
+            };
             let group = req.group_id.clone();
-            let GroupAnswer::Join(resp) = call(ctx, &group, GroupCall::Join { version, client, req }).await? else {
+            let GroupAnswer::Join(resp) = call(
+                ctx,
+                &group,
+                GroupCall::Join {
+                    version,
+                    client,
+                    req,
+                },
+            )
+            .await?
+            else {
                 return Err(mismatch());
             };
             resp.encode(w, version);
@@ -64,7 +89,9 @@ pub async fn handle(
         heartbeat::API_KEY => {
             let req = heartbeat::HeartbeatRequest::decode(r, version).map_err(de)?;
             let group = req.group_id.clone();
-            let GroupAnswer::Heartbeat(resp) = call(ctx, &group, GroupCall::Heartbeat { req }).await? else {
+            let GroupAnswer::Heartbeat(resp) =
+                call(ctx, &group, GroupCall::Heartbeat { req }).await?
+            else {
                 return Err(mismatch());
             };
             resp.encode(w, version);
@@ -72,7 +99,9 @@ pub async fn handle(
         leave_group::API_KEY => {
             let req = leave_group::LeaveGroupRequest::decode(r, version).map_err(de)?;
             let group = req.group_id.clone();
-            let GroupAnswer::Leave(resp) = call(ctx, &group, GroupCall::Leave { version, req }).await? else {
+            let GroupAnswer::Leave(resp) =
+                call(ctx, &group, GroupCall::Leave { version, req }).await?
+            else {
                 return Err(mismatch());
             };
             resp.encode(w, version);
@@ -80,7 +109,8 @@ pub async fn handle(
         offset_commit::API_KEY => {
             let req = offset_commit::OffsetCommitRequest::decode(r, version).map_err(de)?;
             let group = req.group_id.clone();
-            let GroupAnswer::Commit(resp) = call(ctx, &group, GroupCall::Commit { req }).await? else {
+            let GroupAnswer::Commit(resp) = call(ctx, &group, GroupCall::Commit { req }).await?
+            else {
                 return Err(mismatch());
             };
             resp.encode(w, version);
@@ -92,7 +122,9 @@ pub async fn handle(
         offset_delete::API_KEY => {
             let req = offset_delete::OffsetDeleteRequest::decode(r, version).map_err(de)?;
             let group = req.group_id.clone();
-            let GroupAnswer::DeleteOffsets(resp) = call(ctx, &group, GroupCall::DeleteOffsets { req }).await? else {
+            let GroupAnswer::DeleteOffsets(resp) =
+                call(ctx, &group, GroupCall::DeleteOffsets { req }).await?
+            else {
                 return Err(mismatch());
             };
             resp.encode(w, version);
@@ -152,7 +184,8 @@ async fn offset_fetch(
     use offset_fetch::*;
     if version < BATCHED_FROM {
         let group = req.group_id.clone();
-        let GroupAnswer::Fetch(resp) = call(ctx, &group, GroupCall::Fetch { version, req }).await? else {
+        let GroupAnswer::Fetch(resp) = call(ctx, &group, GroupCall::Fetch { version, req }).await?
+        else {
             return Err(mismatch());
         };
         return Ok(resp);
@@ -185,7 +218,11 @@ async fn list_groups(
         let sub = req.clone();
         async move { call_shard(ctx, ShardId(s), GroupCall::List { req: sub }).await }
     });
-    let mut merged = list_groups::ListGroupsResponse { throttle_time_ms: 0, error_code: 0, groups: Vec::new() };
+    let mut merged = list_groups::ListGroupsResponse {
+        throttle_time_ms: 0,
+        error_code: 0,
+        groups: Vec::new(),
+    };
     for answer in join_all(calls).await {
         let GroupAnswer::List(resp) = answer? else {
             return Err(mismatch());
@@ -210,7 +247,10 @@ async fn describe_groups(
         let group = g.clone();
         async move { call(ctx, &group, GroupCall::Describe { req: sub }).await }
     });
-    let mut merged = describe_groups::DescribeGroupsResponse { throttle_time_ms: 0, groups: Vec::new() };
+    let mut merged = describe_groups::DescribeGroupsResponse {
+        throttle_time_ms: 0,
+        groups: Vec::new(),
+    };
     for answer in join_all(calls).await {
         let GroupAnswer::Describe(resp) = answer? else {
             return Err(mismatch());
@@ -225,11 +265,16 @@ async fn delete_groups(
     req: delete_groups::DeleteGroupsRequest,
 ) -> Result<delete_groups::DeleteGroupsResponse, RequestError> {
     let calls = req.groups_names.iter().map(|g| {
-        let sub = delete_groups::DeleteGroupsRequest { groups_names: vec![g.clone()] };
+        let sub = delete_groups::DeleteGroupsRequest {
+            groups_names: vec![g.clone()],
+        };
         let group = g.clone();
         async move { call(ctx, &group, GroupCall::Delete { req: sub }).await }
     });
-    let mut merged = delete_groups::DeleteGroupsResponse { throttle_time_ms: 0, results: Vec::new() };
+    let mut merged = delete_groups::DeleteGroupsResponse {
+        throttle_time_ms: 0,
+        results: Vec::new(),
+    };
     for answer in join_all(calls).await {
         let GroupAnswer::Delete(resp) = answer? else {
             return Err(mismatch());

@@ -12,7 +12,9 @@
 use super::{log_config, now_ms, Log};
 use crate::config::TopicConfigs;
 use crate::groups::call::{GroupAnswer, GroupCall};
-use crate::groups::{group_partition, Coordinator, GroupConfig, GroupRecord, Outcome, Reply, Ticket};
+use crate::groups::{
+    group_partition, Coordinator, GroupConfig, GroupRecord, Outcome, Reply, Ticket,
+};
 use crate::io::dma::DmaDisk;
 use crate::model::{owner_shard, ShardId};
 use crate::storage::{BatchCache, PartitionLog};
@@ -31,7 +33,11 @@ const REPLAY_READ_BYTES: usize = 1 << 20;
 
 /// The shard that coordinates `group_id`.
 pub fn group_owner(group_id: &str, shard_count: u16) -> ShardId {
-    owner_shard(GROUP_LOG_TOPIC, group_partition(group_id, GROUP_LOG_PARTITIONS), shard_count)
+    owner_shard(
+        GROUP_LOG_TOPIC,
+        group_partition(group_id, GROUP_LOG_PARTITIONS),
+        shard_count,
+    )
 }
 
 pub struct GroupShard {
@@ -42,24 +48,40 @@ pub struct GroupShard {
 
 impl GroupShard {
     /// Open this shard's group-log partitions and replay them.
-    pub async fn open(me: ShardId, shard_count: u16, data_dir: &Path, cache: BatchCache) -> Result<Self, String> {
+    pub async fn open(
+        me: ShardId,
+        shard_count: u16,
+        data_dir: &Path,
+        cache: BatchCache,
+    ) -> Result<Self, String> {
         let mut configs = TopicConfigs::default();
         configs.values.insert("retention.ms".into(), "-1".into());
         let config = log_config(&configs);
         let mut logs = HashMap::new();
         let mut records = Vec::new();
-        for p in (0..GROUP_LOG_PARTITIONS).filter(|p| owner_shard(GROUP_LOG_TOPIC, *p, shard_count) == me) {
+        for p in (0..GROUP_LOG_PARTITIONS)
+            .filter(|p| owner_shard(GROUP_LOG_TOPIC, *p, shard_count) == me)
+        {
             let dir = data_dir.join(format!("{GROUP_LOG_TOPIC}-{p}"));
             let log = PartitionLog::open(DmaDisk, dir, config.clone(), cache.clone())
                 .await
                 .map_err(|e| format!("group log partition {p}: {e}"))?;
-            replay_into(&log, &mut records).await.map_err(|e| format!("group log partition {p}: {e}"))?;
+            replay_into(&log, &mut records)
+                .await
+                .map_err(|e| format!("group log partition {p}: {e}"))?;
             logs.insert(p, log);
         }
         let seed = now_ms() as u64 ^ (u64::from(me.0) << 48);
-        let mut coordinator = Coordinator::new(GroupConfig { member_id_seed: seed, ..GroupConfig::default() });
+        let mut coordinator = Coordinator::new(GroupConfig {
+            member_id_seed: seed,
+            ..GroupConfig::default()
+        });
         coordinator.load(now_ms(), records);
-        Ok(GroupShard { coordinator: RefCell::new(coordinator), parked: RefCell::new(HashMap::new()), logs: RefCell::new(logs) })
+        Ok(GroupShard {
+            coordinator: RefCell::new(coordinator),
+            parked: RefCell::new(HashMap::new()),
+            logs: RefCell::new(logs),
+        })
     }
 
     /// Handle one group request on its owning shard.
@@ -68,7 +90,11 @@ impl GroupShard {
         let (answer, pending) = {
             let mut c = self.coordinator.borrow_mut();
             match call {
-                GroupCall::Join { version, client, req } => match c.join(now, version, &client, &req) {
+                GroupCall::Join {
+                    version,
+                    client,
+                    req,
+                } => match c.join(now, version, &client, &req) {
                     Outcome::Respond(r) => (Some(GroupAnswer::Join(r)), None),
                     Outcome::Pending(t) => (None, Some(t)),
                 },
@@ -76,14 +102,30 @@ impl GroupShard {
                     Outcome::Respond(r) => (Some(GroupAnswer::Sync(r)), None),
                     Outcome::Pending(t) => (None, Some(t)),
                 },
-                GroupCall::Heartbeat { req } => (Some(GroupAnswer::Heartbeat(c.heartbeat(now, &req))), None),
-                GroupCall::Leave { version, req } => (Some(GroupAnswer::Leave(c.leave(now, version, &req))), None),
-                GroupCall::Commit { req } => (Some(GroupAnswer::Commit(c.commit_offsets(now, &req))), None),
-                GroupCall::Fetch { version, req } => (Some(GroupAnswer::Fetch(c.fetch_offsets(version, &req))), None),
-                GroupCall::DeleteOffsets { req } => (Some(GroupAnswer::DeleteOffsets(c.delete_offsets(&req))), None),
+                GroupCall::Heartbeat { req } => {
+                    (Some(GroupAnswer::Heartbeat(c.heartbeat(now, &req))), None)
+                }
+                GroupCall::Leave { version, req } => {
+                    (Some(GroupAnswer::Leave(c.leave(now, version, &req))), None)
+                }
+                GroupCall::Commit { req } => {
+                    (Some(GroupAnswer::Commit(c.commit_offsets(now, &req))), None)
+                }
+                GroupCall::Fetch { version, req } => (
+                    Some(GroupAnswer::Fetch(c.fetch_offsets(version, &req))),
+                    None,
+                ),
+                GroupCall::DeleteOffsets { req } => (
+                    Some(GroupAnswer::DeleteOffsets(c.delete_offsets(&req))),
+                    None,
+                ),
                 GroupCall::List { req } => (Some(GroupAnswer::List(c.list_groups(&req))), None),
-                GroupCall::Describe { req } => (Some(GroupAnswer::Describe(c.describe_groups(&req))), None),
-                GroupCall::Delete { req } => (Some(GroupAnswer::Delete(c.delete_groups(&req))), None),
+                GroupCall::Describe { req } => {
+                    (Some(GroupAnswer::Describe(c.describe_groups(&req))), None)
+                }
+                GroupCall::Delete { req } => {
+                    (Some(GroupAnswer::Delete(c.delete_groups(&req))), None)
+                }
             }
         };
         let parked = pending.map(|ticket| {
@@ -97,7 +139,9 @@ impl GroupShard {
             (None, Some(rx)) => match rx.recv().await {
                 Some(Reply::Join(r)) => GroupAnswer::Join(r),
                 Some(Reply::Sync(r)) => GroupAnswer::Sync(r),
-                None => unreachable!("a parked ticket's sender is only dropped after it is answered"),
+                None => {
+                    unreachable!("a parked ticket's sender is only dropped after it is answered")
+                }
             },
             (None, None) => unreachable!("every call answers now or parks"),
         }
@@ -127,20 +171,38 @@ impl GroupShard {
     /// Append records to their group-log partitions (one batch per partition) and wait for
     /// them to be durable.
     async fn persist(&self, records: Vec<GroupRecord>) -> Result<(), String> {
-        let mut by_partition: BTreeMap<i32, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> = BTreeMap::new();
+        let mut by_partition: BTreeMap<i32, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
+            BTreeMap::new();
         for r in &records {
             let group_id = match r {
-                GroupRecord::OffsetCommit { group_id, .. } | GroupRecord::GroupMetadata { group_id, .. } => group_id,
+                GroupRecord::OffsetCommit { group_id, .. }
+                | GroupRecord::GroupMetadata { group_id, .. } => group_id,
             };
             let p = group_partition(group_id, GROUP_LOG_PARTITIONS);
-            by_partition.entry(p).or_default().push((r.key_bytes(), r.value_bytes()));
+            by_partition
+                .entry(p)
+                .or_default()
+                .push((r.key_bytes(), r.value_bytes()));
         }
         for (p, kvs) in by_partition {
-            let log = self.logs.borrow().get(&p).cloned().ok_or_else(|| format!("partition {p} is not on this shard"))?;
-            let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = kvs.iter().map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
+            let log = self
+                .logs
+                .borrow()
+                .get(&p)
+                .cloned()
+                .ok_or_else(|| format!("partition {p} is not on this shard"))?;
+            let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = kvs
+                .iter()
+                .map(|(k, v)| (Some(&k[..]), v.as_deref()))
+                .collect();
             let batch = crate::records::build_batch(&refs, now_ms());
-            let info = log.append(bytes::Bytes::from(batch), 0).await.map_err(|e| e.to_string())?;
-            log.sync_through(info.last_offset).await.map_err(|e| e.to_string())?;
+            let info = log
+                .append(bytes::Bytes::from(batch), 0)
+                .await
+                .map_err(|e| e.to_string())?;
+            log.sync_through(info.last_offset)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -149,7 +211,11 @@ impl GroupShard {
     pub async fn run_timers(&self, stop: impl Fn() -> bool) {
         while !stop() {
             let now = now_ms();
-            let next = self.coordinator.borrow().next_deadline().unwrap_or(now + 100);
+            let next = self
+                .coordinator
+                .borrow()
+                .next_deadline()
+                .unwrap_or(now + 100);
             let wait_ms = (next - now).clamp(1, 100) as u64;
             glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
             let completions = self.coordinator.borrow_mut().tick(now_ms());
@@ -176,14 +242,19 @@ impl GroupShard {
 async fn replay_into(log: &Log, out: &mut Vec<GroupRecord>) -> Result<(), String> {
     let mut offset = log.log_start_offset();
     while offset < log.high_watermark() {
-        let read = log.read(offset, REPLAY_READ_BYTES).await.map_err(|e| e.to_string())?;
+        let read = log
+            .read(offset, REPLAY_READ_BYTES)
+            .await
+            .map_err(|e| e.to_string())?;
         if read.batches.is_empty() {
             break;
         }
         for batch in &read.batches {
             let h = crate::model::BatchHeader::parse(batch).map_err(|e| e.to_string())?;
             offset = h.last_offset() + 1;
-            for (key, value) in crate::records::record_key_values(batch).map_err(|e| format!("{e:?}"))? {
+            for (key, value) in
+                crate::records::record_key_values(batch).map_err(|e| format!("{e:?}"))?
+            {
                 let Some(key) = key else { continue };
                 match GroupRecord::decode(key.into(), value.map(Into::into)) {
                     Ok(r) => out.push(r),
