@@ -122,6 +122,7 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
             .spawn(move || async move {
                 let (senders, receivers) = mesh.join().await.expect("mesh join");
                 let router = Router::new(senders, n as u16);
+                router.set_owner_override(config.bench_owner_shard.map(crate::model::ShardId));
                 let metadata = Rc::new(LocalMetadata::new(image.clone()));
                 let shard = Shard::new(config.clone(), metadata.clone(), store, router.clone());
                 router.set_handler(shard.clone());
@@ -191,10 +192,17 @@ async fn shard_main(
         t0.elapsed().as_millis()
     );
     glommio::spawn_local(shard.clone().housekeeping(Duration::from_millis(5))).detach();
-    let listener = glommio::net::TcpListener::bind(config.listen)
-        .map_err(|e| format!("bind {}: {e}", config.listen))?;
+    let accepts = config.bench_accept_shard.is_none_or(|s| usize::from(s) == i);
+    let listener = if accepts {
+        let l = glommio::net::TcpListener::bind(config.listen)
+            .map_err(|e| format!("bind {}: {e}", config.listen))?;
+        eprintln!("shard {i}: ready, accepting on {}", config.listen);
+        Some(l)
+    } else {
+        eprintln!("shard {i}: ready, not accepting (--bench-accept-shard)");
+        None
+    };
     let ctx = Rc::new(ServerCtx::new(config.clone(), router.clone(), metadata));
-    eprintln!("shard {i}: ready, accepting on {}", config.listen);
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
         eprintln!(
             "ringmq ready: listening on {}, advertised as {}:{}, {n} shard(s), data in {}",
@@ -205,6 +213,9 @@ async fn shard_main(
         );
     }
     let accept_loop = async {
+        let Some(listener) = &listener else {
+            return futures_lite::future::pending().await;
+        };
         loop {
             match listener.accept().await {
                 Ok(stream) => {

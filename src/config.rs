@@ -82,6 +82,10 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicConfigs,
     pub node_id: i32,
     pub cluster_id: String,
+    /// Measurement aid: only this shard accepts connections.
+    pub bench_accept_shard: Option<u16>,
+    /// Measurement aid: every data partition is owned by this shard.
+    pub bench_owner_shard: Option<u16>,
 }
 
 pub const DEFAULT_PORT: u16 = 9092;
@@ -106,6 +110,8 @@ impl BrokerConfig {
             topic_defaults: TopicConfigs::default(),
             node_id: 0,
             cluster_id: "ringmq-cluster".into(),
+            bench_accept_shard: None,
+            bench_owner_shard: None,
         }
     }
 
@@ -136,6 +142,11 @@ impl BrokerConfig {
         }
         if self.max_request_bytes < 1024 || self.max_request_bytes > (1 << 30) {
             return Err("max_request_bytes: must be between 1 KiB and 1 GiB".into());
+        }
+        for (name, v) in [("bench-accept-shard", self.bench_accept_shard), ("bench-owner-shard", self.bench_owner_shard)] {
+            if v.is_some_and(|s| s >= self.shards) {
+                return Err(format!("{name}: must be below the shard count {}", self.shards));
+            }
         }
         if self.inflight_bytes_per_shard < self.max_request_bytes {
             return Err("in-flight budget must hold at least one maximal request".into());

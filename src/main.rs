@@ -51,6 +51,12 @@ struct ServeArgs {
     /// Broker default for a topic config, e.g. `--topic-default durability=never` (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     topic_default: Vec<String>,
+    /// Measurement aid: only shard N accepts connections.
+    #[arg(long, value_name = "N", hide = true)]
+    bench_accept_shard: Option<u16>,
+    /// Measurement aid: shard N owns every data partition (measures the router's cost).
+    #[arg(long, value_name = "N", hide = true)]
+    bench_owner_shard: Option<u16>,
 }
 
 fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
@@ -98,6 +104,8 @@ fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
         .topic_defaults
         .with_overrides(defaults.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| e.to_string())?;
+    c.bench_accept_shard = args.bench_accept_shard;
+    c.bench_owner_shard = args.bench_owner_shard;
     c.validate()?;
     Ok(c)
 }

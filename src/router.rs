@@ -217,6 +217,9 @@ pub struct Router {
     pending: RefCell<HashMap<u64, LocalSender<ShardReply>>>,
     next_id: Cell<u64>,
     handler: RefCell<Option<Rc<dyn ShardHandler>>>,
+    /// Measurement aid (`--bench-owner-shard`): every data partition owned by one shard.
+    /// Set identically on every shard before any partition is opened.
+    owner_override: Cell<Option<ShardId>>,
 }
 
 impl Router {
@@ -229,6 +232,7 @@ impl Router {
             pending: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
             handler: RefCell::new(None),
+            owner_override: Cell::new(None),
         })
     }
 
@@ -237,6 +241,9 @@ impl Router {
     }
     pub fn shard_count(&self) -> u16 {
         self.shard_count
+    }
+    pub fn set_owner_override(&self, shard: Option<ShardId>) {
+        self.owner_override.set(shard);
     }
     pub fn set_handler(&self, handler: Rc<dyn ShardHandler>) {
         *self.handler.borrow_mut() = Some(handler);
@@ -320,6 +327,9 @@ impl Router {
 impl Router {
     /// The shard that owns a partition.
     pub fn owner(&self, topic: &str, partition: i32) -> ShardId {
+        if let Some(pinned) = self.owner_override.get() {
+            return pinned;
+        }
         crate::model::owner_shard(topic, partition, self.shard_count)
     }
 }

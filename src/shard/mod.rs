@@ -14,7 +14,7 @@ pub mod groups;
 use crate::cluster::{LocalMetadata, MetadataError, MetadataImage, MetadataStore, TopicMeta};
 use crate::config::{BrokerConfig, Durability, TimestampKind, TopicConfigs};
 use crate::io::dma::DmaDisk;
-use crate::model::{owner_shard, Offset, ShardId, TopicPartition};
+use crate::model::{Offset, ShardId, TopicPartition};
 use crate::router::*;
 use crate::storage::{BatchCache, LogConfig, PartitionLog, StorageError, TimestampType};
 use std::cell::{Cell, RefCell};
@@ -160,7 +160,7 @@ impl Shard {
         &self.router
     }
     pub fn owner(&self, topic: &str, partition: i32) -> ShardId {
-        owner_shard(topic, partition, self.router.shard_count())
+        self.router.owner(topic, partition)
     }
     pub fn topic_configs(&self, topic: &TopicMeta) -> TopicConfigs {
         let overrides = topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
