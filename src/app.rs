@@ -192,7 +192,9 @@ async fn shard_main(
         t0.elapsed().as_millis()
     );
     glommio::spawn_local(shard.clone().housekeeping(Duration::from_millis(5))).detach();
-    let accepts = config.bench_accept_shard.is_none_or(|s| usize::from(s) == i);
+    let accepts = config
+        .bench_accept_shard
+        .is_none_or(|s| usize::from(s) == i);
     let listener = if accepts {
         let l = glommio::net::TcpListener::bind(config.listen)
             .map_err(|e| format!("bind {}: {e}", config.listen))?;

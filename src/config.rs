@@ -143,9 +143,15 @@ impl BrokerConfig {
         if self.max_request_bytes < 1024 || self.max_request_bytes > (1 << 30) {
             return Err("max_request_bytes: must be between 1 KiB and 1 GiB".into());
         }
-        for (name, v) in [("bench-accept-shard", self.bench_accept_shard), ("bench-owner-shard", self.bench_owner_shard)] {
+        for (name, v) in [
+            ("bench-accept-shard", self.bench_accept_shard),
+            ("bench-owner-shard", self.bench_owner_shard),
+        ] {
             if v.is_some_and(|s| s >= self.shards) {
-                return Err(format!("{name}: must be below the shard count {}", self.shards));
+                return Err(format!(
+                    "{name}: must be below the shard count {}",
+                    self.shards
+                ));
             }
         }
         if self.inflight_bytes_per_shard < self.max_request_bytes {

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 /// Longest wait a client may ask for.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+/// Largest response a fetch may build, whatever the client asks: bounds the memory one
+/// request can pin (the first batch of the response may still exceed it, KIP-74).
+pub const FETCH_RESPONSE_BYTES_CAP: usize = 64 << 20;
 
 type Slot = Result<FetchedPartition, PartitionError>;
 
@@ -45,7 +48,9 @@ fn plan(ctx: &ServerCtx, req: &FetchRequest) -> Plan {
                         topic: m.name.clone(),
                         partition: p.partition,
                     };
-                    let max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
+                    let max = usize::try_from(p.partition_max_bytes)
+                        .unwrap_or(0)
+                        .min(FETCH_RESPONSE_BYTES_CAP);
                     (
                         ctx.router.owner(&m.name, p.partition),
                         FetchPart {
@@ -139,6 +144,14 @@ async fn wait_for_data(ctx: &ServerCtx, plan: &Plan, timeout: Duration) {
 }
 
 pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse, RequestError> {
+    // Admission by the response the client may get: its byte limit, capped. Released when
+    // the response is encoded (the bytes it references are the log's own buffers).
+    let budget = response_budget(&req) as u64;
+    let _permit = ctx
+        .inflight
+        .acquire_permit(budget)
+        .await
+        .map_err(|_| RequestError::Unavailable)?;
     let plan = plan(ctx, &req);
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
@@ -160,12 +173,23 @@ pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse,
     Ok(respond(&req, &plan, slots))
 }
 
+/// Bytes of response a request may produce: its max_bytes, or the sum of its partition
+/// limits if smaller, never above [`FETCH_RESPONSE_BYTES_CAP`].
+fn response_budget(req: &FetchRequest) -> usize {
+    let partitions: usize = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| usize::try_from(p.partition_max_bytes).unwrap_or(0))
+        .fold(0usize, usize::saturating_add);
+    let total = usize::try_from(req.max_bytes).unwrap_or(usize::MAX);
+    total.min(partitions).min(FETCH_RESPONSE_BYTES_CAP)
+}
+
 fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
-    let max_bytes = if req.max_bytes <= 0 {
-        usize::MAX
-    } else {
-        req.max_bytes as usize
-    };
+    let max_bytes = usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(FETCH_RESPONSE_BYTES_CAP);
     let mut used = 0usize;
     let mut responses: Vec<FetchableTopicResponse> = req
         .topics
