@@ -27,9 +27,13 @@ use super::{AppendInfo, LogConfig, ReadBatches, StorageError, TimestampType};
 use crate::io::{align_down, align_up, Disk, DiskFile, IoBuffer};
 use crate::model::{set_log_append_time, stamp_batch, BatchError, BatchHeader, Offset};
 
-/// Capacity of a partition's write buffer: appends are copied here and flushed in one write.
-/// Larger batches get a buffer of their own size. Each partition holds one at all times.
-pub const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// Smallest capacity of a partition's write buffer: appends are copied here and flushed in
+/// one write. Each partition holds one at all times (a shard with 1000 partitions: 128 MiB).
+pub const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+/// A partition that keeps filling its buffer doubles it up to this: direct-I/O writes at
+/// queue depth 1 run ~1.0 GB/s at 128 KiB and ~1.8-2.0 GB/s at 1 MiB on the development VM.
+/// A batch larger than the buffer gets a buffer of its own size.
+pub const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// Largest single direct-I/O read issued by a fetch.
 const MAX_READ_CHUNK_BYTES: usize = 16 << 20;
 /// Smallest read issued by a fetch (read-ahead for small fetches).
@@ -374,7 +378,14 @@ impl<D: Disk> PartitionLog<D> {
         let w = &mut st.writer;
         let tail_start = align_down(w.len as u64, align) as usize;
         let write_len = align_up(w.len as u64, align) as usize;
-        let capacity = w.buf.as_bytes().len().max(WRITE_BUFFER_BYTES);
+        // A partition that fills its buffer (streaming) gets a bigger one, for larger writes;
+        // one flushed mostly empty (a sync per request) returns to the smallest.
+        let old_capacity = w.buf.as_bytes().len();
+        let capacity = if w.len * 2 >= old_capacity {
+            (old_capacity * 2).clamp(WRITE_BUFFER_BYTES, MAX_WRITE_BUFFER_BYTES)
+        } else {
+            WRITE_BUFFER_BYTES
+        };
         let mut fresh = file.alloc_buffer(align_up(capacity as u64, align) as usize);
         fresh.as_bytes_mut()[..w.len - tail_start]
             .copy_from_slice(&w.buf.as_bytes()[tail_start..w.len]);
@@ -1046,6 +1057,7 @@ mod tests {
                 t.await;
             }
             let syncs = disk.stats().syncs - before;
+            eprintln!("group commit: 320 durable acks took {syncs} fdatasyncs");
             assert!(syncs <= 40, "320 durable acks took {syncs} fdatasyncs");
             disk.crash();
             let log = open_sim(&disk, LogConfig::default()).await;
