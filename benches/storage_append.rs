@@ -341,7 +341,7 @@ fn main() {
         * MIB;
     println!("bench dir {} · {} MiB per run", root.display(), total / MIB);
     glommio::LocalExecutorBuilder::default()
-        .io_memory(std::env::var("RINGMQ_BENCH_IO_MEMORY_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(2) * MIB)
+        .io_memory(std::env::var("RINGMQ_BENCH_IO_MEMORY_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(32) * MIB)
         .spawn(move || async move {
             let dir = fresh_dir(&root, "ringmq-bench");
             // Before any raw DmaFile: see ringmq::io::dma::probe_iopoll_once.

@@ -1162,6 +1162,44 @@ mod tests {
     }
 
     #[test]
+    fn segment_ms_rolls_by_age_and_reads_span_segments() {
+        run(|| async {
+            let disk = SimDisk::new(8);
+            let log = open_sim(
+                &disk,
+                LogConfig {
+                    segment_ms: 0,
+                    ..small_config()
+                },
+            )
+            .await;
+            for i in 0..5 {
+                log.append(batch(2, 10, i), 0).await.unwrap();
+            }
+            assert_eq!(
+                log.state().segments.len(),
+                5,
+                "every append found its segment too old"
+            );
+            log.close().await.unwrap();
+            let log = open_sim(&disk, small_config()).await;
+            let r = log.read(0, 1 << 20).await.unwrap();
+            let bases: Vec<_> = r
+                .batches
+                .iter()
+                .map(|b| BatchHeader::parse(b).unwrap().base_offset())
+                .collect();
+            assert_eq!(
+                bases,
+                vec![0],
+                "a disk read stops at the end of its segment"
+            );
+            let r = log.read(2, 1 << 20).await.unwrap();
+            assert_eq!(BatchHeader::parse(&r.batches[0]).unwrap().base_offset(), 2);
+        });
+    }
+
+    #[test]
     fn log_append_time_is_stamped() {
         run(|| async {
             let disk = SimDisk::new(5);
