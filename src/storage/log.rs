@@ -707,6 +707,9 @@ impl<D: Disk> PartitionLog<D> {
                     Err(e) => return self.corrupt(out, e, base, pos),
                 };
                 if cursor + size > data.len() {
+                    if !out.is_empty() && total + size > max_bytes {
+                        return Ok(out); // the next batch would not fit: no second read
+                    }
                     if !progressed {
                         want = want.max(size + file.alignment());
                     }
