@@ -266,7 +266,9 @@ async fn make_writer<D: Disk>(
         buf,
         pos,
         len,
-        pending: None,
+        pending: Default::default(),
+        unsynced: Default::default(),
+        unsynced_bytes: 0,
     })
 }
 
