@@ -33,9 +33,9 @@
 //! - Retention, DeleteRecords and segment rolls run while producers and consumers do.
 //!
 //! # Known limits
-//! - After a failed fdatasync the next round syncs again without rewriting the data since
-//!   the last successful one (with O_DIRECT there is no dirty page cache to lose, but a
-//!   device that dropped its volatile cache would not be caught).
+//! - After a failed fdatasync, the writes since the last good one are written again before
+//!   the next sync (Linux may drop them, "fsyncgate"); up to 16 MiB of them are retained
+//!   per partition (shared buffers, no copy). Beyond that, the oldest cannot be rewritten.
 //! - The partition leader epoch lies outside the CRC (as in Kafka): a bit flipped there on
 //!   disk is not detected.
 //! - `offset_for_timestamp` answers with the batch's base offset: batches are not
