@@ -11,7 +11,8 @@
 //!   are durable at once: a simplification of a journaling filesystem with `sync_dir`.
 //! - With [`SimFaults`] set, operations fail at random with `ENOSPC` (writes, allocate) or
 //!   `EIO` (open, write, read, fdatasync), and reads may return one flipped bit. A failed write
-//!   or sync changes nothing.
+//!   changes nothing; a failed fdatasync may drop every write since the last good one (as
+//!   Linux may after a failed fsync), so callers must write that data again.
 //! - Writes must be aligned to [`DiskFile::alignment`] (512 or 4096, picked from the seed), as
 //!   O_DIRECT requires; an unaligned write fails with `EINVAL`.
 //!
@@ -399,6 +400,13 @@ impl DiskFile for SimFile {
         futures_lite::future::yield_now().await;
         self.check_alive()?;
         if let Some(err) = self.disk.fault(false) {
+            // Like Linux after a failed fsync ("fsyncgate"), the unsynced writes may be gone
+            // while a later fsync succeeds: callers must write them again.
+            if self.disk.state.borrow_mut().rng.below(2) == 0 {
+                let mut f = self.data.borrow_mut();
+                f.current = f.durable.clone();
+                f.pending.clear();
+            }
             return Err(err);
         }
         let mut f = self.data.borrow_mut();

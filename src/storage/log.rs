@@ -7,7 +7,7 @@
 //! for it to end, then finds itself covered or starts the next round, which covers them all).
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -27,9 +27,16 @@ use super::{AppendInfo, LogConfig, ReadBatches, StorageError, TimestampType};
 use crate::io::{align_down, align_up, Disk, DiskFile, IoBuffer};
 use crate::model::{set_log_append_time, stamp_batch, BatchError, BatchHeader, Offset};
 
-/// Capacity of a partition's write buffer: appends are copied here and flushed in one write.
-/// Larger batches get a buffer of their own size. Each partition holds one at all times.
-pub const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// Smallest capacity of a partition's write buffer: appends are copied here and flushed in
+/// one write. Each partition holds one at all times (a shard with 1000 partitions: 128 MiB).
+pub const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+/// Written but unsynced data kept per partition so that a failed fdatasync can be followed
+/// by rewriting it (beyond this the oldest is released; `never` durability never syncs).
+pub const MAX_UNSYNCED_RETAINED_BYTES: usize = 16 * 1024 * 1024;
+/// A partition that keeps filling its buffer doubles it up to this: direct-I/O writes at
+/// queue depth 1 run ~1.0 GB/s at 128 KiB and ~1.8-2.0 GB/s at 1 MiB on the development VM.
+/// A batch larger than the buffer gets a buffer of its own size.
+pub const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// Largest single direct-I/O read issued by a fetch.
 const MAX_READ_CHUNK_BYTES: usize = 16 << 20;
 /// Smallest read issued by a fetch (read-ahead for small fetches).
@@ -44,8 +51,13 @@ pub(super) struct Writer<D: Disk> {
     pub buf: BufOf<D>,
     pub pos: u64,
     pub len: usize,
-    /// A write that failed: retried, with the same bytes, before anything newer.
-    pub pending: Option<WriteJob<D>>,
+    /// Writes to do before anything newer, in order: ones that failed, and written but
+    /// unsynced ones requeued after a failed fdatasync. Retried with the same bytes.
+    pub pending: VecDeque<WriteJob<D>>,
+    /// Completed writes not yet covered by a successful fdatasync, kept (shared, no copy) so
+    /// that a failed fdatasync can write them again: after one, Linux may have dropped them.
+    pub unsynced: VecDeque<WriteJob<D>>,
+    pub unsynced_bytes: usize,
 }
 
 pub(super) struct WriteJob<D: Disk> {
@@ -323,7 +335,7 @@ impl<D: Disk> PartitionLog<D> {
         if st.writer.len + len <= capacity {
             return true;
         }
-        if st.written.next_offset != st.log_end() || st.writer.pending.is_some() {
+        if st.written.next_offset != st.log_end() || !st.writer.pending.is_empty() {
             return false;
         }
         let file = st.active().file.clone();
@@ -344,9 +356,12 @@ impl<D: Disk> PartitionLog<D> {
     /// Write everything appended so far; returns the active file and the written mark.
     /// The caller holds `write_lock`.
     pub(super) async fn flush_locked(&self) -> Result<(Rc<FileOf<D>>, Mark), StorageError> {
-        let pending = self.state_mut().writer.pending.take();
-        if let Some(job) = pending {
-            self.run_job(job).await?;
+        loop {
+            let pending = self.state_mut().writer.pending.pop_front();
+            match pending {
+                Some(job) => self.run_job(job).await?,
+                None => break,
+            }
         }
         let job = {
             let mut st = self.state_mut();
@@ -374,7 +389,14 @@ impl<D: Disk> PartitionLog<D> {
         let w = &mut st.writer;
         let tail_start = align_down(w.len as u64, align) as usize;
         let write_len = align_up(w.len as u64, align) as usize;
-        let capacity = w.buf.as_bytes().len().max(WRITE_BUFFER_BYTES);
+        // A partition that fills its buffer (streaming) gets a bigger one, for larger writes;
+        // one flushed mostly empty (a sync per request) returns to the smallest.
+        let old_capacity = w.buf.as_bytes().len();
+        let capacity = if w.len * 2 >= old_capacity {
+            (old_capacity * 2).clamp(WRITE_BUFFER_BYTES, MAX_WRITE_BUFFER_BYTES)
+        } else {
+            WRITE_BUFFER_BYTES
+        };
         let mut fresh = file.alloc_buffer(align_up(capacity as u64, align) as usize);
         fresh.as_bytes_mut()[..w.len - tail_start]
             .copy_from_slice(&w.buf.as_bytes()[tail_start..w.len]);
@@ -402,11 +424,20 @@ impl<D: Disk> PartitionLog<D> {
             Ok(()) => {
                 let mut st = self.state_mut();
                 st.written = max_mark(st.written, job.mark);
+                let w = &mut st.writer;
+                w.unsynced_bytes += job.buf.as_bytes().len();
+                w.unsynced.push_back(job);
+                while w.unsynced_bytes > MAX_UNSYNCED_RETAINED_BYTES {
+                    match w.unsynced.pop_front() {
+                        Some(old) => w.unsynced_bytes -= old.buf.as_bytes().len(),
+                        None => break,
+                    }
+                }
                 Ok(())
             }
             Err(e) => {
                 let path = self.path_of(job.mark.segment_base);
-                self.state_mut().writer.pending = Some(job);
+                self.state_mut().writer.pending.push_front(job);
                 Err(StorageError::io("write", path, e))
             }
         }
@@ -442,16 +473,9 @@ impl<D: Disk> PartitionLog<D> {
             let _write = self.lock_writes().await?;
             self.flush_locked().await?
         };
-        if let Err(e) = file.fdatasync().await {
-            return Err(StorageError::io(
-                "fdatasync",
-                self.path_of(mark.segment_base),
-                e,
-            ));
-        }
+        self.sync_file(&file, mark).await?;
         let due = {
-            let mut st = self.state_mut();
-            st.synced = max_mark(st.synced, mark);
+            let st = self.state();
             let cp = st.checkpointed;
             let interval = st.checkpoint_interval_bytes;
             mark.segment_base != cp.segment_base || mark.position >= cp.position + interval
@@ -466,6 +490,50 @@ impl<D: Disk> PartitionLog<D> {
             }
         }
         Ok(())
+    }
+
+    /// fdatasync `file`, whose writes cover everything before `mark`.
+    async fn sync_file(&self, file: &FileOf<D>, mark: Mark) -> Result<(), StorageError> {
+        match file.fdatasync().await {
+            Ok(()) => {
+                Self::synced_up_to(&mut self.state_mut(), mark);
+                Ok(())
+            }
+            Err(e) => {
+                Self::requeue_unsynced(&mut self.state_mut());
+                let path = self.path_of(mark.segment_base);
+                Err(StorageError::io("fdatasync", path, e))
+            }
+        }
+    }
+
+    /// A successful fdatasync covered everything before `mark`: forget those retained writes.
+    fn synced_up_to(st: &mut State<D>, mark: Mark) {
+        st.synced = max_mark(st.synced, mark);
+        let synced = st.synced.next_offset;
+        let w = &mut st.writer;
+        while w
+            .unsynced
+            .front()
+            .is_some_and(|job| job.mark.next_offset <= synced)
+        {
+            if let Some(job) = w.unsynced.pop_front() {
+                w.unsynced_bytes -= job.buf.as_bytes().len();
+            }
+        }
+    }
+
+    /// An fdatasync failed: the kernel may have dropped every write since the last good one
+    /// (as Linux does), so queue the retained writes again, before anything newer.
+    fn requeue_unsynced(st: &mut State<D>) {
+        let w = &mut st.writer;
+        while let Some(job) = w.unsynced.pop_back() {
+            w.pending.push_front(job);
+        }
+        w.unsynced_bytes = 0;
+        if st.written.next_offset > st.synced.next_offset {
+            st.written = st.synced;
+        }
     }
 
     /// Write the active segment's indexes and the checkpoint, at the synced mark. The caller
@@ -539,12 +607,9 @@ impl<D: Disk> PartitionLog<D> {
         file.truncate(mark.position)
             .await
             .map_err(|e| StorageError::io("truncate", &path, e))?;
-        file.fdatasync()
-            .await
-            .map_err(|e| StorageError::io("fdatasync", &path, e))?;
+        self.sync_file(&file, mark).await?;
         let (index, time_index) = {
-            let mut st = self.state_mut();
-            st.synced = max_mark(st.synced, mark);
+            let st = self.state();
             let active = st.active();
             (
                 active.encode_index(mark.position, mark.next_offset),
@@ -568,7 +633,9 @@ impl<D: Disk> PartitionLog<D> {
             buf: segment.file.alloc_buffer(WRITE_BUFFER_BYTES),
             pos: 0,
             len: 0,
-            pending: None,
+            pending: VecDeque::new(),
+            unsynced: VecDeque::new(),
+            unsynced_bytes: 0,
         };
         {
             let mut st = self.state_mut();
@@ -696,6 +763,9 @@ impl<D: Disk> PartitionLog<D> {
                     Err(e) => return self.corrupt(out, e, base, pos),
                 };
                 if cursor + size > data.len() {
+                    if !out.is_empty() && total + size > max_bytes {
+                        return Ok(out); // the next batch would not fit: no second read
+                    }
                     if !progressed {
                         want = want.max(size + file.alignment());
                     }
@@ -931,13 +1001,7 @@ impl<D: Disk> PartitionLog<D> {
             return Ok(());
         }
         let (file, mark) = self.flush_locked().await?;
-        file.fdatasync()
-            .await
-            .map_err(|e| StorageError::io("fdatasync", self.path_of(mark.segment_base), e))?;
-        {
-            let mut st = self.state_mut();
-            st.synced = max_mark(st.synced, mark);
-        }
+        self.sync_file(&file, mark).await?;
         self.write_checkpoint_locked().await?;
         self.state_mut().closed = true;
         self.shared.cache.forget(self.shared.log_id);
@@ -1046,6 +1110,7 @@ mod tests {
                 t.await;
             }
             let syncs = disk.stats().syncs - before;
+            eprintln!("group commit: 320 durable acks took {syncs} fdatasyncs");
             assert!(syncs <= 40, "320 durable acks took {syncs} fdatasyncs");
             disk.crash();
             let log = open_sim(&disk, LogConfig::default()).await;
@@ -1146,6 +1211,44 @@ mod tests {
             let log = open_sim(&disk, small_config()).await;
             assert!(log.log_start_offset() >= start, "log start never goes back");
             assert_eq!(log.log_end_offset(), 400);
+        });
+    }
+
+    #[test]
+    fn segment_ms_rolls_by_age_and_reads_span_segments() {
+        run(|| async {
+            let disk = SimDisk::new(8);
+            let log = open_sim(
+                &disk,
+                LogConfig {
+                    segment_ms: 0,
+                    ..small_config()
+                },
+            )
+            .await;
+            for i in 0..5 {
+                log.append(batch(2, 10, i), 0).await.unwrap();
+            }
+            assert_eq!(
+                log.state().segments.len(),
+                5,
+                "every append found its segment too old"
+            );
+            log.close().await.unwrap();
+            let log = open_sim(&disk, small_config()).await;
+            let r = log.read(0, 1 << 20).await.unwrap();
+            let bases: Vec<_> = r
+                .batches
+                .iter()
+                .map(|b| BatchHeader::parse(b).unwrap().base_offset())
+                .collect();
+            assert_eq!(
+                bases,
+                vec![0],
+                "a disk read stops at the end of its segment"
+            );
+            let r = log.read(2, 1 << 20).await.unwrap();
+            assert_eq!(BatchHeader::parse(&r.batches[0]).unwrap().base_offset(), 2);
         });
     }
 

@@ -11,7 +11,8 @@
 //! - the log start offset never goes back, across crashes too;
 //! - without injected faults, no operation fails.
 //!
-//! `RINGMQ_SIM_SEED=<n>` replays one seed; `RINGMQ_SIM_SEEDS=<n>` changes how many run.
+//! `RINGMQ_SIM_SEED=<n>` replays one seed; `RINGMQ_SIM_SEEDS=<n>` changes how many run and
+//! `RINGMQ_SIM_SEED_START=<n>` where they start.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -434,16 +435,12 @@ async fn run_seed(seed: u64) -> Result<(), String> {
 }
 
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("RINGMQ_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    let var = |name| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    if let Some(seed) = var("RINGMQ_SIM_SEED") {
         return vec![seed];
     }
-    let count = std::env::var("RINGMQ_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    (0..count.unwrap_or(DEFAULT_SEEDS)).collect()
+    let start = var("RINGMQ_SIM_SEED_START").unwrap_or(0);
+    (start..start + var("RINGMQ_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect()
 }
 
 #[test]
