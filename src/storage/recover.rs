@@ -349,7 +349,12 @@ async fn recover_one<D: Disk>(
             seg.adopt(index, times);
             return Ok((seg, true));
         }
-        Start::FromCheckpoint(index, times) => seg.adopt(index, times),
+        Start::FromCheckpoint(mut index, mut times) => {
+            if is_last {
+                rewind_for_verification(&mut index, &mut times, base);
+            }
+            seg.adopt(index, times)
+        }
         Start::Scan => {}
     }
     let from = (seg.size_bytes, seg.next_offset);
@@ -390,10 +395,41 @@ async fn recover_one<D: Disk>(
             .await
             .map_err(|e| StorageError::io("truncate", &path, e))?;
     }
+    if !clean {
+        // Batches cut off here may sit in the checkpointed producer state.
+        rec.producers.forget_from(seg.next_offset);
+    }
     if is_last || !clean {
         rec.tail_block = outcome.tail_block;
     }
     Ok((seg, clean))
+}
+
+/// Bytes at the end of the active segment that are scanned again at every start, even after
+/// a clean stop, so that damage done while the broker was down (a flipped byte, a torn
+/// copy) is found and truncated at start rather than met by a reader. Costs a few ms.
+pub const VERIFY_TAIL_BYTES: u64 = 4 << 20;
+
+/// Move the adopted index of the active segment back to its last entry at least
+/// [`VERIFY_TAIL_BYTES`] before the end it covers, so that the scan re-checks that tail.
+fn rewind_for_verification(
+    index: &mut super::segment::IndexFile,
+    times: &mut Vec<(i64, u32)>,
+    base: Offset,
+) {
+    let limit = index.covered_bytes.saturating_sub(VERIFY_TAIL_BYTES);
+    let keep = index
+        .entries
+        .partition_point(|&(_, position)| u64::from(position) <= limit);
+    let (rel, position) = match keep {
+        0 => (0, 0),
+        k => index.entries[k - 1],
+    };
+    // The entry itself is re-added by the scan.
+    index.entries.truncate(keep.saturating_sub(1));
+    index.covered_bytes = u64::from(position);
+    index.next_offset = base + i64::from(rel);
+    times.retain(|&(_, t_rel)| t_rel < rel);
 }
 
 async fn drop_segments<D: Disk>(disk: &D, dir: &Path, bases: &[Offset]) {
