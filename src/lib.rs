@@ -12,6 +12,8 @@
 //! | `storage`  | one partition's log on direct-I/O segments                  | io, model             |
 
 pub mod app;
+pub mod bench;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod io;
