@@ -133,7 +133,7 @@ async fn shard_main(
     image: Arc<crate::cluster::MetadataImage>,
 ) -> Result<(), String> {
     let n = config.shards as usize;
-    eprintln!("shard {i}: started on cpu {}", i % std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1));
+    eprintln!("shard {i}: started");
     let t0 = std::time::Instant::now();
     shard.apply_metadata(image).await;
     eprintln!(

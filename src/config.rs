@@ -165,7 +165,7 @@ pub const TOPIC_CONFIG_KEYS: &[(&str, &str, &str)] = &[
     ("message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime"),
     ("index.interval.bytes", "4096", "bytes between sparse offset index entries"),
     ("durability", "always", "always | interval:<ms> | never (fdatasync policy)"),
-    ("preallocate", "true", "preallocate segment files"),
+    ("preallocate", "false", "reserve segment.bytes of disk (fallocate) when a segment is created"),
     ("min.insync.replicas", "1", "accepted for compatibility; single node"),
 ];
 

@@ -73,7 +73,7 @@ pub struct Shard {
 fn storage_error(e: StorageError) -> PartitionError {
     match e {
         StorageError::CorruptBatch(b) => PartitionError::CorruptMessage(b.to_string()),
-        StorageError::MessageTooLarge { bytes, max_bytes } => PartitionError::MessageTooLarge { bytes, max_bytes },
+        StorageError::MessageTooLarge { size, max } => PartitionError::MessageTooLarge { bytes: size, max_bytes: max as usize },
         StorageError::OffsetOutOfRange { requested, log_start, log_end } => {
             PartitionError::OffsetOutOfRange { requested, log_start, log_end }
         }
@@ -194,7 +194,7 @@ impl Shard {
 
     async fn open_log(&self, tp: TopicPartition, config: LogConfig) {
         let dir = self.partition_dir(&tp);
-        match PartitionLog::open(DmaDisk::new(), dir, config, self.cache.clone()).await {
+        match PartitionLog::open(DmaDisk, dir, config, self.cache.clone()).await {
             Ok(log) => {
                 self.logs.borrow_mut().insert(tp, log);
             }

@@ -11,7 +11,7 @@
 
 use super::{
     alter_configs, api_versions, create_partitions, create_topics, delete_records, delete_topics,
-    describe_cluster, describe_configs, fetch, find_coordinator, incremental_alter_configs,
+    describe_cluster, describe_configs, fetch, incremental_alter_configs,
     init_producer_id, list_offsets, metadata, produce,
 };
 

@@ -17,7 +17,7 @@ pub mod produce;
 use crate::cluster::{LocalMetadata, MetadataImage};
 use crate::config::BrokerConfig;
 use crate::protocol::header::{response_header_version, RequestHeader, ResponseHeader};
-use crate::protocol::{api, api_versions, DecodeError, Reader, Writer};
+use crate::protocol::{DecodeError, Reader};
 use crate::router::{AdminCall, AdminError, AdminReply, Router, ShardCall, ShardReply};
 use bytes::Bytes;
 use glommio::sync::Semaphore;

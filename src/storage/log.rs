@@ -1,0 +1,1133 @@
+//! [`PartitionLog`]: appends, group commit, reads, retention. Recovery lives in `recover.rs`.
+//!
+//! All mutable state sits in one `RefCell<State>`; every method borrows it only between
+//! awaits. Two async locks order the I/O: `write_lock` (one write, roll or checkpoint at a
+//! time, so a rewrite of the last block is never overtaken by an older write) and
+//! `sync_lock` (one group-commit round at a time; waiters queue behind it and are covered by
+//! the next round).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use glommio::sync::{Permit, Semaphore};
+
+use super::cache::{BatchCache, LogId};
+use super::checkpoint::{Checkpoint, Mark, CHECKPOINT_FILE};
+use super::format::write_atomic;
+use super::producer::{ProducerBatch, ProducerStates, SequenceCheck};
+use super::recover::create_segment;
+use super::segment::{segment_paths, Segment, MAX_SEGMENT_BYTES};
+use super::CHECKPOINT_INTERVAL_BYTES;
+use super::{AppendInfo, LogConfig, ReadBatches, StorageError, TimestampType};
+use crate::io::{align_down, align_up, Disk, DiskFile, IoBuffer};
+use crate::model::{set_log_append_time, stamp_batch, BatchError, BatchHeader, Offset};
+
+/// Capacity of a partition's write buffer: appends are copied here and flushed in one write.
+/// Larger batches get a buffer of their own size. Each partition holds one at all times.
+pub const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// Largest single direct-I/O read issued by a fetch.
+const MAX_READ_CHUNK_BYTES: usize = 16 << 20;
+/// Smallest read issued by a fetch (read-ahead for small fetches).
+const MIN_READ_CHUNK_BYTES: usize = 64 << 10;
+
+pub(super) type FileOf<D> = <D as Disk>::File;
+pub(super) type BufOf<D> = <FileOf<D> as DiskFile>::Buffer;
+
+/// The aligned buffer of the active segment: `buf[..len]` are the bytes from file position
+/// `pos` (aligned) on; the first `len % alignment` of the last block may already be on disk.
+pub(super) struct Writer<D: Disk> {
+    pub buf: BufOf<D>,
+    pub pos: u64,
+    pub len: usize,
+    /// A write that failed: retried, with the same bytes, before anything newer.
+    pub pending: Option<WriteJob<D>>,
+}
+
+pub(super) struct WriteJob<D: Disk> {
+    file: Rc<FileOf<D>>,
+    buf: Rc<BufOf<D>>,
+    pos: u64,
+    mark: Mark,
+}
+
+pub(super) struct State<D: Disk> {
+    pub config: LogConfig,
+    pub closed: bool,
+    pub log_start: Offset,
+    /// By base offset; the last one is the active segment.
+    pub segments: BTreeMap<Offset, Segment<FileOf<D>>>,
+    pub writer: Writer<D>,
+    pub producers: ProducerStates,
+    /// Data before this mark is written to the file.
+    pub written: Mark,
+    /// Data before this mark is fdatasync'ed.
+    pub synced: Mark,
+    /// The recovery point of the last checkpoint.
+    pub checkpointed: Mark,
+    pub checkpoint_interval_bytes: u64,
+    pub rolling: bool,
+}
+
+pub(super) struct Shared<D: Disk> {
+    pub disk: D,
+    pub dir: PathBuf,
+    pub cache: BatchCache,
+    pub log_id: LogId,
+    pub write_lock: Semaphore,
+    pub sync_lock: Semaphore,
+    pub state: RefCell<State<D>>,
+}
+
+/// One partition's log, owned by one shard. Cheap to clone (an `Rc`); clones are the same
+/// log. Safe to call from many tasks of the owning executor at once; `!Send`.
+pub struct PartitionLog<D: Disk> {
+    pub(super) shared: Rc<Shared<D>>,
+}
+
+impl<D: Disk> Clone for PartitionLog<D> {
+    fn clone(&self) -> Self {
+        PartitionLog {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+enum Step {
+    Done(AppendInfo),
+    Roll(Offset),
+    Flush,
+}
+
+pub(super) fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| d.as_millis() as i64)
+}
+
+fn max_mark(a: Mark, b: Mark) -> Mark {
+    if b.next_offset > a.next_offset {
+        b
+    } else {
+        a
+    }
+}
+
+impl<D: Disk> State<D> {
+    pub fn active(&self) -> &Segment<FileOf<D>> {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+    pub fn log_end(&self) -> Offset {
+        self.active().next_offset
+    }
+    fn out_of_range(&self, requested: Offset) -> StorageError {
+        let (log_start, log_end) = (self.log_start, self.log_end());
+        StorageError::OffsetOutOfRange {
+            requested,
+            log_start,
+            log_end,
+        }
+    }
+    fn check_open(&self) -> Result<(), StorageError> {
+        if self.closed {
+            Err(StorageError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<D: Disk> PartitionLog<D> {
+    pub(super) fn state(&self) -> std::cell::Ref<'_, State<D>> {
+        self.shared.state.borrow()
+    }
+    pub(super) fn state_mut(&self) -> std::cell::RefMut<'_, State<D>> {
+        self.shared.state.borrow_mut()
+    }
+    fn path_of(&self, base: Offset) -> PathBuf {
+        segment_paths(&self.shared.dir, base)[0].clone()
+    }
+    pub(super) async fn lock_writes(&self) -> Result<Permit<'_>, StorageError> {
+        self.shared
+            .write_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StorageError::Closed)
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Append one RecordBatch v2 (see the module docs for what is checked and stamped).
+    /// Resolves once the batch is visible to readers; not yet durable (see `sync_through`).
+    pub async fn append(
+        &self,
+        batch: Bytes,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, StorageError> {
+        let header = BatchHeader::parse(&batch).map_err(StorageError::CorruptBatch)?;
+        let total = header.validate().map_err(StorageError::CorruptBatch)?;
+        if total != batch.len() {
+            return Err(StorageError::CorruptBatch(BatchError::BadLength(
+                header.batch_length(),
+            )));
+        }
+        let max = self.state().config.max_message_bytes;
+        if total > max as usize {
+            return Err(StorageError::MessageTooLarge { size: total, max });
+        }
+        loop {
+            match self.try_append(&batch, leader_epoch)? {
+                Step::Done(info) => return Ok(info),
+                Step::Roll(seen_base) => self.roll(seen_base).await?,
+                Step::Flush => self.flush().await?,
+            }
+        }
+    }
+
+    /// The synchronous part of an append: checks, offset assignment and the copy, atomically.
+    fn try_append(&self, batch: &Bytes, leader_epoch: i32) -> Result<Step, StorageError> {
+        let mut st = self.state_mut();
+        st.check_open()?;
+        let now = now_ms();
+        let active = st.active();
+        let segment_bytes = st.config.segment_bytes.min(MAX_SEGMENT_BYTES);
+        let too_big = active.size_bytes + batch.len() as u64 > segment_bytes;
+        let too_old = now.saturating_sub(active.created_ms) >= st.config.segment_ms;
+        if st.rolling || (active.size_bytes > 0 && (too_big || too_old)) {
+            return Ok(Step::Roll(active.base_offset));
+        }
+        let h = BatchHeader::parse(batch).map_err(StorageError::CorruptBatch)?;
+        let (producer_id, epoch, first_seq) =
+            (h.producer_id(), h.producer_epoch(), h.base_sequence());
+        let last_seq = first_seq.wrapping_add(h.last_offset_delta());
+        if let SequenceCheck::Duplicate(original) =
+            st.producers
+                .check(producer_id, epoch, first_seq, last_seq)?
+        {
+            return Ok(Step::Done(AppendInfo {
+                base_offset: original.base_offset,
+                last_offset: original.last_offset,
+                log_append_time_ms: -1,
+                log_start_offset: st.log_start,
+                duplicate: true,
+            }));
+        }
+        if !self.make_room(&mut st, batch.len()) {
+            return Ok(Step::Flush);
+        }
+        let log_append = st.config.timestamp_type == TimestampType::LogAppendTime;
+        let interval = st.config.index_interval_bytes;
+        let base_offset = st.log_end();
+        let State {
+            writer,
+            segments,
+            producers,
+            log_start,
+            ..
+        } = &mut *st;
+        let at = writer.len;
+        let dst = &mut writer.buf.as_bytes_mut()[at..at + batch.len()];
+        dst.copy_from_slice(batch);
+        stamp_batch(dst, base_offset, leader_epoch);
+        if log_append {
+            set_log_append_time(dst, now);
+        }
+        let h = BatchHeader::parse(dst).map_err(StorageError::CorruptBatch)?;
+        let last_offset = h.last_offset();
+        let active = segments.values_mut().next_back().expect("active segment");
+        active.note_batch(writer.pos + at as u64, &h, batch.len(), interval);
+        writer.len += batch.len();
+        let pb = ProducerBatch {
+            first_seq,
+            last_seq,
+            base_offset,
+            last_offset,
+        };
+        producers.record(producer_id, epoch, pb);
+        let stamped = Bytes::copy_from_slice(dst);
+        let log_start_offset = *log_start;
+        drop(st);
+        self.shared
+            .cache
+            .insert(self.shared.log_id, base_offset, last_offset, stamped);
+        Ok(Step::Done(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time_ms: if log_append { now } else { -1 },
+            log_start_offset,
+            duplicate: false,
+        }))
+    }
+
+    /// Ensure the write buffer can take `len` more bytes. Grows the buffer when it holds
+    /// nothing unwritten; otherwise the caller must flush first (returns false).
+    fn make_room(&self, st: &mut State<D>, len: usize) -> bool {
+        let capacity = st.writer.buf.as_bytes().len();
+        if st.writer.len + len <= capacity {
+            return true;
+        }
+        if st.written.next_offset != st.log_end() || st.writer.pending.is_some() {
+            return false;
+        }
+        let file = st.active().file.clone();
+        let needed = align_up((st.writer.len + len) as u64, file.alignment()) as usize;
+        let mut bigger = file.alloc_buffer(needed.max(WRITE_BUFFER_BYTES));
+        let kept = st.writer.len;
+        bigger.as_bytes_mut()[..kept].copy_from_slice(&st.writer.buf.as_bytes()[..kept]);
+        st.writer.buf = bigger;
+        true
+    }
+
+    /// Write buffered bytes to the file (no fdatasync).
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let _write = self.lock_writes().await?;
+        self.flush_locked().await.map(|_| ())
+    }
+
+    /// Write everything appended so far; returns the active file and the written mark.
+    /// The caller holds `write_lock`.
+    pub(super) async fn flush_locked(&self) -> Result<(Rc<FileOf<D>>, Mark), StorageError> {
+        let pending = self.state_mut().writer.pending.take();
+        if let Some(job) = pending {
+            self.run_job(job).await?;
+        }
+        let job = {
+            let mut st = self.state_mut();
+            if st.written.next_offset == st.log_end() {
+                return Ok((st.active().file.clone(), st.written));
+            }
+            Self::take_job(&mut st)
+        };
+        let result = (job.file.clone(), job.mark);
+        self.run_job(job).await?;
+        Ok(result)
+    }
+
+    /// Hand the filled buffer over for writing (zero-padded to the alignment) and start a new
+    /// one holding a copy of the partially filled last block.
+    fn take_job(st: &mut State<D>) -> WriteJob<D> {
+        let active = st.active();
+        let (file, mark_base, size, next) = (
+            active.file.clone(),
+            active.base_offset,
+            active.size_bytes,
+            active.next_offset,
+        );
+        let align = file.alignment();
+        let w = &mut st.writer;
+        let tail_start = align_down(w.len as u64, align) as usize;
+        let write_len = align_up(w.len as u64, align) as usize;
+        let capacity = w.buf.as_bytes().len().max(WRITE_BUFFER_BYTES);
+        let mut fresh = file.alloc_buffer(align_up(capacity as u64, align) as usize);
+        fresh.as_bytes_mut()[..w.len - tail_start]
+            .copy_from_slice(&w.buf.as_bytes()[tail_start..w.len]);
+        let mut old = std::mem::replace(&mut w.buf, fresh);
+        old.as_bytes_mut()[w.len..write_len].fill(0);
+        old.trim_to(write_len);
+        let job_pos = w.pos;
+        w.pos += tail_start as u64;
+        w.len -= tail_start;
+        let mark = Mark {
+            segment_base: mark_base,
+            position: size,
+            next_offset: next,
+        };
+        WriteJob {
+            file,
+            buf: Rc::new(old),
+            pos: job_pos,
+            mark,
+        }
+    }
+
+    async fn run_job(&self, job: WriteJob<D>) -> Result<(), StorageError> {
+        match job.file.write_at(job.buf.clone(), job.pos).await {
+            Ok(()) => {
+                let mut st = self.state_mut();
+                st.written = max_mark(st.written, job.mark);
+                Ok(())
+            }
+            Err(e) => {
+                let path = self.path_of(job.mark.segment_base);
+                self.state_mut().writer.pending = Some(job);
+                Err(StorageError::io("write", path, e))
+            }
+        }
+    }
+
+    /// Resolve once every offset up to `offset` (inclusive; clamped to the log end) is written
+    /// and fdatasync'ed. Group commit: one round covers every waiter; see the module docs.
+    pub async fn sync_through(&self, offset: Offset) -> Result<(), StorageError> {
+        loop {
+            if self.is_synced_through(offset)? {
+                return Ok(());
+            }
+            let _round = self.shared.sync_lock.acquire_permit(1).await;
+            if self.is_synced_through(offset)? {
+                return Ok(());
+            }
+            self.sync_round().await?;
+        }
+    }
+
+    fn is_synced_through(&self, offset: Offset) -> Result<bool, StorageError> {
+        let st = self.state();
+        st.check_open()?;
+        Ok(offset.min(st.log_end() - 1) < st.synced.next_offset)
+    }
+
+    /// One group-commit round: write everything appended so far, then one fdatasync.
+    async fn sync_round(&self) -> Result<(), StorageError> {
+        let (file, mark) = {
+            let _write = self.lock_writes().await?;
+            self.flush_locked().await?
+        };
+        if let Err(e) = file.fdatasync().await {
+            return Err(StorageError::io(
+                "fdatasync",
+                self.path_of(mark.segment_base),
+                e,
+            ));
+        }
+        let due = {
+            let mut st = self.state_mut();
+            st.synced = max_mark(st.synced, mark);
+            let cp = st.checkpointed;
+            let interval = st.checkpoint_interval_bytes;
+            mark.segment_base != cp.segment_base || mark.position >= cp.position + interval
+        };
+        if due {
+            let _write = self.lock_writes().await?;
+            if let Err(e) = self.write_checkpoint_locked().await {
+                eprintln!(
+                    "ringmq storage: {}: checkpoint failed: {e}",
+                    self.shared.dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the active segment's indexes and the checkpoint, at the synced mark. The caller
+    /// holds `write_lock`.
+    pub(super) async fn write_checkpoint_locked(&self) -> Result<(), StorageError> {
+        let (mark, index, time_index, checkpoint) = {
+            let st = self.state();
+            let active = st.active();
+            let mark = if st.synced.segment_base == active.base_offset {
+                st.synced
+            } else {
+                Mark {
+                    segment_base: active.base_offset,
+                    position: 0,
+                    next_offset: active.base_offset,
+                }
+            };
+            let index = active.encode_index(mark.position, mark.next_offset);
+            let time_index = active.encode_time_index(mark.next_offset);
+            let producers = st.producers.clone();
+            let cp = Checkpoint {
+                log_start_offset: st.log_start,
+                recovery_point: mark,
+                producers,
+            };
+            (mark, index, time_index, cp.encode())
+        };
+        let [_, index_path, time_path] = segment_paths(&self.shared.dir, mark.segment_base);
+        let cp_path = self.shared.dir.join(CHECKPOINT_FILE);
+        for (path, bytes) in [
+            (&index_path, &index),
+            (&time_path, &time_index),
+            (&cp_path, &checkpoint),
+        ] {
+            write_atomic(&self.shared.disk, path, bytes)
+                .await
+                .map_err(|e| StorageError::io("write checkpoint", path.clone(), e))?;
+        }
+        self.state_mut().checkpointed = mark;
+        Ok(())
+    }
+
+    /// Seal the active segment (if it is still `seen_base`) and start a new one.
+    async fn roll(&self, seen_base: Offset) -> Result<(), StorageError> {
+        let _write = self.lock_writes().await?;
+        {
+            let mut st = self.state_mut();
+            st.check_open()?;
+            if st.active().base_offset != seen_base {
+                return Ok(());
+            }
+            st.rolling = true;
+        }
+        let result = self.roll_locked().await;
+        self.state_mut().rolling = false;
+        result
+    }
+
+    async fn roll_locked(&self) -> Result<(), StorageError> {
+        let (file, mark) = self.flush_locked().await?;
+        let path = self.path_of(mark.segment_base);
+        file.truncate(mark.position)
+            .await
+            .map_err(|e| StorageError::io("truncate", &path, e))?;
+        file.fdatasync()
+            .await
+            .map_err(|e| StorageError::io("fdatasync", &path, e))?;
+        let (index, time_index) = {
+            let mut st = self.state_mut();
+            st.synced = max_mark(st.synced, mark);
+            let active = st.active();
+            (
+                active.encode_index(mark.position, mark.next_offset),
+                active.encode_time_index(mark.next_offset),
+            )
+        };
+        let [_, index_path, time_path] = segment_paths(&self.shared.dir, mark.segment_base);
+        for (p, bytes) in [(&index_path, &index), (&time_path, &time_index)] {
+            if let Err(e) = write_atomic(&self.shared.disk, p, bytes).await {
+                eprintln!(
+                    "ringmq storage: {}: index write failed (rebuilt at recovery): {e}",
+                    p.display()
+                );
+            }
+        }
+        let new_base = mark.next_offset;
+        let config = self.config();
+        let segment =
+            create_segment(&self.shared.disk, &self.shared.dir, new_base, &config).await?;
+        let writer = Writer {
+            buf: segment.file.alloc_buffer(WRITE_BUFFER_BYTES),
+            pos: 0,
+            len: 0,
+            pending: None,
+        };
+        {
+            let mut st = self.state_mut();
+            st.segments.insert(new_base, segment);
+            st.writer = writer;
+            let fresh = Mark {
+                segment_base: new_base,
+                position: 0,
+                next_offset: new_base,
+            };
+            st.written = fresh;
+            st.synced = fresh;
+        }
+        if let Err(e) = self.write_checkpoint_locked().await {
+            eprintln!(
+                "ringmq storage: {}: checkpoint failed: {e}",
+                self.shared.dir.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Whole batches starting with the one containing `offset` (see the module docs).
+    pub async fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<ReadBatches, StorageError> {
+        let (log_start, log_end) = {
+            let st = self.state();
+            st.check_open()?;
+            if offset < st.log_start || offset > st.log_end() {
+                return Err(st.out_of_range(offset));
+            }
+            (st.log_start, st.log_end())
+        };
+        let mut out = ReadBatches {
+            log_start_offset: log_start,
+            high_watermark: log_end,
+            ..Default::default()
+        };
+        if offset == log_end {
+            out.from_cache = true;
+            return Ok(out);
+        }
+        if let Some(batches) = self
+            .shared
+            .cache
+            .read(self.shared.log_id, offset, max_bytes)
+        {
+            out.total_bytes = batches.iter().map(Bytes::len).sum();
+            out.batches = batches;
+            out.from_cache = true;
+            return Ok(out);
+        }
+        loop {
+            let plan = {
+                let st = self.state();
+                st.check_open()?;
+                let Some(seg) = st.segments.range(..=offset).next_back().map(|(_, s)| s) else {
+                    return Err(st.out_of_range(offset));
+                };
+                let is_active = seg.base_offset == st.active().base_offset;
+                if is_active && offset >= st.written.next_offset {
+                    None
+                } else {
+                    let limit = if is_active {
+                        st.written.position
+                    } else {
+                        seg.size_bytes
+                    };
+                    let (pos, at) = seg.position_for(offset);
+                    Some((seg.file.clone(), pos, at, limit, seg.base_offset))
+                }
+            };
+            let Some((file, pos, at, limit, base)) = plan else {
+                self.flush().await?;
+                continue;
+            };
+            let batches = self
+                .read_disk(&*file, base, pos, at, limit, offset, max_bytes)
+                .await?;
+            out.total_bytes = batches.iter().map(Bytes::len).sum();
+            out.batches = batches;
+            return Ok(out);
+        }
+    }
+
+    /// Read batches from a segment file from `pos` (the batch at offset `at`), up to `limit`.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_disk(
+        &self,
+        file: &FileOf<D>,
+        base: Offset,
+        mut pos: u64,
+        mut at: Offset,
+        limit: u64,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<Vec<Bytes>, StorageError> {
+        let mut out: Vec<Bytes> = Vec::new();
+        let mut total = 0usize;
+        let mut want = max_bytes.clamp(MIN_READ_CHUNK_BYTES, MAX_READ_CHUNK_BYTES);
+        while pos < limit {
+            let start = align_down(pos, file.alignment());
+            let len = ((limit - start) as usize).min(want + (pos - start) as usize);
+            let data = file
+                .read_at(start, len)
+                .await
+                .map_err(|e| StorageError::io("read", self.path_of(base), e))?;
+            let data = Bytes::from(data);
+            let mut cursor = (pos - start) as usize;
+            let mut progressed = false;
+            while cursor + crate::model::BATCH_HEADER_BYTES <= data.len() {
+                let h = BatchHeader::parse(&data[cursor..]).map_err(StorageError::CorruptBatch)?;
+                let size = match h.total_bytes() {
+                    Ok(size) if pos + size as u64 <= limit => size,
+                    Ok(size) => {
+                        let e = BatchError::Truncated {
+                            needed: size,
+                            available: (limit - pos) as usize,
+                        };
+                        return self.corrupt(out, e, base, pos);
+                    }
+                    Err(e) => return self.corrupt(out, e, base, pos),
+                };
+                if cursor + size > data.len() {
+                    if !progressed {
+                        want = want.max(size + file.alignment());
+                    }
+                    break;
+                }
+                let batch = data.slice(cursor..cursor + size);
+                let checked = BatchHeader::parse(&batch).and_then(|h| h.validate().map(|_| h));
+                let h = match checked {
+                    Ok(h) if h.base_offset() == at => h,
+                    Ok(h) => {
+                        let e = BatchError::BadCounts {
+                            last_offset_delta: (h.base_offset() - at) as i32,
+                            records_count: -1,
+                        };
+                        return self.corrupt(out, e, base, pos);
+                    }
+                    Err(e) => return self.corrupt(out, e, base, pos),
+                };
+                progressed = true;
+                at = h.last_offset() + 1;
+                pos += size as u64;
+                cursor += size;
+                if h.last_offset() < offset {
+                    continue;
+                }
+                if !out.is_empty() && total + size > max_bytes {
+                    return Ok(out);
+                }
+                total += size;
+                out.push(batch);
+                if total >= max_bytes {
+                    return Ok(out);
+                }
+            }
+            if !progressed && data.len() < len {
+                break; // the file ends early: nothing more to serve
+            }
+        }
+        Ok(out)
+    }
+
+    /// A corrupt batch on disk: serve what came before it, or fail if nothing did.
+    fn corrupt(
+        &self,
+        out: Vec<Bytes>,
+        e: BatchError,
+        base: Offset,
+        pos: u64,
+    ) -> Result<Vec<Bytes>, StorageError> {
+        eprintln!(
+            "ringmq storage: {} segment {base}: corrupt batch at position {pos}: {e}",
+            self.shared.dir.display()
+        );
+        if out.is_empty() {
+            Err(StorageError::CorruptBatch(e))
+        } else {
+            Ok(out)
+        }
+    }
+
+    /// First offset of the log (advanced by retention and DeleteRecords; never goes back).
+    pub fn log_start_offset(&self) -> Offset {
+        self.state().log_start
+    }
+
+    /// One past the last offset appended.
+    pub fn log_end_offset(&self) -> Offset {
+        self.state().log_end()
+    }
+
+    /// The high watermark: the log end offset on a single node.
+    pub fn high_watermark(&self) -> Offset {
+        self.log_end_offset()
+    }
+
+    /// Largest maxTimestamp in the log and the base offset of its batch.
+    pub fn max_timestamp(&self) -> Option<(i64, Offset)> {
+        let st = self.state();
+        let best = st
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp >= 0)
+            .max_by_key(|s| s.max_timestamp);
+        best.map(|s| (s.max_timestamp, s.max_timestamp_offset))
+    }
+
+    /// The first batch whose maxTimestamp >= `ts`: its base offset (at least the log start)
+    /// and maxTimestamp. Batches are not decompressed, so the offset is the batch's, not the
+    /// exact record's.
+    pub async fn offset_for_timestamp(
+        &self,
+        ts: i64,
+    ) -> Result<Option<(Offset, i64)>, StorageError> {
+        let mut at = {
+            let st = self.state();
+            st.check_open()?;
+            let seg = st.segments.values().find(|s| s.max_timestamp >= ts);
+            match seg {
+                Some(seg) => seg.offset_for_timestamp(ts).max(st.log_start),
+                None => return Ok(None),
+            }
+        };
+        while at < self.log_end_offset() {
+            let read = self.read(at, 1 << 20).await?;
+            for batch in &read.batches {
+                let h = BatchHeader::parse(batch).map_err(StorageError::CorruptBatch)?;
+                if h.max_timestamp() >= ts {
+                    return Ok(Some((
+                        h.base_offset().max(read.log_start_offset),
+                        h.max_timestamp(),
+                    )));
+                }
+                at = h.last_offset() + 1;
+            }
+            if read.batches.is_empty() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Replace the configuration; size and time limits apply from the next append.
+    pub fn set_config(&self, config: LogConfig) {
+        self.state_mut().config = config;
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> LogConfig {
+        self.state().config.clone()
+    }
+
+    /// Advance the log start offset to `offset` (DeleteRecords), durably, and delete the
+    /// segments wholly below it. Returns the new log start offset.
+    pub async fn delete_records_before(&self, offset: Offset) -> Result<Offset, StorageError> {
+        {
+            let st = self.state();
+            st.check_open()?;
+            if offset > st.log_end() || offset < 0 {
+                return Err(st.out_of_range(offset));
+            }
+            if offset <= st.log_start {
+                return Ok(st.log_start);
+            }
+        }
+        self.sync_through(offset - 1).await?;
+        {
+            let mut st = self.state_mut();
+            st.log_start = st.log_start.max(offset);
+        }
+        self.shared
+            .cache
+            .truncate_before(self.shared.log_id, offset);
+        {
+            let _write = self.lock_writes().await?;
+            self.write_checkpoint_locked().await?;
+        }
+        self.remove_segments_below_start().await?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Delete whole sealed segments, oldest first, while retention.ms or retention.bytes
+    /// says so.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<(), StorageError> {
+        let new_start = {
+            let st = self.state();
+            st.check_open()?;
+            let (retention_ms, retention_bytes) =
+                (st.config.retention_ms, st.config.retention_bytes);
+            let mut total: u64 = st.segments.values().map(|s| s.size_bytes).sum();
+            let mut new_start = None;
+            let sealed = st.segments.values().take(st.segments.len() - 1);
+            for seg in sealed {
+                let by_time = retention_ms >= 0
+                    && seg.max_timestamp >= 0
+                    && now_ms - seg.max_timestamp > retention_ms;
+                let by_size =
+                    retention_bytes >= 0 && total - seg.size_bytes >= retention_bytes as u64;
+                if !(by_time || by_size) {
+                    break;
+                }
+                total -= seg.size_bytes;
+                new_start = Some(seg.next_offset);
+            }
+            new_start
+        };
+        let Some(new_start) = new_start else {
+            return Ok(());
+        };
+        {
+            let mut st = self.state_mut();
+            st.log_start = st.log_start.max(new_start);
+        }
+        self.shared
+            .cache
+            .truncate_before(self.shared.log_id, new_start);
+        self.remove_segments_below_start().await
+    }
+
+    /// Remove the sealed segments whose every offset is below the log start.
+    pub(super) async fn remove_segments_below_start(&self) -> Result<(), StorageError> {
+        let doomed: Vec<Offset> = {
+            let mut st = self.state_mut();
+            let (log_start, active) = (st.log_start, st.active().base_offset);
+            let doomed: Vec<Offset> = st
+                .segments
+                .values()
+                .filter(|s| s.base_offset != active && s.next_offset <= log_start)
+                .map(|s| s.base_offset)
+                .collect();
+            for base in &doomed {
+                st.segments.remove(base);
+            }
+            doomed
+        };
+        for base in doomed {
+            for path in segment_paths(&self.shared.dir, base) {
+                match self.shared.disk.remove(&path).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io("remove", path, e)),
+                }
+            }
+        }
+        let dir = &self.shared.dir;
+        self.shared
+            .disk
+            .sync_dir(dir)
+            .await
+            .map_err(|e| StorageError::io("sync dir", dir, e))
+    }
+
+    /// Flush, fdatasync and write the indexes and checkpoint; later calls fail with `Closed`.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        let _write = self.lock_writes().await?;
+        if self.state().closed {
+            return Ok(());
+        }
+        let (file, mark) = self.flush_locked().await?;
+        file.fdatasync()
+            .await
+            .map_err(|e| StorageError::io("fdatasync", self.path_of(mark.segment_base), e))?;
+        {
+            let mut st = self.state_mut();
+            st.synced = max_mark(st.synced, mark);
+        }
+        self.write_checkpoint_locked().await?;
+        self.state_mut().closed = true;
+        self.shared.cache.forget(self.shared.log_id);
+        Ok(())
+    }
+
+    /// Delete the partition: its directory and everything in it.
+    pub async fn remove(self) -> Result<(), StorageError> {
+        let _write = self.lock_writes().await?;
+        self.state_mut().closed = true;
+        self.shared.cache.forget(self.shared.log_id);
+        let dir = &self.shared.dir;
+        self.shared
+            .disk
+            .remove_dir_all(dir)
+            .await
+            .map_err(|e| StorageError::io("remove dir", dir, e))
+    }
+
+    /// Test hook: checkpoint more often than [`CHECKPOINT_INTERVAL_BYTES`].
+    #[cfg(test)]
+    pub(crate) fn set_checkpoint_interval_bytes(&self, bytes: u64) {
+        self.state_mut().checkpoint_interval_bytes = bytes;
+    }
+}
+
+/// Default checkpoint interval, for `recover.rs`.
+pub(super) const DEFAULT_CHECKPOINT_INTERVAL_BYTES: u64 = CHECKPOINT_INTERVAL_BYTES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::dma::DmaDisk;
+    use crate::io::sim::{SimDisk, SimFaults};
+    use crate::storage::test_util::{batch, idempotent_batch, real_dir, run};
+
+    fn small_config() -> LogConfig {
+        LogConfig { segment_bytes: 8 * 1024, index_interval_bytes: 512, ..LogConfig::default() }
+    }
+
+    async fn open_sim(disk: &SimDisk, config: LogConfig) -> PartitionLog<SimDisk> {
+        let dir = PathBuf::from("/data/t-0");
+        PartitionLog::open(disk.clone(), dir, config, BatchCache::new(1 << 20)).await.unwrap()
+    }
+
+    #[test]
+    fn append_read_offsets_and_ranges() {
+        run(|| async {
+            let disk = SimDisk::new(1);
+            let log = open_sim(&disk, small_config()).await;
+            for i in 0..20 {
+                let info = log.append(batch(3, 100, 1000 + i), 5).await.unwrap();
+                assert_eq!((info.base_offset, info.last_offset), (i * 3, i * 3 + 2));
+                assert_eq!(info.log_append_time_ms, -1);
+            }
+            assert_eq!(log.log_end_offset(), 60);
+            let r = log.read(4, 1).await.unwrap();
+            assert_eq!(r.batches.len(), 1, "at least one batch (KIP-74)");
+            let h = BatchHeader::parse(&r.batches[0]).unwrap();
+            assert_eq!((h.base_offset(), h.partition_leader_epoch()), (3, 5));
+            let r = log.read(0, 10_000).await.unwrap();
+            assert!(r.total_bytes <= 10_000 && r.batches.len() > 1);
+            assert!(log.read(60, 100).await.unwrap().batches.is_empty());
+            assert!(matches!(log.read(61, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
+            let mut bad = batch(1, 10, 0).to_vec();
+            bad[70] ^= 1;
+            let err = log.append(Bytes::from(bad), 0).await.unwrap_err();
+            assert!(matches!(err, StorageError::CorruptBatch(_)));
+            log.set_config(LogConfig { max_message_bytes: 100, ..small_config() });
+            let err = log.append(batch(1, 200, 0), 0).await.unwrap_err();
+            assert!(matches!(err, StorageError::MessageTooLarge { .. }));
+        });
+    }
+
+    #[test]
+    fn group_commit_shares_one_sync_among_waiters() {
+        run(|| async {
+            let disk = SimDisk::new(2);
+            let log = open_sim(&disk, LogConfig::default()).await;
+            let before = disk.stats().syncs;
+            let tasks: Vec<_> = (0..64)
+                .map(|i| {
+                    let log = log.clone();
+                    glommio::spawn_local(async move {
+                        let info = log.append(batch(1, 50, i), 0).await.unwrap();
+                        log.sync_through(info.last_offset).await.unwrap();
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await;
+            }
+            let syncs = disk.stats().syncs - before;
+            assert!(syncs <= 4, "64 waiters took {syncs} fdatasyncs");
+            disk.crash();
+            let log = open_sim(&disk, LogConfig::default()).await;
+            assert_eq!(log.log_end_offset(), 64, "every synced batch survives");
+        });
+    }
+
+    #[test]
+    fn idempotent_producer_dedups_and_survives_restart() {
+        run(|| async {
+            let disk = SimDisk::new(3);
+            let log = open_sim(&disk, small_config()).await;
+            log.append(batch(2, 10, 0), 0).await.unwrap();
+            let a = log.append(idempotent_batch(9, 0, 0, 3), 0).await.unwrap();
+            let b = log.append(idempotent_batch(9, 0, 3, 2), 0).await.unwrap();
+            let dup = log.append(idempotent_batch(9, 0, 0, 3), 0).await.unwrap();
+            assert!(dup.duplicate && dup.base_offset == a.base_offset && dup.last_offset == 4);
+            assert_eq!(log.log_end_offset(), 7);
+            let gap = log.append(idempotent_batch(9, 0, 9, 1), 0).await;
+            assert!(matches!(gap, Err(StorageError::OutOfOrderSequence { .. })));
+            log.sync_through(b.last_offset).await.unwrap();
+            disk.crash();
+            let log = open_sim(&disk, small_config()).await;
+            let dup = log.append(idempotent_batch(9, 0, 3, 2), 0).await.unwrap();
+            assert!(dup.duplicate && dup.base_offset == b.base_offset, "state rebuilt from the log");
+            let next = log.append(idempotent_batch(9, 0, 5, 1), 0).await.unwrap();
+            assert_eq!(next.base_offset, 7);
+            log.close().await.unwrap();
+            assert!(matches!(log.append(batch(1, 1, 0), 0).await, Err(StorageError::Closed)));
+            let log = open_sim(&disk, small_config()).await;
+            let stale = log.append(idempotent_batch(9, -1, 6, 1), 0).await;
+            assert!(matches!(stale, Err(StorageError::InvalidProducerEpoch { .. })));
+        });
+    }
+
+    #[test]
+    fn segments_roll_index_and_retention() {
+        run(|| async {
+            let disk = SimDisk::new(4);
+            let log = open_sim(&disk, small_config()).await;
+            for i in 0..200 {
+                log.append(batch(2, 100, 10_000 + i), 0).await.unwrap();
+            }
+            let segments = log.state().segments.len();
+            assert!(segments > 5, "rolled into {segments} segments");
+            log.close().await.unwrap();
+            let log = open_sim(&disk, small_config()).await;
+            assert_eq!(log.state().segments.len(), segments);
+            for offset in [0, 1, 151, 399] {
+                let r = log.read(offset, 1).await.unwrap();
+                let h = BatchHeader::parse(&r.batches[0]).unwrap();
+                assert!(h.base_offset() <= offset && offset <= h.last_offset());
+                assert!(!r.from_cache, "a reopened log reads from disk");
+            }
+            assert_eq!(log.offset_for_timestamp(10_050).await.unwrap(), Some((100, 10_050)));
+            assert_eq!(log.offset_for_timestamp(99_999).await.unwrap(), None);
+            assert_eq!(log.max_timestamp(), Some((10_199, 398)));
+            assert_eq!(log.delete_records_before(101).await.unwrap(), 101);
+            assert!(matches!(log.read(100, 1).await, Err(StorageError::OffsetOutOfRange { .. })));
+            assert_eq!(BatchHeader::parse(&log.read(101, 1).await.unwrap().batches[0]).unwrap().base_offset(), 100);
+            assert!(log.state().segments.len() < segments);
+            log.set_config(LogConfig { retention_bytes: 20_000, ..small_config() });
+            log.enforce_retention(now_ms()).await.unwrap();
+            let total: u64 = log.state().segments.values().map(|s| s.size_bytes).sum();
+            assert!(total <= 20_000 + 8 * 1024, "retention.bytes kept {total}");
+            let start = log.log_start_offset();
+            assert!(start > 101);
+            log.set_config(LogConfig { retention_ms: 1000, ..small_config() });
+            log.enforce_retention(20_000).await.unwrap();
+            assert_eq!(log.state().segments.len(), 1, "all sealed segments expired");
+            disk.crash();
+            let log = open_sim(&disk, small_config()).await;
+            assert!(log.log_start_offset() >= start, "log start never goes back");
+            assert_eq!(log.log_end_offset(), 400);
+        });
+    }
+
+    #[test]
+    fn log_append_time_is_stamped() {
+        run(|| async {
+            let disk = SimDisk::new(5);
+            let config = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..small_config() };
+            let log = open_sim(&disk, config).await;
+            let info = log.append(batch(1, 10, 5), 0).await.unwrap();
+            assert!(info.log_append_time_ms > 1_600_000_000_000);
+            let r = log.read(0, 100).await.unwrap();
+            let h = BatchHeader::parse(&r.batches[0]).unwrap();
+            assert!(h.is_log_append_time() && h.validate().is_ok());
+            assert_eq!(h.max_timestamp(), info.log_append_time_ms);
+        });
+    }
+
+    #[test]
+    fn disk_full_fails_calls_then_recovers_without_loss() {
+        run(|| async {
+            let disk = SimDisk::new(6);
+            let log = open_sim(&disk, small_config()).await;
+            let a = log.append(batch(1, 10, 0), 0).await.unwrap();
+            disk.set_faults(SimFaults { no_space_per_million: 1_000_000, ..Default::default() });
+            let b = log.append(batch(1, 10, 0), 0).await.unwrap(); // buffered: no I/O yet
+            let err = log.sync_through(b.last_offset).await.unwrap_err();
+            assert!(matches!(err, StorageError::NoSpace { .. }), "{err}");
+            assert!(log.flush().await.is_err());
+            disk.set_faults(SimFaults::default());
+            log.sync_through(b.last_offset).await.unwrap();
+            disk.crash();
+            let log = open_sim(&disk, small_config()).await;
+            assert_eq!(log.log_end_offset(), b.last_offset + 1);
+            assert_eq!(log.read(a.base_offset, 1 << 20).await.unwrap().batches.len(), 2);
+        });
+    }
+
+    #[test]
+    fn real_disk_round_trip_and_damaged_tail_is_truncated() {
+        let dir = real_dir("log");
+        let d = dir.clone();
+        run(move || async move {
+            let cache = BatchCache::new(1 << 20);
+            let config = LogConfig { preallocate: true, segment_bytes: 1 << 20, ..LogConfig::default() };
+            let log = PartitionLog::open(DmaDisk, d.clone(), config.clone(), cache.clone()).await.unwrap();
+            for i in 0..300 {
+                log.append(batch(4, 250, i), 1).await.unwrap();
+            }
+            log.sync_through(1199).await.unwrap();
+            log.close().await.unwrap();
+            let log = PartitionLog::open(DmaDisk, d.clone(), config.clone(), cache.clone()).await.unwrap();
+            assert_eq!(log.log_end_offset(), 1200);
+            let r = log.read(600, 5000).await.unwrap();
+            assert_eq!(BatchHeader::parse(&r.batches[0]).unwrap().base_offset(), 600);
+            // Stop, then damage the active segment: cut bytes off the end and flip one earlier.
+            let segment = log.state().active().base_offset;
+            let size = log.state().active().size_bytes;
+            drop(log);
+            let path = segment_paths(&d, segment)[0].clone();
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.truncate(size as usize - 7);
+            let flip = bytes.len() - 3000;
+            bytes[flip] ^= 0x40;
+            std::fs::write(&path, &bytes).unwrap();
+            let log = PartitionLog::open(DmaDisk, d.clone(), config, cache).await.unwrap();
+            let end = log.log_end_offset();
+            assert!(end < 1200 && end > 1100, "truncated at the flipped batch: {end}");
+            let mut at = log.log_start_offset();
+            while at < end {
+                let r = log.read(at, 64 * 1024).await.unwrap();
+                for b in &r.batches {
+                    let h = BatchHeader::parse(b).unwrap();
+                    h.validate().unwrap();
+                    assert!(h.last_offset() >= at);
+                    at = h.last_offset() + 1;
+                }
+            }
+            let info = log.append(batch(1, 10, 0), 1).await.unwrap();
+            assert_eq!(info.base_offset, end, "appends continue densely after truncation");
+            log.remove().await.unwrap();
+        });
+        assert!(!dir.exists());
+    }
+}

@@ -1,0 +1,312 @@
+//! Idempotent-producer state: per producer id, its epoch and its last
+//! [`CACHED_BATCHES_PER_PRODUCER`] batches' sequence ranges and offsets.
+//!
+//! Derived purely from batch headers, so storage owns it and rebuilds it by replaying the
+//! headers of the recovered tail. The checks follow Kafka's `ProducerStateManager`:
+//! producer id < 0 is not idempotent (no check); an unknown producer is accepted; a stale
+//! epoch is refused; a new epoch must start at sequence 0; an exact retry of one of the
+//! cached batches is answered with the original offsets; any other gap is out of order.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::format::Reader;
+use super::StorageError;
+use crate::model::Offset;
+
+/// Kafka keeps the last five batches per producer (max.in.flight.requests.per.connection).
+pub const CACHED_BATCHES_PER_PRODUCER: usize = 5;
+
+/// One appended batch of an idempotent producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<ProducerBatch>,
+}
+
+/// The verdict on an incoming batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append it (and record it with [`ProducerStates::record`]).
+    Accept,
+    /// An exact retry: answer with the original batch, append nothing.
+    Duplicate(ProducerBatch),
+}
+
+/// Producer id → state, for one partition.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProducerStates {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+/// Sequence after `seq`, wrapping at i32::MAX as Kafka does.
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+impl ProducerStates {
+    /// Check a batch from `producer_id` at `epoch` covering `[first_seq, last_seq]`.
+    pub fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> Result<SequenceCheck, StorageError> {
+        let Some(entry) = self
+            .producers
+            .get(&producer_id)
+            .filter(|_| producer_id >= 0)
+        else {
+            return Ok(SequenceCheck::Accept);
+        };
+        if epoch < entry.epoch {
+            let current = entry.epoch;
+            return Err(StorageError::InvalidProducerEpoch {
+                producer_id,
+                current,
+                received: epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            if first_seq != 0 {
+                let (expected, received) = (0, first_seq);
+                return Err(StorageError::OutOfOrderSequence {
+                    producer_id,
+                    expected,
+                    received,
+                });
+            }
+            return Ok(SequenceCheck::Accept);
+        }
+        let same = |b: &&ProducerBatch| b.first_seq == first_seq && b.last_seq == last_seq;
+        if let Some(original) = entry.batches.iter().find(same) {
+            return Ok(SequenceCheck::Duplicate(*original));
+        }
+        let expected = entry
+            .batches
+            .back()
+            .map_or(first_seq, |b| next_seq(b.last_seq));
+        if first_seq != expected {
+            return Err(StorageError::OutOfOrderSequence {
+                producer_id,
+                expected,
+                received: first_seq,
+            });
+        }
+        Ok(SequenceCheck::Accept)
+    }
+
+    /// Remember an appended batch (also used to replay headers at recovery; replaying a batch
+    /// already known, or one of an older epoch, changes nothing).
+    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: ProducerBatch) {
+        if producer_id < 0 {
+            return;
+        }
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            });
+        if epoch < entry.epoch
+            || entry
+                .batches
+                .iter()
+                .any(|b| b.base_offset == batch.base_offset)
+        {
+            return;
+        }
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(batch);
+        while entry.batches.len() > CACHED_BATCHES_PER_PRODUCER {
+            entry.batches.pop_front();
+        }
+    }
+
+    /// Forget batches at or after `offset` (they are not in the recovered log).
+    pub fn forget_from(&mut self, offset: Offset) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|b| b.base_offset < offset);
+        }
+        self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+
+    /// Number of producers tracked.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Append the checkpoint encoding (see the storage module docs).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let mut ids: Vec<_> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let entry = &self.producers[&id];
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&entry.epoch.to_be_bytes());
+            out.push(entry.batches.len() as u8);
+            for b in &entry.batches {
+                out.extend_from_slice(&b.first_seq.to_be_bytes());
+                out.extend_from_slice(&b.last_seq.to_be_bytes());
+                out.extend_from_slice(&b.base_offset.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.to_be_bytes());
+            }
+        }
+    }
+
+    /// Decode what [`ProducerStates::encode`] wrote; `None` if malformed.
+    pub fn decode(r: &mut Reader<'_>) -> Option<Self> {
+        let count = r.u32()?;
+        let mut producers = HashMap::new();
+        for _ in 0..count {
+            let id = r.i64()?;
+            let epoch = r.i16()?;
+            let n = usize::from(r.u8()?);
+            if n > CACHED_BATCHES_PER_PRODUCER {
+                return None;
+            }
+            let mut batches = VecDeque::with_capacity(n);
+            for _ in 0..n {
+                let (first_seq, last_seq) = (r.i32()?, r.i32()?);
+                let (base_offset, last_offset) = (r.i64()?, r.i64()?);
+                batches.push_back(ProducerBatch {
+                    first_seq,
+                    last_seq,
+                    base_offset,
+                    last_offset,
+                });
+            }
+            producers.insert(id, ProducerEntry { epoch, batches });
+        }
+        Some(ProducerStates { producers })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first_seq: i32, last_seq: i32, base_offset: Offset) -> ProducerBatch {
+        let last_offset = base_offset + i64::from(last_seq - first_seq);
+        ProducerBatch {
+            first_seq,
+            last_seq,
+            base_offset,
+            last_offset,
+        }
+    }
+
+    #[test]
+    fn sequence_rules() {
+        let mut s = ProducerStates::default();
+        assert_eq!(
+            s.check(-1, 0, 55, 55).unwrap(),
+            SequenceCheck::Accept,
+            "not idempotent"
+        );
+        assert_eq!(
+            s.check(7, 0, 10, 12).unwrap(),
+            SequenceCheck::Accept,
+            "unknown producer"
+        );
+        s.record(7, 0, batch(0, 2, 100));
+        assert_eq!(s.check(7, 0, 3, 5).unwrap(), SequenceCheck::Accept);
+        s.record(7, 0, batch(3, 5, 103));
+        assert_eq!(
+            s.check(7, 0, 0, 2).unwrap(),
+            SequenceCheck::Duplicate(batch(0, 2, 100))
+        );
+        assert!(matches!(
+            s.check(7, 0, 7, 9),
+            Err(StorageError::OutOfOrderSequence {
+                expected: 6,
+                received: 7,
+                ..
+            })
+        ));
+        assert!(matches!(
+            s.check(7, -1, 6, 6),
+            Err(StorageError::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            s.check(7, 1, 4, 4),
+            Err(StorageError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            s.check(7, 1, 0, 0).unwrap(),
+            SequenceCheck::Accept,
+            "new epoch at 0"
+        );
+        s.record(7, 1, batch(0, 0, 106));
+        assert!(matches!(
+            s.check(7, 0, 6, 6),
+            Err(StorageError::InvalidProducerEpoch { .. })
+        ));
+    }
+
+    #[test]
+    fn keeps_five_batches_and_wraps_sequences() {
+        let mut s = ProducerStates::default();
+        for i in 0..8 {
+            s.record(1, 0, batch(i, i, i64::from(i)));
+        }
+        assert!(matches!(
+            s.check(1, 0, 2, 2),
+            Err(StorageError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            s.check(1, 0, 3, 3).unwrap(),
+            SequenceCheck::Duplicate(batch(3, 3, 3))
+        );
+        s.record(
+            2,
+            0,
+            ProducerBatch {
+                first_seq: i32::MAX,
+                last_seq: i32::MAX,
+                base_offset: 9,
+                last_offset: 9,
+            },
+        );
+        assert_eq!(s.check(2, 0, 0, 1).unwrap(), SequenceCheck::Accept);
+    }
+
+    #[test]
+    fn encode_decode_and_forget() {
+        let mut s = ProducerStates::default();
+        s.record(1, 3, batch(0, 4, 10));
+        s.record(1, 3, batch(5, 5, 15));
+        s.record(9, 0, batch(0, 0, 16));
+        let mut bytes = Vec::new();
+        s.encode(&mut bytes);
+        let mut r = Reader::new(&bytes);
+        assert_eq!(ProducerStates::decode(&mut r).unwrap(), s);
+        assert!(r.is_done());
+        assert!(ProducerStates::decode(&mut Reader::new(&bytes[..bytes.len() - 1])).is_none());
+        s.forget_from(15);
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s.check(1, 3, 5, 5).unwrap(),
+            SequenceCheck::Accept,
+            "forgotten batch"
+        );
+    }
+}
