@@ -2,7 +2,8 @@
 //!
 //! Consumer `c` of `n` reads the partitions at positions `c, c+n, c+2n, …` of the plan's
 //! partition list, from the offsets the plan fixed before the run (latest for `e2e`,
-//! earliest for `consume`). In `e2e` mode each record's first 8 bytes are its producer's
+//! earliest for `consume`). In `consume` mode it stops once it has read up to the log end
+//! seen at setup: a catch-up read of the backlog, timed until the last consumer is done. In `e2e` mode each record's first 8 bytes are its producer's
 //! intended send time (ns since the Unix epoch), and the latency recorded is receipt minus
 //! that; in `consume` mode the latency recorded is each fetch's round trip.
 
@@ -15,6 +16,7 @@ use crate::model::BatchHeader;
 use crate::protocol::fetch::{FetchPartition, FetchRequest, FetchResponse, FetchTopic};
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Longest the broker may hold a fetch waiting for data.
@@ -26,6 +28,8 @@ const PARTITION_MAX_BYTES: i32 = 4 << 20;
 struct Assigned {
     partition: i32,
     next_offset: i64,
+    /// Stop reading this partition here (`consume` mode's backlog end).
+    end_offset: i64,
 }
 
 /// Run consumer `index` until the plan's consumer stop time; failures are counted.
@@ -47,9 +51,11 @@ async fn consume(
         .map(|i| Assigned {
             partition: plan.partitions[i],
             next_offset: plan.start_offsets[i],
+            end_offset: plan.end_offsets[i],
         })
         .collect();
-    if assigned.is_empty() {
+    if assigned.iter().all(|a| a.next_offset >= a.end_offset) {
+        caught_up(plan, 0);
         return Ok(());
     }
     let mut conn =
@@ -66,8 +72,18 @@ async fn consume(
         if plan.args.mode == Mode::Consume && got > 0 && plan.in_window(now) {
             rec.borrow_mut().record_latency_ns(now - sent);
         }
+        if assigned.iter().all(|a| a.next_offset >= a.end_offset) {
+            caught_up(plan, now);
+            break;
+        }
     }
     Ok(())
+}
+
+/// Note that this consumer has read its whole backlog at run time `now_ns`.
+fn caught_up(plan: &Plan, now_ns: u64) {
+    plan.caught_up_ns.fetch_max(now_ns, Ordering::Relaxed);
+    plan.consumers_caught_up.fetch_add(1, Ordering::Relaxed);
 }
 
 fn fetch_request(topic: &str, assigned: &[Assigned]) -> FetchRequest {

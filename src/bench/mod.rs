@@ -31,6 +31,7 @@ use stats::{Aggregate, Role, Sample};
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -155,6 +156,13 @@ pub struct Plan {
     pub partitions: Vec<i32>,
     /// Consumers' start offset per entry of `partitions`.
     pub start_offsets: Vec<i64>,
+    /// `consume` mode: the log end per partition at setup; a consumer stops once it has
+    /// read up to it (a catch-up read of the backlog). `i64::MAX` in other modes.
+    pub end_offsets: Vec<i64>,
+    /// Consumers that have read their whole backlog (`consume` mode).
+    pub consumers_caught_up: AtomicU64,
+    /// Latest time at which a consumer caught up (ns of run time).
+    pub caught_up_ns: AtomicU64,
     pub clock: Clock,
     pub warmup_ns: u64,
     pub end_ns: u64,
@@ -166,6 +174,23 @@ impl Plan {
     /// Whether a run time falls in the measured window.
     pub fn in_window(&self, t_ns: u64) -> bool {
         t_ns >= self.warmup_ns && t_ns < self.end_ns
+    }
+
+    /// Seconds the throughput of `role` is divided by: the measured window, or for a
+    /// catch-up read that finished early, the time from the warm-up's end to the last
+    /// consumer catching up.
+    pub fn measured_s(&self, role: Role) -> f64 {
+        let window_s = (self.end_ns - self.warmup_ns) as f64 / 1e9;
+        let all_caught_up =
+            self.consumers_caught_up.load(Ordering::Relaxed) >= u64::from(self.args.consumers);
+        if role == Role::Consume && self.args.mode == Mode::Consume && all_caught_up {
+            let done_ns = self
+                .caught_up_ns
+                .load(Ordering::Relaxed)
+                .clamp(self.warmup_ns, self.end_ns);
+            return ((done_ns - self.warmup_ns) as f64 / 1e9).clamp(1e-3, window_s);
+        }
+        window_s
     }
 }
 
@@ -198,7 +223,7 @@ fn validate(a: &BenchArgs) -> Result<(), String> {
 /// Run the bench; prints progress and the summary to stdout.
 pub fn run(args: BenchArgs) -> Result<(), String> {
     validate(&args)?;
-    let (partitions, start_offsets) = on_executor({
+    let (partitions, start_offsets, end_offsets) = on_executor({
         let args = args.clone();
         move || async move {
             setup(&args)
@@ -218,6 +243,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         args,
         partitions,
         start_offsets,
+        end_offsets,
+        consumers_caught_up: AtomicU64::new(0),
+        caught_up_ns: AtomicU64::new(0),
         clock,
         warmup_ns,
         end_ns,
@@ -275,7 +303,8 @@ where
         .map_err(|e| format!("setup executor: {e:?}"))
 }
 
-async fn setup(a: &BenchArgs) -> Result<(Vec<i32>, Vec<i64>), ClientError> {
+/// The topic's partitions, the consumers' start offsets and (catch-up reads) end offsets.
+async fn setup(a: &BenchArgs) -> Result<(Vec<i32>, Vec<i64>, Vec<i64>), ClientError> {
     let mut conn = Connection::connect(&a.bootstrap, "ringmq-bench-setup").await?;
     let mut partitions = client::topic_partitions(&mut conn, &a.topic).await?;
     if partitions.is_none() {
@@ -299,17 +328,23 @@ async fn setup(a: &BenchArgs) -> Result<(Vec<i32>, Vec<i64>), ClientError> {
             )))
         }
     };
-    let ts = if a.mode == Mode::Consume {
-        list_offsets::EARLIEST_TIMESTAMP
-    } else {
-        list_offsets::LATEST_TIMESTAMP
+    let n = partitions.len();
+    let (latest, earliest) = (
+        list_offsets::LATEST_TIMESTAMP,
+        list_offsets::EARLIEST_TIMESTAMP,
+    );
+    let (start, end) = match a.mode {
+        Mode::Produce => (vec![0; n], vec![i64::MAX; n]),
+        Mode::E2e => {
+            let start = client::list_offsets(&mut conn, &a.topic, &partitions, latest).await?;
+            (start, vec![i64::MAX; n])
+        }
+        Mode::Consume => (
+            client::list_offsets(&mut conn, &a.topic, &partitions, earliest).await?,
+            client::list_offsets(&mut conn, &a.topic, &partitions, latest).await?,
+        ),
     };
-    let offsets = if a.mode == Mode::Produce {
-        vec![0; partitions.len()]
-    } else {
-        client::list_offsets(&mut conn, &a.topic, &partitions, ts).await?
-    };
-    Ok((partitions, offsets))
+    Ok((partitions, start, end))
 }
 
 /// (kind, index) of each task; kinds alternate so threads get a mix.
@@ -432,7 +467,6 @@ fn latency_kind(role: Role, mode: Mode) -> &'static str {
 }
 
 fn report(plan: &Plan, produce: &Aggregate, consume: &Aggregate) -> Result<(), String> {
-    let measured_s = plan.args.duration;
     let mut roles = Vec::new();
     if producers_of(&plan.args) > 0 {
         roles.push(("produce", Role::Produce, produce));
@@ -440,11 +474,11 @@ fn report(plan: &Plan, produce: &Aggregate, consume: &Aggregate) -> Result<(), S
     if consumers_of(&plan.args) > 0 {
         roles.push(("consume", Role::Consume, consume));
     }
-    for (name, _, agg) in &roles {
-        println!("{name}: {}", agg.summary(measured_s).line());
+    for (name, role, agg) in &roles {
+        println!("{name}: {}", agg.summary(plan.measured_s(*role)).line());
     }
     if let Some(path) = &plan.args.json {
-        let json = run_json(plan, &roles, measured_s);
+        let json = run_json(plan, &roles);
         std::fs::write(path, json).map_err(|e| format!("write {}: {e}", path.display()))?;
     }
     let errors: u64 = roles.iter().map(|(_, _, a)| a.errors.total()).sum();
@@ -455,15 +489,21 @@ fn report(plan: &Plan, produce: &Aggregate, consume: &Aggregate) -> Result<(), S
     Ok(())
 }
 
-fn run_json(plan: &Plan, roles: &[(&str, Role, &Aggregate)], measured_s: f64) -> String {
+/// The flag spelling of an enum value ("round-robin").
+fn value_name(v: &impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
+fn run_json(plan: &Plan, roles: &[(&str, Role, &Aggregate)]) -> String {
     let a = &plan.args;
     let mut s = format!(
         "{{\"tool\":\"ringmq bench\",\"version\":{},\"mode\":{},\"args\":{{\"bootstrap\":{},\"topic\":{},\
          \"partitions\":{},\"producers\":{},\"consumers\":{},\"record_bytes\":{},\"batch_bytes\":{},\
-         \"linger_ms\":{},\"acks\":{},\"rate\":{},\"duration_s\":{},\"warmup_s\":{},\"keys\":{}}},\
-         \"measured_s\":{measured_s}",
+         \"linger_ms\":{},\"acks\":{},\"rate\":{},\"duration_s\":{},\"warmup_s\":{},\"keys\":{}}}",
         stats::json_str(env!("CARGO_PKG_VERSION")),
-        stats::json_str(&format!("{:?}", a.mode).to_lowercase()),
+        stats::json_str(&value_name(&a.mode)),
         stats::json_str(&a.bootstrap),
         stats::json_str(&a.topic),
         plan.partitions.len(),
@@ -476,13 +516,11 @@ fn run_json(plan: &Plan, roles: &[(&str, Role, &Aggregate)], measured_s: f64) ->
         a.rate,
         a.duration,
         a.warmup,
-        stats::json_str(&format!("{:?}", a.keys).to_lowercase()),
+        stats::json_str(&value_name(&a.keys)),
     );
     for (name, role, agg) in roles {
-        s.push_str(&format!(
-            ",\"{name}\":{}",
-            stats::role_json(agg, measured_s, latency_kind(*role, a.mode))
-        ));
+        let json = stats::role_json(agg, plan.measured_s(*role), latency_kind(*role, a.mode));
+        s.push_str(&format!(",\"{name}\":{json}"));
     }
     s.push_str("}\n");
     s

@@ -232,9 +232,9 @@ pub struct Summary {
 /// Nanoseconds as a short human figure ("812 µs", "3.21 ms").
 pub fn human_ns(ns: u64) -> String {
     match ns {
-        0..=9_999 => format!("{ns} ns"),
-        10_000..=9_999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        10_000_000..=9_999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
         _ => format!("{:.2} s", ns as f64 / 1e9),
     }
 }
@@ -407,6 +407,7 @@ mod tests {
         assert_eq!((s.p99_ns, s.max_ns, s.records), (0, 0, 0));
         assert_eq!(human_ns(812), "812 ns");
         assert_eq!(human_ns(81_200), "81.2 µs");
+        assert_eq!(human_ns(6_975_500), "6.98 ms");
         assert_eq!(human_ns(32_100_000), "32.10 ms");
         assert_eq!(json_str("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");
     }
