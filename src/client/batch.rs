@@ -499,4 +499,37 @@ mod tests {
         );
         assert_eq!(split_batches(&[]).count(), 0);
     }
+
+    #[test]
+    fn kafka_protocol_oracle_reads_our_batches() {
+        use kafka_protocol::records::RecordBatchDecoder;
+        let mut b = BatchBuilder::with_capacity(256);
+        b.append(
+            1_000,
+            Some(b"k"),
+            b"one",
+            &[(b"h1", Some(b"x")), (b"h2", None)],
+        );
+        b.append(1_003, None, b"", &[]);
+        b.append_with(990, Some(b"key3"), 40, &[], |v| v.fill(3));
+        let mut bytes = b.finish().unwrap();
+        let set = RecordBatchDecoder::decode(&mut bytes).expect("oracle decodes our batch");
+        assert_eq!(set.version, 2);
+        let recs = &set.records;
+        assert_eq!(recs.len(), 3);
+        assert_eq!(
+            recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            recs.iter().map(|r| r.timestamp).collect::<Vec<_>>(),
+            vec![1_000, 1_003, 990]
+        );
+        assert_eq!(recs[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(recs[0].value.as_deref(), Some(&b"one"[..]));
+        assert_eq!(recs[0].headers.len(), 2);
+        assert_eq!(recs[1].key, None);
+        assert_eq!(recs[2].value.as_deref(), Some(&[3u8; 40][..]));
+        assert_eq!((recs[0].producer_id, recs[0].sequence), (-1, -1));
+    }
 }
