@@ -218,6 +218,10 @@ async fn send_loop(
     };
     let mut k: u64 = 0;
     let mut sticky_full = false;
+    // Closed loop: fill about one batch per partition before each request, as a Kafka
+    // producer drains every ready batch for a broker into one request.
+    let closed_loop_request_bytes =
+        (plan.partitions.len() * a.batch_bytes).clamp(1, MAX_REQUEST_BYTES);
     loop {
         let now = plan.clock.elapsed_ns();
         if now >= plan.end_ns {
@@ -240,7 +244,7 @@ async fn send_loop(
                 now,
             );
             k += 1;
-            if !sched.is_open_loop() && !acc.closed.is_empty() {
+            if !sched.is_open_loop() && acc.closed_bytes >= closed_loop_request_bytes {
                 break;
             }
         }

@@ -287,7 +287,7 @@ pub fn role_json(agg: &Aggregate, measured_s: f64, latency_kind: &str) -> String
     let mut s = String::new();
     let _ = write!(
         s,
-        "{{\"latency_kind\":{},\"summary\":{},\"timeline\":[",
+        "{{\"latency_kind\":{},\"measured_s\":{measured_s:.6},\"summary\":{},\"timeline\":[",
         json_str(latency_kind),
         agg.summary(measured_s).json()
     );
@@ -394,7 +394,9 @@ mod tests {
         assert!(agg.hist.equivalent(t2.p99_ns, 1_000_000));
         let json = role_json(&agg, 1.0, "e2e");
         assert!(
-            json.starts_with("{\"latency_kind\":\"e2e\",\"summary\":{\"records\":500,"),
+            json.starts_with(
+                "{\"latency_kind\":\"e2e\",\"measured_s\":1.000000,\"summary\":{\"records\":500,"
+            ),
             "{json}"
         );
         assert!(json.contains("\"percentile_spectrum\":[{\"percentile\":"));
