@@ -417,7 +417,6 @@ fn collect(plan: &Plan, rx: flume::Receiver<Sample>) -> (Aggregate, Aggregate) {
     let (mut produce, mut consume) = (Aggregate::default(), Aggregate::default());
     let tick = Duration::from_secs(1);
     let mut last = Instant::now();
-    let started = last;
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(s) => match s.role {
@@ -431,13 +430,12 @@ fn collect(plan: &Plan, rx: flume::Receiver<Sample>) -> (Aggregate, Aggregate) {
             let interval_s = last.elapsed().as_secs_f64();
             last = Instant::now();
             let run_s = plan.clock.elapsed_ns() as f64 / 1e9;
-            let elapsed_s = started.elapsed().as_secs_f64();
             let mut line = format!("[{run_s:6.1}s]");
             for (name, agg, active) in [
                 ("produce", &mut produce, producers_of(&plan.args) > 0),
                 ("consume", &mut consume, consumers_of(&plan.args) > 0),
             ] {
-                let t = agg.tick(elapsed_s, interval_s);
+                let t = agg.tick(run_s, interval_s);
                 if active {
                     line.push_str(&format!(
                         "  {name} {:.0} rec/s {:.2} MB/s p99 {}",

@@ -112,6 +112,7 @@ pub struct Sample {
 /// One second of the run, as printed in the progress line.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tick {
+    /// Run time at the tick (s since the run's zero; 0 before it).
     pub elapsed_s: f64,
     pub records_per_s: f64,
     pub mb_per_s: f64,
