@@ -176,6 +176,14 @@ def main(d):
         L.append(f"| {name} | {s['records_per_s']:.0f} | {s['mb_per_s']:.1f} | {ms(l['p50'])} | {ms(l['p90'])} | "
                  f"{ms(l['p99'])} | {ms(l['p99_9'])} | {ms(l['p99_99'])} | {ms(l['max'])} | "
                  f"{sum(s['errors'].values())} | {r['latency_kind']} |")
+    lags = [run["produce"]["summary"].get("wake_lag_ns") for run in runs if "produce" in run]
+    lags = [x for x in lags if x and x.get("max")]
+    if lags:
+        worst = max(lags, key=lambda x: x["p99"])
+        L += ["", f"Sender wake lag (open loop; the bench's own lateness, included in the latencies above): "
+                  f"p50 {ms(worst['p50'])} ms, p99 {ms(worst['p99'])} ms, max {ms(worst['max'])} ms"
+                  + (" (worst process)" if len(lags) > 1 else "") + ". If it is a large share of the",
+              "latency, the load generator or a busy machine, not the broker, set the tail."]
 
     limit_gb = None
     if limits:

@@ -8,7 +8,7 @@
 #                                 [--quick] [--no-limits] [--data-dir DIR]
 # env:   RINGMQ     broker binary (default: target/release/ringmq, built here)
 #        BENCH_CMD  command that runs the bench (default: "$RINGMQ bench")
-#        PERF_DURATION / PERF_WARMUP override the workload's seconds
+#        PERF_DURATION / PERF_WARMUP override the workload's seconds, PERF_RATE its rate
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +39,7 @@ DURABILITY=always SHARDS=1 BACKLOG_MB=0 PORT=19092
 NAME=$(basename "$WORKLOAD" .env)
 DURATION=${PERF_DURATION:-$DURATION}
 WARMUP=${PERF_WARMUP:-$WARMUP}
+RATE=${PERF_RATE:-$RATE}
 if [ "$QUICK" = 1 ]; then
   DURATION=5 WARMUP=1
   [ "$BACKLOG_MB" -gt 256 ] && BACKLOG_MB=256

@@ -263,6 +263,11 @@ async fn send_loop(
             .min(plan.end_ns);
         if next > now {
             glommio::timer::sleep(Duration::from_nanos(next - now)).await;
+            let woke = plan.clock.elapsed_ns();
+            if sched.is_open_loop() && plan.in_window(next) {
+                rec.borrow_mut()
+                    .record_wake_lag_ns(woke.saturating_sub(next));
+            }
         }
     }
     acc.close_all();

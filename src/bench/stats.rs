@@ -63,6 +63,10 @@ pub enum Role {
 /// One thread's counts since its last sample.
 pub struct Recorder {
     pub hist: Histogram<u64>,
+    /// Open-loop producers: how late the sender's timer woke it for a due record (the
+    /// client's own scheduling delay: timer slack, a busy CPU). Waiting for the broker is
+    /// not in it; that is charged to the latency. Large values mean the load generator lagged.
+    pub wake_lag: Histogram<u64>,
     pub records: u64,
     pub bytes: u64,
     pub errors: ErrorCounts,
@@ -72,6 +76,7 @@ impl Default for Recorder {
     fn default() -> Self {
         Recorder {
             hist: new_histogram(),
+            wake_lag: new_histogram(),
             records: 0,
             bytes: 0,
             errors: ErrorCounts::default(),
@@ -83,16 +88,21 @@ impl Recorder {
     pub fn record_latency_ns(&mut self, ns: u64) {
         self.hist.saturating_record(ns.max(1));
     }
+    pub fn record_wake_lag_ns(&mut self, ns: u64) {
+        self.wake_lag.saturating_record(ns.max(1));
+    }
     /// Hand the interval out and start a new one.
     pub fn take(&mut self, role: Role) -> Sample {
         let s = Sample {
             role,
             hist: self.hist.clone(),
+            wake_lag: self.wake_lag.clone(),
             records: self.records,
             bytes: self.bytes,
             errors: self.errors,
         };
         self.hist.reset();
+        self.wake_lag.reset();
         self.records = 0;
         self.bytes = 0;
         self.errors = ErrorCounts::default();
@@ -104,6 +114,7 @@ impl Recorder {
 pub struct Sample {
     pub role: Role,
     pub hist: Histogram<u64>,
+    pub wake_lag: Histogram<u64>,
     pub records: u64,
     pub bytes: u64,
     pub errors: ErrorCounts,
@@ -123,6 +134,7 @@ pub struct Tick {
 /// Everything measured for one role.
 pub struct Aggregate {
     pub hist: Histogram<u64>,
+    pub wake_lag: Histogram<u64>,
     pub records: u64,
     pub bytes: u64,
     pub errors: ErrorCounts,
@@ -135,6 +147,7 @@ impl Default for Aggregate {
     fn default() -> Self {
         Aggregate {
             hist: new_histogram(),
+            wake_lag: new_histogram(),
             records: 0,
             bytes: 0,
             errors: ErrorCounts::default(),
@@ -148,6 +161,7 @@ impl Default for Aggregate {
 impl Aggregate {
     pub fn absorb(&mut self, s: &Sample) {
         merge(&mut self.hist, &s.hist);
+        merge(&mut self.wake_lag, &s.wake_lag);
         self.records += s.records;
         self.bytes += s.bytes;
         self.since_tick_records += s.records;
@@ -171,13 +185,14 @@ impl Aggregate {
     }
 
     pub fn summary(&self, measured_s: f64) -> Summary {
-        let q = |x: f64| {
-            if self.hist.is_empty() {
+        let at = |h: &Histogram<u64>, x: f64| {
+            if h.is_empty() {
                 0
             } else {
-                self.hist.value_at_quantile(x)
+                h.value_at_quantile(x)
             }
         };
+        let q = |x: f64| at(&self.hist, x);
         let measured_s = measured_s.max(1e-9);
         Summary {
             records: self.records,
@@ -191,6 +206,9 @@ impl Aggregate {
             p9999_ns: q(0.9999),
             max_ns: self.hist.max(),
             latency_samples: self.hist.len(),
+            wake_lag_p50_ns: at(&self.wake_lag, 0.5),
+            wake_lag_p99_ns: at(&self.wake_lag, 0.99),
+            wake_lag_max_ns: self.wake_lag.max(),
             errors: self.errors,
         }
     }
@@ -227,6 +245,10 @@ pub struct Summary {
     pub p9999_ns: u64,
     pub max_ns: u64,
     pub latency_samples: u64,
+    /// Open-loop producers: planned wake-up → actual wake-up of the sender.
+    pub wake_lag_p50_ns: u64,
+    pub wake_lag_p99_ns: u64,
+    pub wake_lag_max_ns: u64,
     pub errors: ErrorCounts,
 }
 
@@ -242,9 +264,19 @@ pub fn human_ns(ns: u64) -> String {
 
 impl Summary {
     pub fn line(&self) -> String {
+        let lag = if self.wake_lag_max_ns > 0 {
+            format!(
+                "; sender wake lag p50 {} p99 {} max {}",
+                human_ns(self.wake_lag_p50_ns),
+                human_ns(self.wake_lag_p99_ns),
+                human_ns(self.wake_lag_max_ns)
+            )
+        } else {
+            String::new()
+        };
         format!(
             "{:.0} records/s, {:.2} MB/s; latency p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {}; \
-             errors: broker {} connection {} malformed {}",
+             errors: broker {} connection {} malformed {}{lag}",
             self.records_per_s,
             self.mb_per_s,
             human_ns(self.p50_ns),
@@ -264,6 +296,7 @@ impl Summary {
         format!(
             "{{\"records\":{},\"bytes\":{},\"records_per_s\":{:.3},\"mb_per_s\":{:.6},\
              \"latency_ns\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"p99_9\":{},\"p99_99\":{},\"max\":{},\"samples\":{}}},\
+             \"wake_lag_ns\":{{\"p50\":{},\"p99\":{},\"max\":{}}},\
              \"errors\":{{\"broker_records\":{},\"connections\":{},\"malformed\":{}}}}}",
             self.records,
             self.bytes,
@@ -276,6 +309,9 @@ impl Summary {
             self.p9999_ns,
             self.max_ns,
             self.latency_samples,
+            self.wake_lag_p50_ns,
+            self.wake_lag_p99_ns,
+            self.wake_lag_max_ns,
             self.errors.broker_records,
             self.errors.connections,
             self.errors.malformed
@@ -387,6 +423,8 @@ mod tests {
             ..Default::default()
         };
         r.record_latency_ns(1_000_000);
+        r.record_wake_lag_ns(20_000);
+        r.record_wake_lag_ns(40_000);
         agg.absorb(&r.take(Role::Consume));
         let t = agg.tick(1.0, 0.5);
         assert_eq!((t.records_per_s, t.mb_per_s), (1000.0, 1.0));
@@ -402,6 +440,15 @@ mod tests {
         );
         assert!(json.contains("\"percentile_spectrum\":[{\"percentile\":"));
         assert_eq!(json.matches("elapsed_s").count(), 2);
+        let sum = agg.summary(1.0);
+        assert!(agg.wake_lag.equivalent(sum.wake_lag_p50_ns, 20_000));
+        assert!(agg.wake_lag.equivalent(sum.wake_lag_max_ns, 40_000));
+        assert!(json.contains("\"wake_lag_ns\":{\"p50\":"), "{json}");
+        assert!(
+            sum.line().contains("sender wake lag p50 20.0 µs"),
+            "{}",
+            sum.line()
+        );
     }
 
     #[test]
