@@ -264,7 +264,8 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     );
     let (tx, rx) = flume::unbounded::<Sample>();
     let handles = spawn_workers(&plan, tx)?;
-    let (produce, consume) = collect(&plan, rx);
+    // On Err the worker threads are left behind: joining a stuck one would hang.
+    let (produce, consume) = collect(&plan, rx)?;
     for h in handles {
         h.join()
             .map_err(|_| "bench worker thread panicked".to_string())?;
@@ -421,11 +422,19 @@ async fn worker(plan: Arc<Plan>, mine: Vec<(Role, u64)>, tx: flume::Sender<Sampl
 }
 
 /// Merge samples until every worker is done, printing a progress line each second.
-fn collect(plan: &Plan, rx: flume::Receiver<Sample>) -> (Aggregate, Aggregate) {
+/// Gives up on workers this long after the consumers' stop time (producers drain for at
+/// most [`produce::DRAIN_TIMEOUT`]); a worker that has not finished by then is stuck.
+const WORKER_GIVE_UP: Duration = Duration::from_secs(30);
+
+fn collect(plan: &Plan, rx: flume::Receiver<Sample>) -> Result<(Aggregate, Aggregate), String> {
     let (mut produce, mut consume) = (Aggregate::default(), Aggregate::default());
     let tick = Duration::from_secs(1);
     let mut last = Instant::now();
+    let give_up_ns = plan.consume_stop_ns + WORKER_GIVE_UP.as_nanos() as u64;
     loop {
+        if plan.clock.elapsed_ns() > give_up_ns {
+            return Err("bench workers did not finish in time (a worker panicked or hung)".into());
+        }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(s) => match s.role {
                 Role::Produce => produce.absorb(&s),
@@ -459,7 +468,7 @@ fn collect(plan: &Plan, rx: flume::Receiver<Sample>) -> (Aggregate, Aggregate) {
             println!("{line}");
         }
     }
-    (produce, consume)
+    Ok((produce, consume))
 }
 
 fn latency_kind(role: Role, mode: Mode) -> &'static str {

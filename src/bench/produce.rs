@@ -31,7 +31,7 @@ const MAX_REQUEST_BYTES: usize = 1 << 20;
 /// Broker-side timeout written into each Produce request.
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 /// How long in-flight requests may take to answer after the run ends.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A closed batch, waiting for a request.
 struct Closed {
@@ -135,6 +135,19 @@ struct Partitioner {
 }
 
 impl Partitioner {
+    /// Producer `producer`'s partitioner over `partitions` (at least 1) partitions; sticky
+    /// producers start on different partitions.
+    fn new(keys: Keys, partitions: usize, producer: u64) -> Self {
+        let partitions = partitions.max(1);
+        Partitioner {
+            keys,
+            partitions,
+            sticky: (producer % partitions as u64) as usize,
+            rng: 0x2545_f491_4f6c_dd1d ^ (producer + 1),
+            key: [0; 8],
+        }
+    }
+
     fn next(&mut self, global_seq: u64, sticky_full: bool) -> (usize, Option<[u8; 8]>) {
         match self.keys {
             Keys::None => {
@@ -209,13 +222,7 @@ async fn send_loop(
     let sched = Schedule::new(a.rate, index, u64::from(a.producers));
     let linger_ns = a.linger_ms * 1_000_000;
     let mut acc = Accumulator::new(plan.partitions.len(), a.batch_bytes);
-    let mut parts = Partitioner {
-        keys: a.keys,
-        partitions: plan.partitions.len(),
-        sticky: index as usize,
-        rng: 0x2545_f491_4f6c_dd1d ^ (index + 1),
-        key: [0; 8],
-    };
+    let mut parts = Partitioner::new(a.keys, plan.partitions.len(), index);
     let mut k: u64 = 0;
     let mut sticky_full = false;
     // Closed loop: fill about one batch per partition before each request, as a Kafka
@@ -427,6 +434,19 @@ mod tests {
         acc.close_lingered(200, 50);
         assert_eq!(acc.closed.len(), 1);
         assert_eq!(acc.next_linger_deadline(50), Some(550));
+    }
+
+    #[test]
+    fn more_producers_than_partitions_stay_in_range() {
+        for keys in [Keys::None, Keys::Random, Keys::RoundRobin] {
+            for producer in [0, 15, 16, 21, 63] {
+                let mut p = Partitioner::new(keys, 16, producer);
+                for g in 0..100 {
+                    assert!(p.next(g, g % 3 == 0).0 < 16, "{keys:?} producer {producer}");
+                }
+            }
+        }
+        assert_eq!(Partitioner::new(Keys::None, 16, 21).next(0, false).0, 5);
     }
 
     #[test]
