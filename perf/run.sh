@@ -8,11 +8,12 @@
 #                                 [--quick] [--no-limits] [--data-dir DIR]
 # env:   RINGMQ     broker binary (default: target/release/ringmq, built here)
 #        BENCH_CMD  command that runs the bench (default: "$RINGMQ bench")
-#        PERF_DURATION / PERF_WARMUP override the workload's seconds, PERF_RATE its rate
+#        PERF_DURATION / PERF_WARMUP override the workload's seconds, PERF_RATE its rate,
+#        PERF_BACKLOG_MB its backlog
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 WORKLOAD="" BOOTSTRAP="" OUT="" BUILD=1 QUICK=0 LIMITS=1 DATA_DIR=""
 while [ $# -gt 0 ]; do
@@ -40,6 +41,7 @@ NAME=$(basename "$WORKLOAD" .env)
 DURATION=${PERF_DURATION:-$DURATION}
 WARMUP=${PERF_WARMUP:-$WARMUP}
 RATE=${PERF_RATE:-$RATE}
+BACKLOG_MB=${PERF_BACKLOG_MB:-$BACKLOG_MB}
 if [ "$QUICK" = 1 ]; then
   DURATION=5 WARMUP=1
   [ "$BACKLOG_MB" -gt 256 ] && BACKLOG_MB=256
