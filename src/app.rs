@@ -22,6 +22,9 @@ use std::time::Duration;
 /// How long shutdown waits for requests in flight before closing partitions anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long start-up waits for a listener left by a dead process to go away.
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
+
 /// Counters every shard sees, for the start-up and shutdown barriers.
 #[derive(Default)]
 struct Barriers {
@@ -41,16 +44,51 @@ fn guard_exclusive(config: &BrokerConfig) -> Result<std::fs::File, String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
     let lock_path = config.data_dir.join(".lock");
-    let lock = std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    let lock =
+        std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a file descriptor we own.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(format!("data dir {} is in use by another ringmq", config.data_dir.display()));
+        return Err(format!(
+            "data dir {} is in use by another ringmq",
+            config.data_dir.display()
+        ));
     }
-    // Our listeners use SO_REUSEPORT; a plain bind first makes a busy port an error
-    // instead of silently sharing it with another process.
-    std::net::TcpListener::bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    // Our listeners use SO_REUSEPORT, so binding would silently share a port another
+    // process listens on: look for a listening socket on the port first. (A plain test bind
+    // is no good: sockets left over from a killed broker make it fail spuriously.)
+    // A broker killed a moment ago still shows its listener while the kernel tears down its
+    // io_uring (which holds the socket), so wait a little before calling the port taken.
+    let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
+    while port_has_listener(config.listen.port()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if port_has_listener(config.listen.port()) {
+        return Err(format!(
+            "cannot listen on {}: another process is listening on port {}",
+            config.listen,
+            config.listen.port()
+        ));
+    }
     Ok(lock)
+}
+
+/// Whether /proc/net/tcp{,6} shows a socket in LISTEN state on `port`.
+fn port_has_listener(port: u16) -> bool {
+    const TCP_LISTEN: &str = "0A";
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|path| {
+        let table = std::fs::read_to_string(path).unwrap_or_default();
+        table.lines().skip(1).any(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1).unwrap_or("");
+            let state = fields.nth(1).unwrap_or("");
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            local_port == Some(port) && state == TCP_LISTEN
+        })
+    })
 }
 
 pub fn run(config: BrokerConfig) -> Result<(), String> {
@@ -63,13 +101,20 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     let mesh = MeshBuilder::<Envelope, _>::full(n, MESH_CHANNEL_CAPACITY);
     let barriers = Arc::new(Barriers::default());
     let mut shutdown_txs = Vec::new();
-    let cpus = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|c| c.get())
+        .unwrap_or(1);
     let mut store = Some(store);
     let mut handles = Vec::new();
     for i in 0..n {
         let (tx, rx) = flume::bounded::<()>(1);
         shutdown_txs.push(tx);
-        let (config, image, mesh, barriers) = (config.clone(), image.clone(), mesh.clone(), barriers.clone());
+        let (config, image, mesh, barriers) = (
+            config.clone(),
+            image.clone(),
+            mesh.clone(),
+            barriers.clone(),
+        );
         let store = if i == 0 { store.take() } else { None };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(i % cpus))
             .name(&format!("shard-{i}"))
@@ -77,6 +122,7 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
             .spawn(move || async move {
                 let (senders, receivers) = mesh.join().await.expect("mesh join");
                 let router = Router::new(senders, n as u16);
+                router.set_owner_override(config.bench_owner_shard.map(crate::model::ShardId));
                 let metadata = Rc::new(LocalMetadata::new(image.clone()));
                 let shard = Shard::new(config.clone(), metadata.clone(), store, router.clone());
                 router.set_handler(shard.clone());
@@ -105,8 +151,11 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
 }
 
 fn spawn_signal_thread(txs: Vec<flume::Sender<()>>) -> Result<(), String> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -136,13 +185,25 @@ async fn shard_main(
     eprintln!("shard {i}: started");
     let t0 = std::time::Instant::now();
     shard.apply_metadata(image).await;
+    shard.start_groups().await?;
     eprintln!(
         "shard {i}: recovered {} partitions in {} ms",
         shard.open_partition_count(),
         t0.elapsed().as_millis()
     );
     glommio::spawn_local(shard.clone().housekeeping(Duration::from_millis(5))).detach();
-    let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| format!("bind {}: {e}", config.listen))?;
+    let accepts = config
+        .bench_accept_shard
+        .is_none_or(|s| usize::from(s) == i);
+    let listener = if accepts {
+        let l = glommio::net::TcpListener::bind(config.listen)
+            .map_err(|e| format!("bind {}: {e}", config.listen))?;
+        eprintln!("shard {i}: ready, accepting on {}", config.listen);
+        Some(l)
+    } else {
+        eprintln!("shard {i}: ready, not accepting (--bench-accept-shard)");
+        None
+    };
     let ctx = Rc::new(ServerCtx::new(config.clone(), router.clone(), metadata));
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
         eprintln!(
@@ -154,6 +215,9 @@ async fn shard_main(
         );
     }
     let accept_loop = async {
+        let Some(listener) = &listener else {
+            return futures_lite::future::pending().await;
+        };
         loop {
             match listener.accept().await {
                 Ok(stream) => {
@@ -184,4 +248,16 @@ async fn shard_main(
     wait_all(&barriers.closed, n).await;
     router.close();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sees_a_listening_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(super::port_has_listener(port));
+        drop(l);
+        assert!(!super::port_has_listener(port));
+    }
 }

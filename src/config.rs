@@ -29,7 +29,9 @@ impl Durability {
             "never" => Ok(Durability::Never),
             _ => match s.strip_prefix("interval:").map(str::parse::<u64>) {
                 Some(Ok(ms)) if ms > 0 => Ok(Durability::IntervalMs(ms)),
-                _ => Err(format!("'{s}' is not always, never or interval:<ms> with ms > 0")),
+                _ => Err(format!(
+                    "'{s}' is not always, never or interval:<ms> with ms > 0"
+                )),
             },
         }
     }
@@ -80,6 +82,10 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicConfigs,
     pub node_id: i32,
     pub cluster_id: String,
+    /// Measurement aid: only this shard accepts connections.
+    pub bench_accept_shard: Option<u16>,
+    /// Measurement aid: every data partition is owned by this shard.
+    pub bench_owner_shard: Option<u16>,
 }
 
 pub const DEFAULT_PORT: u16 = 9092;
@@ -88,7 +94,9 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 impl BrokerConfig {
     /// Defaults for a fresh machine: port 9092, `./ringmq-data`, one shard per CPU.
     pub fn defaults() -> Self {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         BrokerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             advertise_host: "127.0.0.1".into(),
@@ -102,6 +110,8 @@ impl BrokerConfig {
             topic_defaults: TopicConfigs::default(),
             node_id: 0,
             cluster_id: "ringmq-cluster".into(),
+            bench_accept_shard: None,
+            bench_owner_shard: None,
         }
     }
 
@@ -133,6 +143,17 @@ impl BrokerConfig {
         if self.max_request_bytes < 1024 || self.max_request_bytes > (1 << 30) {
             return Err("max_request_bytes: must be between 1 KiB and 1 GiB".into());
         }
+        for (name, v) in [
+            ("bench-accept-shard", self.bench_accept_shard),
+            ("bench-owner-shard", self.bench_owner_shard),
+        ] {
+            if v.is_some_and(|s| s >= self.shards) {
+                return Err(format!(
+                    "{name}: must be below the shard count {}",
+                    self.shards
+                ));
+            }
+        }
         if self.inflight_bytes_per_shard < self.max_request_bytes {
             return Err("in-flight budget must hold at least one maximal request".into());
         }
@@ -141,9 +162,14 @@ impl BrokerConfig {
 }
 
 fn split_host_port(s: &str) -> Result<(String, u16), String> {
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
     let port = port.parse().map_err(|_| format!("'{s}': bad port"))?;
-    Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port))
+    Ok((
+        host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        port,
+    ))
 }
 
 /// Timestamp type of a topic (`message.timestamp.type`).
@@ -156,17 +182,53 @@ pub enum TimestampKind {
 /// The topic configs ringmq understands, with Kafka's names, defaults and validation.
 /// `(name, default, doc)`.
 pub const TOPIC_CONFIG_KEYS: &[(&str, &str, &str)] = &[
-    ("cleanup.policy", "delete", "delete only; compact is refused until compaction exists"),
+    (
+        "cleanup.policy",
+        "delete",
+        "delete only; compact is refused until compaction exists",
+    ),
     ("segment.bytes", "1073741824", "roll a segment at this size"),
     ("segment.ms", "604800000", "roll a segment after this age"),
-    ("retention.ms", "604800000", "delete segments older than this; -1 keeps forever"),
-    ("retention.bytes", "-1", "delete oldest segments above this size; -1 = unlimited"),
-    ("max.message.bytes", "1048588", "largest record batch accepted"),
-    ("message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime"),
-    ("index.interval.bytes", "4096", "bytes between sparse offset index entries"),
-    ("durability", "always", "always | interval:<ms> | never (fdatasync policy)"),
-    ("preallocate", "false", "reserve segment.bytes of disk (fallocate) when a segment is created"),
-    ("min.insync.replicas", "1", "accepted for compatibility; single node"),
+    (
+        "retention.ms",
+        "604800000",
+        "delete segments older than this; -1 keeps forever",
+    ),
+    (
+        "retention.bytes",
+        "-1",
+        "delete oldest segments above this size; -1 = unlimited",
+    ),
+    (
+        "max.message.bytes",
+        "1048588",
+        "largest record batch accepted",
+    ),
+    (
+        "message.timestamp.type",
+        "CreateTime",
+        "CreateTime or LogAppendTime",
+    ),
+    (
+        "index.interval.bytes",
+        "4096",
+        "bytes between sparse offset index entries",
+    ),
+    (
+        "durability",
+        "always",
+        "always | interval:<ms> | never (fdatasync policy)",
+    ),
+    (
+        "preallocate",
+        "false",
+        "reserve segment.bytes of disk (fallocate) when a segment is created",
+    ),
+    (
+        "min.insync.replicas",
+        "1",
+        "accepted for compatibility; single node",
+    ),
 ];
 
 /// Validated topic configuration values (a topic's overrides over the broker defaults).
@@ -177,7 +239,10 @@ pub struct TopicConfigs {
 
 impl Default for TopicConfigs {
     fn default() -> Self {
-        let values = TOPIC_CONFIG_KEYS.iter().map(|(k, v, _)| (k.to_string(), v.to_string())).collect();
+        let values = TOPIC_CONFIG_KEYS
+            .iter()
+            .map(|(k, v, _)| (k.to_string(), v.to_string()))
+            .collect();
         TopicConfigs { values }
     }
 }
@@ -198,16 +263,26 @@ impl fmt::Display for ConfigError {
 fn check_i64(name: &str, value: &str, min: i64) -> Result<(), ConfigError> {
     match value.parse::<i64>() {
         Ok(v) if v >= min => Ok(()),
-        _ => Err(ConfigError { name: name.into(), reason: format!("'{value}' is not an integer >= {min}") }),
+        _ => Err(ConfigError {
+            name: name.into(),
+            reason: format!("'{value}' is not an integer >= {min}"),
+        }),
     }
 }
 
 /// Validate one topic config name and value.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError> {
-    let err = |reason: String| Err(ConfigError { name: name.into(), reason });
+    let err = |reason: String| {
+        Err(ConfigError {
+            name: name.into(),
+            reason,
+        })
+    };
     match name {
         "cleanup.policy" if value == "delete" => Ok(()),
-        "cleanup.policy" => err(format!("'{value}' is not supported: only 'delete' (compaction does not exist yet)")),
+        "cleanup.policy" => err(format!(
+            "'{value}' is not supported: only 'delete' (compaction does not exist yet)"
+        )),
         "segment.bytes" => check_i64(name, value, 14 * 1024),
         "segment.ms" => check_i64(name, value, 1),
         "retention.ms" | "retention.bytes" => check_i64(name, value, -1),
@@ -216,7 +291,12 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
         "min.insync.replicas" => check_i64(name, value, 1),
         "message.timestamp.type" if value == "CreateTime" || value == "LogAppendTime" => Ok(()),
         "message.timestamp.type" => err(format!("'{value}' is not CreateTime or LogAppendTime")),
-        "durability" => Durability::parse(value).map(|_| ()).map_err(|reason| ConfigError { name: name.into(), reason }),
+        "durability" => Durability::parse(value)
+            .map(|_| ())
+            .map_err(|reason| ConfigError {
+                name: name.into(),
+                reason,
+            }),
         "preallocate" if value == "true" || value == "false" => Ok(()),
         "preallocate" => err(format!("'{value}' is not true or false")),
         _ => err("unknown topic config".into()),
@@ -261,7 +341,10 @@ mod tests {
     #[test]
     fn durability_parses() {
         assert_eq!(Durability::parse("always"), Ok(Durability::Always));
-        assert_eq!(Durability::parse("interval:5"), Ok(Durability::IntervalMs(5)));
+        assert_eq!(
+            Durability::parse("interval:5"),
+            Ok(Durability::IntervalMs(5))
+        );
         assert!(Durability::parse("interval:0").is_err());
         assert!(Durability::parse("sometimes").is_err());
     }
@@ -280,8 +363,15 @@ mod tests {
     fn advertise_defaults_from_listen() {
         let mut c = BrokerConfig::defaults();
         c.set_listen("0.0.0.0:9999", None).unwrap();
-        assert_eq!((c.advertise_host.as_str(), c.advertise_port), ("127.0.0.1", 9999));
-        c.set_listen("127.0.0.1:1234", Some("broker.example:19092")).unwrap();
-        assert_eq!((c.advertise_host.as_str(), c.advertise_port), ("broker.example", 19092));
+        assert_eq!(
+            (c.advertise_host.as_str(), c.advertise_port),
+            ("127.0.0.1", 9999)
+        );
+        c.set_listen("127.0.0.1:1234", Some("broker.example:19092"))
+            .unwrap();
+        assert_eq!(
+            (c.advertise_host.as_str(), c.advertise_port),
+            ("broker.example", 19092)
+        );
     }
 }

@@ -10,15 +10,18 @@
 //! | `protocol` | sans-IO Kafka codec and version table                       | model                 |
 //! | `io`       | disk trait: glommio DMA files and a simulated faulty disk   | —                     |
 //! | `storage`  | one partition's log on direct-I/O segments                  | io, model             |
+//! | `groups`   | consumer-group coordinator state machine, offsets records   | protocol              |
 
 pub mod app;
 pub mod bench;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod groups;
 pub mod io;
 pub mod model;
 pub mod protocol;
+pub mod records;
 pub mod router;
 pub mod server;
 pub mod shard;

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ringmq", version, about = "A persistent, Kafka-compatible message broker")]
+#[command(
+    name = "ringmq",
+    version,
+    about = "A persistent, Kafka-compatible message broker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,37 +51,61 @@ struct ServeArgs {
     /// Broker default for a topic config, e.g. `--topic-default durability=never` (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     topic_default: Vec<String>,
+    /// Measurement aid: only shard N accepts connections.
+    #[arg(long, value_name = "N", hide = true)]
+    bench_accept_shard: Option<u16>,
+    /// Measurement aid: shard N owns every data partition (measures the router's cost).
+    #[arg(long, value_name = "N", hide = true)]
+    bench_owner_shard: Option<u16>,
 }
 
 fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     let file = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             toml::from_str::<FileConfig>(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => FileConfig::default(),
     };
     let mut c = BrokerConfig::defaults();
-    let listen = args.listen.clone().or(file.listen).unwrap_or_else(|| c.listen.to_string());
+    let listen = args
+        .listen
+        .clone()
+        .or(file.listen)
+        .unwrap_or_else(|| c.listen.to_string());
     let advertise = args.advertise.clone().or(file.advertise);
     c.set_listen(&listen, advertise.as_deref())?;
     if let Some(d) = args.data_dir.clone().or(file.data_dir) {
         c.data_dir = d;
     }
     c.shards = args.shards.or(file.shards).unwrap_or(c.shards);
-    c.auto_create_topics = args.auto_create_topics.or(file.auto_create_topics).unwrap_or(c.auto_create_topics);
-    c.default_partitions = args.default_partitions.or(file.default_partitions).unwrap_or(c.default_partitions);
-    c.max_request_bytes = args.max_request_bytes.or(file.max_request_bytes).unwrap_or(c.max_request_bytes);
+    c.auto_create_topics = args
+        .auto_create_topics
+        .or(file.auto_create_topics)
+        .unwrap_or(c.auto_create_topics);
+    c.default_partitions = args
+        .default_partitions
+        .or(file.default_partitions)
+        .unwrap_or(c.default_partitions);
+    c.max_request_bytes = args
+        .max_request_bytes
+        .or(file.max_request_bytes)
+        .unwrap_or(c.max_request_bytes);
     c.inflight_bytes_per_shard = c.inflight_bytes_per_shard.max(2 * c.max_request_bytes);
     let mut defaults: Vec<(String, String)> = file.topic_defaults.into_iter().collect();
     for kv in &args.topic_default {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--topic-default {kv}: expected KEY=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--topic-default {kv}: expected KEY=VALUE"))?;
         defaults.push((k.to_string(), v.to_string()));
     }
     c.topic_defaults = c
         .topic_defaults
         .with_overrides(defaults.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| e.to_string())?;
+    c.bench_accept_shard = args.bench_accept_shard;
+    c.bench_owner_shard = args.bench_owner_shard;
     c.validate()?;
     Ok(c)
 }

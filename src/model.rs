@@ -61,7 +61,10 @@ pub enum BatchError {
     /// CRC-32C over attributes..end does not match.
     CrcMismatch { stored: u32, computed: u32 },
     /// lastOffsetDelta or recordsCount out of range.
-    BadCounts { last_offset_delta: i32, records_count: i32 },
+    BadCounts {
+        last_offset_delta: i32,
+        records_count: i32,
+    },
 }
 
 impl fmt::Display for BatchError {
@@ -73,9 +76,15 @@ impl fmt::Display for BatchError {
             BatchError::BadLength(len) => write!(f, "impossible batch length {len}"),
             BatchError::UnsupportedMagic(m) => write!(f, "unsupported record batch magic {m}"),
             BatchError::CrcMismatch { stored, computed } => {
-                write!(f, "CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}")
+                write!(
+                    f,
+                    "CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                )
             }
-            BatchError::BadCounts { last_offset_delta, records_count } => write!(
+            BatchError::BadCounts {
+                last_offset_delta,
+                records_count,
+            } => write!(
                 f,
                 "bad counts: lastOffsetDelta {last_offset_delta}, recordsCount {records_count}"
             ),
@@ -108,7 +117,10 @@ impl<'a> BatchHeader<'a> {
     /// View the header at the start of `bytes`. Fails only if fewer than 61 bytes remain.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, BatchError> {
         if bytes.len() < BATCH_HEADER_BYTES {
-            return Err(BatchError::Truncated { needed: BATCH_HEADER_BYTES, available: bytes.len() });
+            return Err(BatchError::Truncated {
+                needed: BATCH_HEADER_BYTES,
+                available: bytes.len(),
+            });
         }
         Ok(BatchHeader { bytes })
     }
@@ -182,18 +194,27 @@ impl<'a> BatchHeader<'a> {
     pub fn validate(&self) -> Result<usize, BatchError> {
         let total = self.total_bytes()?;
         if self.bytes.len() < total {
-            return Err(BatchError::Truncated { needed: total, available: self.bytes.len() });
+            return Err(BatchError::Truncated {
+                needed: total,
+                available: self.bytes.len(),
+            });
         }
         if self.magic() != 2 {
             return Err(BatchError::UnsupportedMagic(self.magic()));
         }
         let (delta, count) = (self.last_offset_delta(), self.records_count());
         if delta < 0 || count < 0 || (count > 0 && delta < count - 1) {
-            return Err(BatchError::BadCounts { last_offset_delta: delta, records_count: count });
+            return Err(BatchError::BadCounts {
+                last_offset_delta: delta,
+                records_count: count,
+            });
         }
         let computed = crc32c::crc32c(&self.bytes[CRC_START..total]);
         if computed != self.crc() {
-            return Err(BatchError::CrcMismatch { stored: self.crc(), computed });
+            return Err(BatchError::CrcMismatch {
+                stored: self.crc(),
+                computed,
+            });
         }
         Ok(total)
     }
@@ -201,7 +222,10 @@ impl<'a> BatchHeader<'a> {
 
 /// Stamp the broker-owned fields (both outside the CRC) into a batch in place.
 pub fn stamp_batch(batch: &mut [u8], base_offset: Offset, partition_leader_epoch: i32) {
-    assert!(batch.len() >= BATCH_HEADER_BYTES, "stamp_batch on a short batch");
+    assert!(
+        batch.len() >= BATCH_HEADER_BYTES,
+        "stamp_batch on a short batch"
+    );
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
     batch[12..16].copy_from_slice(&partition_leader_epoch.to_be_bytes());
 }
@@ -209,7 +233,10 @@ pub fn stamp_batch(batch: &mut [u8], base_offset: Offset, partition_leader_epoch
 /// Switch a batch to LogAppendTime: set the timestamp-type attribute bit and maxTimestamp,
 /// then recompute the CRC (both fields lie inside it).
 pub fn set_log_append_time(batch: &mut [u8], append_time_ms: TimestampMs) {
-    assert!(batch.len() >= BATCH_HEADER_BYTES, "set_log_append_time on a short batch");
+    assert!(
+        batch.len() >= BATCH_HEADER_BYTES,
+        "set_log_append_time on a short batch"
+    );
     let attrs = be_i16(batch, 21) | 0x8;
     batch[21..23].copy_from_slice(&attrs.to_be_bytes());
     batch[35..43].copy_from_slice(&append_time_ms.to_be_bytes());
@@ -311,7 +338,10 @@ mod tests {
         assert!(BatchHeader::parse(&[0u8; 10]).is_err());
         let mut b = test_batches::batch(&[b"x"], 5);
         b[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert!(matches!(BatchHeader::parse(&b).unwrap().validate(), Err(BatchError::BadLength(-5))));
+        assert!(matches!(
+            BatchHeader::parse(&b).unwrap().validate(),
+            Err(BatchError::BadLength(-5))
+        ));
         let b = test_batches::batch(&[b"x"], 5);
         let cut = &b[..b.len() - 1];
         assert!(matches!(

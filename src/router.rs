@@ -13,6 +13,7 @@
 //! channel makes the sender wait (back-pressure to the connection), never grow a queue.
 
 use crate::cluster::MetadataImage;
+use crate::groups::call::{GroupAnswer, GroupCall};
 use crate::model::{Offset, ShardId, TimestampMs, TopicPartition};
 use bytes::Bytes;
 use glommio::channels::channel_mesh::{Receivers, Senders};
@@ -39,10 +40,17 @@ pub enum PartitionError {
     CorruptMessage(String),
     /// More than one batch, or a malformed batch header.
     InvalidRecord(String),
-    MessageTooLarge { bytes: usize, max_bytes: usize },
+    MessageTooLarge {
+        bytes: usize,
+        max_bytes: usize,
+    },
     OutOfOrderSequence(String),
     InvalidProducerEpoch(String),
-    OffsetOutOfRange { requested: Offset, log_start: Offset, log_end: Offset },
+    OffsetOutOfRange {
+        requested: Offset,
+        log_start: Offset,
+        log_end: Offset,
+    },
     /// The disk failed (ENOSPC, EIO); the partition keeps what was acknowledged.
     Storage(String),
     /// The shard is shutting down.
@@ -103,11 +111,26 @@ pub struct OffsetQuery {
 /// Topic-level admin operations, answered by the metadata shard (shard 0).
 #[derive(Debug, Clone)]
 pub enum AdminCall {
-    CreateTopic { name: String, partitions: i32, configs: BTreeMap<String, String>, validate_only: bool },
-    DeleteTopic { name: String },
-    CreatePartitions { name: String, count: i32, validate_only: bool },
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        validate_only: bool,
+    },
     /// Replace a topic's config overrides with `configs` (already merged by the caller).
-    SetTopicConfigs { name: String, configs: BTreeMap<String, String>, validate_only: bool },
+    SetTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
     AllocateProducerId,
 }
 
@@ -133,15 +156,29 @@ pub enum AdminReply {
 /// A unit of work for one shard.
 #[derive(Debug)]
 pub enum ShardCall {
-    Produce { acks: i16, parts: Vec<ProducePart> },
-    Fetch { parts: Vec<FetchPart> },
+    Produce {
+        acks: i16,
+        parts: Vec<ProducePart>,
+    },
+    Fetch {
+        parts: Vec<FetchPart>,
+    },
     /// Resolve when any partition has data past its offset, or at the timeout.
-    WaitForData { parts: Vec<(TopicPartition, Offset)>, timeout: Duration },
-    ListOffsets { queries: Vec<OffsetQuery> },
-    DeleteRecords { parts: Vec<(TopicPartition, Offset)> },
+    WaitForData {
+        parts: Vec<(TopicPartition, Offset)>,
+        timeout: Duration,
+    },
+    ListOffsets {
+        queries: Vec<OffsetQuery>,
+    },
+    DeleteRecords {
+        parts: Vec<(TopicPartition, Offset)>,
+    },
     Admin(AdminCall),
     /// A new metadata image from the metadata shard; apply it (open or remove partitions).
     ApplyMetadata(Arc<MetadataImage>),
+    /// A consumer-group request, on the shard that coordinates the group.
+    Group(GroupCall),
 }
 
 #[derive(Debug)]
@@ -153,6 +190,7 @@ pub enum ShardReply {
     DeleteRecords(Vec<Result<Offset, PartitionError>>),
     Admin(Result<AdminReply, AdminError>),
     Applied,
+    Group(GroupAnswer),
 }
 
 /// What travels over the mesh.
@@ -179,6 +217,9 @@ pub struct Router {
     pending: RefCell<HashMap<u64, LocalSender<ShardReply>>>,
     next_id: Cell<u64>,
     handler: RefCell<Option<Rc<dyn ShardHandler>>>,
+    /// Measurement aid (`--bench-owner-shard`): every data partition owned by one shard.
+    /// Set identically on every shard before any partition is opened.
+    owner_override: Cell<Option<ShardId>>,
 }
 
 impl Router {
@@ -191,6 +232,7 @@ impl Router {
             pending: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
             handler: RefCell::new(None),
+            owner_override: Cell::new(None),
         })
     }
 
@@ -200,11 +242,17 @@ impl Router {
     pub fn shard_count(&self) -> u16 {
         self.shard_count
     }
+    pub fn set_owner_override(&self, shard: Option<ShardId>) {
+        self.owner_override.set(shard);
+    }
     pub fn set_handler(&self, handler: Rc<dyn ShardHandler>) {
         *self.handler.borrow_mut() = Some(handler);
     }
     fn handler(&self) -> Rc<dyn ShardHandler> {
-        self.handler.borrow().clone().expect("router used before its handler was set")
+        self.handler
+            .borrow()
+            .clone()
+            .expect("router used before its handler was set")
     }
 
     /// Run `call` on shard `to` and return its reply.
@@ -217,7 +265,11 @@ impl Router {
         self.next_id.set(id + 1);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
-        let env = Envelope::Call { id, from: self.me.0, call };
+        let env = Envelope::Call {
+            id,
+            from: self.me.0,
+            call,
+        };
         if self.senders.send_to(to.0 as usize, env).await.is_err() {
             self.pending.borrow_mut().remove(&id);
             return Err(PeerGone(to));
@@ -256,7 +308,10 @@ impl Router {
                 glommio::spawn_local(async move {
                     let handler = router.handler();
                     let reply = handler.handle(call).await;
-                    let _ = router.senders.send_to(from as usize, Envelope::Reply { id, reply }).await;
+                    let _ = router
+                        .senders
+                        .send_to(from as usize, Envelope::Reply { id, reply })
+                        .await;
                 })
                 .detach();
             }
@@ -272,6 +327,9 @@ impl Router {
 impl Router {
     /// The shard that owns a partition.
     pub fn owner(&self, topic: &str, partition: i32) -> ShardId {
+        if let Some(pinned) = self.owner_override.get() {
+            return pinned;
+        }
         crate::model::owner_shard(topic, partition, self.shard_count)
     }
 }

@@ -118,7 +118,10 @@ fn create_grow_describe_delete() {
     loop {
         let left: Vec<_> = common::walk_files(&broker.data_dir)
             .into_iter()
-            .filter(|p| p.to_string_lossy().contains(topic))
+            .filter(|p| {
+                p.strip_prefix(&broker.data_dir)
+                    .is_ok_and(|rel| rel.to_string_lossy().contains(topic))
+            })
             .collect();
         if left.is_empty() {
             break;

@@ -15,10 +15,13 @@
 //! one-partition topic is damaged (the last batch cut in half; one byte flipped in the last
 //! batch). The broker starts, logs a line mentioning truncation, and serves exactly the batches
 //! before the damaged one: earliest/latest offsets, contents, no CRC errors. New records then
-//! continue at the truncation point.
+//! continue at the truncation point. Each damage is tried after SIGKILL and after a clean stop.
+//!
+//! `segment_helpers_on_a_synthetic_log` checks this file's own segment tools without a broker.
 
 mod common;
 
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -54,12 +57,16 @@ fn acknowledged_records_survive_sigkill() {
     }
     thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
-    let (sent, log) = producer.join().expect("producer thread");
+    let Produced { sent, log, fatal } = producer.join().expect("producer thread");
 
     eprintln!(
         "sent {sent}, acknowledged {}, failed {}",
         log.acked.len(),
         log.failed.len()
+    );
+    assert_eq!(
+        fatal, None,
+        "the idempotent producer failed across broker restarts"
     );
     assert!(
         log.failed.is_empty(),
@@ -118,25 +125,43 @@ fn acknowledged_records_survive_sigkill() {
     broker.stop();
 }
 
-/// Produces records 0, 1, 2, ... until `stop`, then flushes. Returns (records sent, reports).
-fn produce_until(addr: &str, topic: &str, stop: &AtomicBool) -> (u64, AckLog) {
+/// What the producer thread saw.
+struct Produced {
+    /// Records handed to librdkafka.
+    sent: u64,
+    log: AckLog,
+    /// A send or flush error that stopped the producer (librdkafka's idempotence turns lost
+    /// acknowledged data into a fatal error).
+    fatal: Option<String>,
+}
+
+/// Produces records 0, 1, 2, ... until `stop` (at most ~50,000 a second), then flushes.
+fn produce_until(addr: &str, topic: &str, stop: &AtomicBool) -> Produced {
     let p = kafka::producer(addr, "none", &[("linger.ms", "2")]);
-    let mut i = 0u64;
+    let mut sent = 0u64;
+    let mut fatal = None;
     while !stop.load(Ordering::Relaxed) {
         if p.in_flight_count() > 20_000 {
             p.poll(Duration::from_millis(10));
             continue;
         }
-        kafka::send_record(&p, topic, PARTITIONS, i, VALUE_BYTES);
-        i += 1;
+        if let Err(e) = kafka::try_send_record(&p, topic, PARTITIONS, sent, VALUE_BYTES) {
+            fatal = Some(format!("send record {sent}: {e}"));
+            break;
+        }
+        sent += 1;
         p.poll(Duration::ZERO);
-        if i % 200 == 0 {
+        if sent % 50 == 0 {
             thread::sleep(Duration::from_millis(1));
         }
     }
-    p.flush(Duration::from_secs(300)).expect("final flush");
+    // After a fatal error librdkafka will not deliver the rest: do not wait long for it.
+    let flush_timeout = Duration::from_secs(if fatal.is_some() { 10 } else { 300 });
+    if let Err(e) = p.flush(flush_timeout) {
+        fatal.get_or_insert(format!("final flush: {e}"));
+    }
     let log = std::mem::take(&mut *p.context().log.lock().expect("ack log"));
-    (i, log)
+    Produced { sent, log, fatal }
 }
 
 /// How a test damages the newest segment.
@@ -191,7 +216,7 @@ fn damaged_segment_recovers(damage: Damage, clean_stop: bool) {
     }
 
     let segment = active_segment(&broker.data_dir, topic);
-    let bytes = std::fs::read(&segment).expect("read segment");
+    let bytes = read_head(&segment);
     let spans = wire::scan_batches(&bytes);
     assert!(
         spans.len() >= 10,
@@ -283,13 +308,34 @@ fn damage_segment(segment: &Path, damage: Damage, last: wire::BatchSpan) {
             f.sync_all().expect("sync");
         }
         Damage::FlipInLastBatch => {
-            let mut bytes = std::fs::read(segment).expect("read segment");
             // Inside the records, past the 61-byte header: covered by the CRC.
-            let at = last.position + 61 + (last.size - 61) / 2;
-            bytes[at] ^= 0xff;
-            std::fs::write(segment, &bytes).expect("write segment");
+            let at = (last.position + 61 + (last.size - 61) / 2) as u64;
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(segment)
+                .expect("open segment");
+            let mut byte = [0u8; 1];
+            f.seek(SeekFrom::Start(at)).expect("seek");
+            f.read_exact(&mut byte).expect("read byte");
+            byte[0] ^= 0xff;
+            f.seek(SeekFrom::Start(at)).expect("seek");
+            f.write_all(&byte).expect("write byte");
+            f.sync_all().expect("sync");
         }
     }
+}
+
+/// The first 64 MiB of a segment at most (a preallocated segment may be much larger; the test
+/// writes about 1 MiB).
+fn read_head(segment: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(segment)
+        .expect("open segment")
+        .take(64 << 20)
+        .read_to_end(&mut bytes)
+        .expect("read segment");
+    bytes
 }
 
 /// The newest `<20-digit base offset>.log` in the partition directory of `topic`.
@@ -309,7 +355,10 @@ fn active_segment(data_dir: &Path, topic: &str) -> PathBuf {
     let named: Vec<&Path> = dirs
         .iter()
         .copied()
-        .filter(|d| d.to_string_lossy().contains(topic))
+        .filter(|d| {
+            d.strip_prefix(data_dir)
+                .is_ok_and(|rel| rel.to_string_lossy().contains(topic))
+        })
         .collect();
     let dir = match (named.as_slice(), dirs.as_slice()) {
         ([one], _) => *one,
@@ -322,4 +371,44 @@ fn active_segment(data_dir: &Path, topic: &str) -> PathBuf {
         .max()
         .cloned()
         .expect("a segment file")
+}
+
+/// The segment helpers above on a synthetic partition dir (no broker): the newest segment is
+/// found, its batches parsed, and each damage makes exactly the last batch invalid.
+#[test]
+fn segment_helpers_on_a_synthetic_log() {
+    let data_dir = common::fresh_data_dir("synthetic");
+    let part = data_dir.join("torn-0");
+    std::fs::create_dir_all(&part).expect("mkdir");
+    std::fs::create_dir_all(data_dir.join("other-0")).expect("mkdir");
+    let mut log = Vec::new();
+    for offset in 0..12i64 {
+        let mut batch = wire::record_batch(b"k", &[b'v'; 300], 1_700_000_000_000 + offset);
+        batch[..8].copy_from_slice(&(100 + offset).to_be_bytes());
+        log.extend_from_slice(&batch);
+    }
+    log.resize(log.len().next_multiple_of(4096), 0); // zero padding of an aligned write
+    std::fs::write(part.join(format!("{:020}.log", 0)), b"older").expect("write");
+    std::fs::write(part.join(format!("{:020}.log", 100)), &log).expect("write");
+    std::fs::write(part.join(format!("{:020}.index", 100)), b"idx").expect("write");
+    std::fs::write(
+        data_dir.join("other-0").join(format!("{:020}.log", 7)),
+        b"x",
+    )
+    .expect("write");
+
+    let segment = active_segment(&data_dir, "torn");
+    assert_eq!(segment, part.join("00000000000000000100.log"));
+    let spans = wire::scan_batches(&read_head(&segment));
+    assert_eq!(spans.len(), 12);
+    let last = spans[11];
+    assert_eq!((last.base_offset, last.next_offset()), (111, 112));
+
+    for damage in [Damage::FlipInLastBatch, Damage::CutLastBatch] {
+        std::fs::write(&segment, &log).expect("restore");
+        damage_segment(&segment, damage, last);
+        let after = wire::scan_batches(&read_head(&segment));
+        assert_eq!(after, spans[..11], "{damage:?}");
+    }
+    std::fs::remove_dir_all(&data_dir).expect("cleanup");
 }

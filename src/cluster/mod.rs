@@ -49,7 +49,9 @@ pub struct LocalMetadata {
 
 impl LocalMetadata {
     pub fn new(image: Arc<MetadataImage>) -> Self {
-        LocalMetadata { image: std::cell::RefCell::new(image) }
+        LocalMetadata {
+            image: std::cell::RefCell::new(image),
+        }
     }
     pub fn get(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()
@@ -106,7 +108,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
     if name == "." || name == ".." {
         return bad("'.' and '..' are not allowed");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
@@ -143,7 +148,12 @@ impl MetadataStore {
             Err(e) => return Err(e.into()),
         };
         let limit = image.next_producer_id;
-        Ok(MetadataStore { dir: dir.to_path_buf(), image: Arc::new(image), producer_id_limit: limit, pid_next: limit })
+        Ok(MetadataStore {
+            dir: dir.to_path_buf(),
+            image: Arc::new(image),
+            producer_id_limit: limit,
+            pid_next: limit,
+        })
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -174,20 +184,39 @@ impl MetadataStore {
             )));
         }
         let name: Arc<str> = Arc::from(name);
-        let topic = TopicMeta { name: name.clone(), topic_id: random_uuid(), partitions, configs };
+        let topic = TopicMeta {
+            name: name.clone(),
+            topic_id: random_uuid(),
+            partitions,
+            configs,
+        };
         let mut next = (*self.image).clone();
         next.topics.insert(name, Arc::new(topic));
         self.commit(next)
     }
 
-    pub fn delete_topic(&mut self, name: &str) -> Result<(Arc<MetadataImage>, Arc<TopicMeta>), MetadataError> {
+    pub fn delete_topic(
+        &mut self,
+        name: &str,
+    ) -> Result<(Arc<MetadataImage>, Arc<TopicMeta>), MetadataError> {
         let mut next = (*self.image).clone();
-        let removed = next.topics.remove(name).ok_or_else(|| MetadataError::UnknownTopic(name.into()))?;
+        let removed = next
+            .topics
+            .remove(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.into()))?;
         Ok((self.commit(next)?, removed))
     }
 
-    pub fn set_partition_count(&mut self, name: &str, count: i32) -> Result<Arc<MetadataImage>, MetadataError> {
-        let topic = self.image.topics.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.into()))?;
+    pub fn set_partition_count(
+        &mut self,
+        name: &str,
+        count: i32,
+    ) -> Result<Arc<MetadataImage>, MetadataError> {
+        let topic = self
+            .image
+            .topics
+            .get(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.into()))?;
         if count <= topic.partitions || count > MAX_PARTITIONS_PER_TOPIC {
             return Err(MetadataError::InvalidPartitions(format!(
                 "topic '{name}' has {} partitions; the new count {count} must be larger and at most {MAX_PARTITIONS_PER_TOPIC}",
@@ -206,7 +235,11 @@ impl MetadataStore {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<MetadataImage>, MetadataError> {
-        let topic = self.image.topics.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.into()))?;
+        let topic = self
+            .image
+            .topics
+            .get(name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.into()))?;
         let mut t = (**topic).clone();
         t.configs = configs;
         let mut next = (*self.image).clone();
@@ -312,7 +345,9 @@ pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
     }
     let format = u16::from_be_bytes([bytes[4], bytes[5]]);
     if format != FORMAT_VERSION {
-        return Err(MetadataError::Corrupt(format!("unknown format version {format}")));
+        return Err(MetadataError::Corrupt(format!(
+            "unknown format version {format}"
+        )));
     }
     let len = u32::from_be_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;
     let crc = u32::from_be_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]);
@@ -339,12 +374,24 @@ pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
             let k = c.string()?;
             configs.insert(k, c.string()?);
         }
-        topics.insert(name.clone(), Arc::new(TopicMeta { name, topic_id, partitions, configs }));
+        topics.insert(
+            name.clone(),
+            Arc::new(TopicMeta {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            }),
+        );
     }
     if !c.b.is_empty() {
         return corrupt("trailing bytes after the last topic");
     }
-    Ok(MetadataImage { version, topics, next_producer_id })
+    Ok(MetadataImage {
+        version,
+        topics,
+        next_producer_id,
+    })
 }
 
 /// A random version-4 UUID (topic id) from the kernel's random source.
@@ -353,7 +400,9 @@ pub fn random_uuid() -> [u8; 16] {
     // SAFETY: getrandom writes at most `id.len()` bytes into the buffer we own.
     let n = unsafe { libc::getrandom(id.as_mut_ptr().cast(), id.len(), 0) };
     if n != id.len() as isize {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         id.copy_from_slice(&t.as_nanos().to_be_bytes());
     }
     id[6] = (id[6] & 0x0f) | 0x40;
@@ -382,7 +431,10 @@ mod tests {
         let v1 = s.create_topic("orders", 8, cfg).unwrap().version;
         let v2 = s.set_partition_count("orders", 10).unwrap().version;
         assert!(v2 > v1);
-        assert!(matches!(s.create_topic("orders", 1, BTreeMap::new()), Err(MetadataError::TopicExists(_))));
+        assert!(matches!(
+            s.create_topic("orders", 1, BTreeMap::new()),
+            Err(MetadataError::TopicExists(_))
+        ));
         assert!(s.set_partition_count("orders", 4).is_err());
         let pid = s.allocate_producer_id().unwrap();
         let image = s.image();
@@ -390,14 +442,22 @@ mod tests {
         let mut s = MetadataStore::open(&dir).unwrap();
         assert_eq!(*s.image(), *image);
         assert_eq!(s.image().topics["orders"].partitions, 10);
-        assert!(s.allocate_producer_id().unwrap() > pid, "producer ids never repeat across restarts");
+        assert!(
+            s.allocate_producer_id().unwrap() > pid,
+            "producer ids never repeat across restarts"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn corrupt_file_is_refused() {
         let mut image = MetadataImage::default();
-        let t = TopicMeta { name: "a".into(), topic_id: random_uuid(), partitions: 1, configs: BTreeMap::new() };
+        let t = TopicMeta {
+            name: "a".into(),
+            topic_id: random_uuid(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        };
         image.topics.insert("a".into(), Arc::new(t));
         let good = encode_file(&image);
         assert_eq!(decode_file(&good).unwrap(), image);

@@ -48,7 +48,10 @@ thread_local! {
 /// if that file is empty the read "succeeds" at EOF, so glommio marks the device pollable
 /// and every later read fails with EOPNOTSUPP (seen on virtio). Opening a non-empty file
 /// first makes the probe see the real answer, which glommio caches per device.
-async fn probe_iopoll_once(dir: &Path) -> io::Result<()> {
+///
+/// [`DmaDisk`] does this itself before its first open on a device. Call it before opening
+/// any other `DmaFile` (e.g. a benchmark's raw file) on a device in a thread.
+pub async fn probe_iopoll_once(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(dir) else {
         return Ok(());
@@ -131,9 +134,7 @@ impl DiskFile for DmaDiskFile {
     }
 
     fn alloc_buffer(&self, len: usize) -> DmaBuffer {
-        let mut buf = self.file.alloc_dma_buffer(len);
-        buf.as_bytes_mut().fill(0);
-        buf
+        self.file.alloc_dma_buffer(len)
     }
 
     async fn write_at(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<()> {

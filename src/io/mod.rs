@@ -61,7 +61,7 @@ pub trait DiskFile: 'static {
     type Buffer: IoBuffer;
     /// Required alignment of write positions and lengths, and of efficient read positions.
     fn alignment(&self) -> usize;
-    /// A zeroed buffer of `len` bytes (`len` a multiple of the alignment).
+    /// A buffer of `len` bytes (`len` a multiple of the alignment); contents unspecified.
     fn alloc_buffer(&self, len: usize) -> Self::Buffer;
     /// Write the whole buffer at `pos`. Both `pos` and the buffer length must be aligned.
     /// A short write is reported as an error (`WriteZero`): the caller retries the whole buffer.

@@ -5,7 +5,7 @@
 //!   list of data operations since (writes and truncations, in order).
 //! - [`SimDisk::crash`] keeps a random prefix of those pending operations, **tears** the next
 //!   write at a random byte (the bytes before the tear point land, the rest do not), and may
-//!   **flip a bit** in the torn part. Later pending operations are dropped. Every handle opened
+//!   **flip a bit** in the torn part (only in a byte the write was changing). Later pending operations are dropped. Every handle opened
 //!   before the crash then fails with `EIO`, as a dead process's would.
 //! - Synced bytes are never changed by a crash. Directory operations (create, remove, rename)
 //!   are durable at once: a simplification of a journaling filesystem with `sync_dir`.
@@ -204,8 +204,14 @@ impl SimDisk {
                 let tear = st.rng.below(data.len() as u64 + 1) as usize;
                 let mut torn = data[..tear].to_vec();
                 if tear > 0 && st.rng.below(2) == 0 {
+                    // Garble one bit the write was changing: a torn sector holds old or new
+                    // bytes, never a corruption of bytes the write left as they were.
                     let bit = st.rng.below(tear as u64 * 8);
-                    torn[(bit / 8) as usize] ^= 1 << (bit % 8);
+                    let at = (bit / 8) as usize;
+                    let unchanged = bytes.get(*pos as usize + at) == Some(&torn[at]);
+                    if !unchanged {
+                        torn[at] ^= 1 << (bit % 8);
+                    }
                 }
                 write_bytes(&mut bytes, *pos as usize, &torn);
             }
@@ -344,7 +350,8 @@ impl DiskFile for SimFile {
     }
 
     fn alloc_buffer(&self, len: usize) -> SimBuffer {
-        SimBuffer(vec![0; len])
+        // Garbage, not zeros: callers must not rely on fresh buffers being zeroed.
+        SimBuffer(vec![0xa5; len])
     }
 
     async fn write_at(&self, buf: Rc<SimBuffer>, pos: u64) -> io::Result<()> {

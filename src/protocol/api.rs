@@ -10,9 +10,10 @@
 //! decoded, so [`supported`] answers from the *decodable* range.
 
 use super::{
-    alter_configs, api_versions, create_partitions, create_topics, delete_records, delete_topics,
-    describe_cluster, describe_configs, fetch, incremental_alter_configs,
-    init_producer_id, list_offsets, metadata, produce,
+    alter_configs, api_versions, create_partitions, create_topics, delete_groups, delete_records,
+    delete_topics, describe_cluster, describe_configs, describe_groups, fetch, find_coordinator,
+    heartbeat, incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
+    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sync_group,
 };
 
 /// One served API.
@@ -52,7 +53,7 @@ macro_rules! row {
 }
 
 /// Every served API, sorted by key.
-pub static APIS: [ApiEntry; 14] = [
+pub static APIS: [ApiEntry; 25] = [
     ApiEntry {
         min_decodable_version: produce::MIN_DECODABLE_VERSION,
         ..row!(produce)
@@ -60,6 +61,15 @@ pub static APIS: [ApiEntry; 14] = [
     row!(fetch),
     row!(list_offsets),
     row!(metadata),
+    row!(offset_commit),
+    row!(offset_fetch),
+    row!(find_coordinator),
+    row!(join_group),
+    row!(heartbeat),
+    row!(leave_group),
+    row!(sync_group),
+    row!(describe_groups),
+    row!(list_groups),
     row!(api_versions),
     row!(create_topics),
     row!(delete_topics),
@@ -68,7 +78,9 @@ pub static APIS: [ApiEntry; 14] = [
     row!(describe_configs),
     row!(alter_configs),
     row!(create_partitions),
+    row!(delete_groups),
     row!(incremental_alter_configs),
+    row!(offset_delete),
     row!(describe_cluster),
 ];
 
@@ -300,6 +312,32 @@ mod tests {
         assert_eq!(is_flexible(describe_cluster::API_KEY, 0), Some(true));
         assert_eq!(is_flexible(999, 0), None);
         assert!(!supported(999, 0));
+    }
+
+    #[test]
+    fn group_apis_have_the_kafka_41_ranges() {
+        let expected = [
+            (8, 2, 9, 8),  // OffsetCommit
+            (9, 1, 9, 6),  // OffsetFetch
+            (10, 0, 4, 3), // FindCoordinator
+            (11, 2, 9, 6), // JoinGroup
+            (12, 0, 4, 4), // Heartbeat
+            (13, 0, 5, 4), // LeaveGroup
+            (14, 0, 5, 4), // SyncGroup
+            (15, 0, 5, 5), // DescribeGroups
+            (16, 0, 5, 3), // ListGroups
+            (42, 0, 2, 2), // DeleteGroups
+        ];
+        for (key, min, max, flexible_from) in expected {
+            let e = entry_of(key).unwrap_or_else(|| panic!("api {key} not served"));
+            assert_eq!(
+                (e.min_version, e.max_version, e.flexible_from),
+                (min, max, flexible_from),
+                "api {key}"
+            );
+        }
+        assert_eq!(is_flexible(offset_delete::API_KEY, 0), Some(false));
+        assert_eq!(request_header_version(offset_delete::API_KEY, 0), Some(1));
     }
 
     #[test]

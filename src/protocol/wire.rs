@@ -37,7 +37,10 @@ impl fmt::Display for DecodeError {
             DecodeError::BadLength { field, len } => write!(f, "bad length {len} for {field}"),
             DecodeError::BadVarint => write!(f, "varint too long"),
             DecodeError::BadUtf8 { field } => write!(f, "field {field} is not UTF-8"),
-            DecodeError::Unsupported { api_key, api_version } => {
+            DecodeError::Unsupported {
+                api_key,
+                api_version,
+            } => {
                 write!(f, "unsupported api key {api_key} version {api_version}")
             }
             DecodeError::Invalid(why) => write!(f, "invalid request: {why}"),
@@ -161,7 +164,12 @@ impl Reader {
     }
     /// Length of a string or bytes field; `None` means null. Flexible versions use compact
     /// (uvarint length + 1) encoding, others an i16 (strings) or i32 (bytes) length.
-    fn nullable_len(&mut self, flexible: bool, wide: bool, field: &'static str) -> DecodeResult<Option<usize>> {
+    fn nullable_len(
+        &mut self,
+        flexible: bool,
+        wide: bool,
+        field: &'static str,
+    ) -> DecodeResult<Option<usize>> {
         let len: i64 = if flexible {
             i64::from(self.uvarint(field)?) - 1
         } else if wide {
@@ -174,7 +182,11 @@ impl Reader {
         }
         self.checked_len(len, field).map(Some)
     }
-    pub fn nullable_string(&mut self, flexible: bool, field: &'static str) -> DecodeResult<Option<String>> {
+    pub fn nullable_string(
+        &mut self,
+        flexible: bool,
+        field: &'static str,
+    ) -> DecodeResult<Option<String>> {
         match self.nullable_len(flexible, false, field)? {
             None => Ok(None),
             Some(n) => {
@@ -190,7 +202,11 @@ impl Reader {
             .ok_or(DecodeError::BadLength { field, len: -1 })
     }
     /// Bytes field (i32 length, or compact) as a zero-copy slice; `None` is null.
-    pub fn nullable_bytes(&mut self, flexible: bool, field: &'static str) -> DecodeResult<Option<Bytes>> {
+    pub fn nullable_bytes(
+        &mut self,
+        flexible: bool,
+        field: &'static str,
+    ) -> DecodeResult<Option<Bytes>> {
         match self.nullable_len(flexible, true, field)? {
             None => Ok(None),
             Some(n) => self.bytes_exact(n, field).map(Some),
@@ -223,8 +239,15 @@ impl Reader {
         Ok(Some(len as usize))
     }
     /// Non-null array count (null is read as empty).
-    pub fn array_len(&mut self, flexible: bool, min_element_bytes: usize, field: &'static str) -> DecodeResult<usize> {
-        Ok(self.nullable_array_len(flexible, min_element_bytes, field)?.unwrap_or(0))
+    pub fn array_len(
+        &mut self,
+        flexible: bool,
+        min_element_bytes: usize,
+        field: &'static str,
+    ) -> DecodeResult<usize> {
+        Ok(self
+            .nullable_array_len(flexible, min_element_bytes, field)?
+            .unwrap_or(0))
     }
     /// Skip a tagged-field section (flexible versions only): uvarint count, then
     /// (tag, size, bytes) each. Unknown tags are ignored.
@@ -239,7 +262,10 @@ impl Reader {
         Ok(())
     }
     /// Read a tagged-field section, handing each (tag, data) to `f`.
-    pub fn tagged_fields(&mut self, mut f: impl FnMut(u32, Bytes) -> DecodeResult<()>) -> DecodeResult<()> {
+    pub fn tagged_fields(
+        &mut self,
+        mut f: impl FnMut(u32, Bytes) -> DecodeResult<()>,
+    ) -> DecodeResult<()> {
         let count = self.uvarint("tagged_fields")?;
         for _ in 0..count {
             let tag = self.uvarint("tag")?;
@@ -300,7 +326,11 @@ pub struct Writer {
 
 impl Writer {
     pub fn new() -> Self {
-        Writer { cur: BytesMut::with_capacity(256), parts: Vec::new(), len: 0 }
+        Writer {
+            cur: BytesMut::with_capacity(256),
+            parts: Vec::new(),
+            len: 0,
+        }
     }
     /// Total bytes written so far, shared parts included.
     pub fn len(&self) -> usize {
@@ -483,7 +513,10 @@ mod tests {
     #[test]
     fn huge_array_count_is_refused_before_allocation() {
         let mut r = Reader::new(Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0, 0]));
-        assert!(matches!(r.array_len(false, 1, "topics"), Err(DecodeError::BadLength { .. })));
+        assert!(matches!(
+            r.array_len(false, 1, "topics"),
+            Err(DecodeError::BadLength { .. })
+        ));
         let mut r = Reader::new(Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f]));
         assert!(r.array_len(true, 1, "topics").is_err());
     }

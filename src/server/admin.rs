@@ -20,8 +20,18 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Decode, handle and encode one admin request. Returns whether a response was written.
-pub async fn handle(ctx: &ServerCtx, key: i16, version: i16, r: &mut Reader, w: &mut Writer) -> Result<bool, RequestError> {
-    let de = |error| RequestError::Decode { api_key: key, api_version: version, error };
+pub async fn handle(
+    ctx: &ServerCtx,
+    key: i16,
+    version: i16,
+    r: &mut Reader,
+    w: &mut Writer,
+) -> Result<bool, RequestError> {
+    let de = |error| RequestError::Decode {
+        api_key: key,
+        api_version: version,
+        error,
+    };
     match key {
         create_topics::API_KEY => {
             let req = create_topics::CreateTopicsRequest::decode(r, version).map_err(de)?;
@@ -45,25 +55,42 @@ pub async fn handle(ctx: &ServerCtx, key: i16, version: i16, r: &mut Reader, w: 
                 .resources
                 .iter()
                 .map(|res| {
-                    let set = res.configs.iter().map(|c| (c.name.clone(), c.value.clone(), 0i8)).collect();
+                    let set = res
+                        .configs
+                        .iter()
+                        .map(|c| (c.name.clone(), c.value.clone(), 0i8))
+                        .collect();
                     (res.resource_type, res.resource_name.clone(), set, true)
                 })
                 .collect();
             let responses = alter(ctx, changes, req.validate_only).await?;
-            alter_configs::AlterConfigsResponse { throttle_time_ms: 0, responses }.encode(w, version);
+            alter_configs::AlterConfigsResponse {
+                throttle_time_ms: 0,
+                responses,
+            }
+            .encode(w, version);
         }
         incremental_alter_configs::API_KEY => {
-            let req = incremental_alter_configs::IncrementalAlterConfigsRequest::decode(r, version).map_err(de)?;
+            let req = incremental_alter_configs::IncrementalAlterConfigsRequest::decode(r, version)
+                .map_err(de)?;
             let changes = req
                 .resources
                 .iter()
                 .map(|res| {
-                    let set = res.configs.iter().map(|c| (c.name.clone(), c.value.clone(), c.config_operation)).collect();
+                    let set = res
+                        .configs
+                        .iter()
+                        .map(|c| (c.name.clone(), c.value.clone(), c.config_operation))
+                        .collect();
                     (res.resource_type, res.resource_name.clone(), set, false)
                 })
                 .collect();
             let responses = alter(ctx, changes, req.validate_only).await?;
-            incremental_alter_configs::IncrementalAlterConfigsResponse { throttle_time_ms: 0, responses }.encode(w, version);
+            incremental_alter_configs::IncrementalAlterConfigsResponse {
+                throttle_time_ms: 0,
+                responses,
+            }
+            .encode(w, version);
         }
         describe_cluster::API_KEY => {
             let req = describe_cluster::DescribeClusterRequest::decode(r, version).map_err(de)?;
@@ -77,7 +104,12 @@ pub async fn handle(ctx: &ServerCtx, key: i16, version: i16, r: &mut Reader, w: 
             let req = init_producer_id::InitProducerIdRequest::decode(r, version).map_err(de)?;
             init_producer_id(ctx, req).await?.encode(w, version);
         }
-        _ => return Err(RequestError::Unsupported { api_key: key, api_version: version }),
+        _ => {
+            return Err(RequestError::Unsupported {
+                api_key: key,
+                api_version: version,
+            })
+        }
     }
     Ok(true)
 }
@@ -99,14 +131,22 @@ async fn create_topics(
             replication_factor: -1,
             configs: None,
         };
-        let partitions = if t.num_partitions == -1 { ctx.config.default_partitions } else { t.num_partitions };
+        let partitions = if t.num_partitions == -1 {
+            ctx.config.default_partitions
+        } else {
+            t.num_partitions
+        };
         let fail = |code: ErrorCode, msg: String, mut r: CreatableTopicResult| {
             r.error_code = code;
             r.error_message = Some(msg);
             r
         };
         if !t.assignments.is_empty() {
-            topics.push(fail(ErrorCode::INVALID_REQUEST, "manual replica assignment is not supported".into(), result));
+            topics.push(fail(
+                ErrorCode::INVALID_REQUEST,
+                "manual replica assignment is not supported".into(),
+                result,
+            ));
             continue;
         }
         if t.replication_factor != -1 && t.replication_factor != 1 {
@@ -118,7 +158,12 @@ async fn create_topics(
         for c in &t.configs {
             configs.insert(c.name.clone(), c.value.clone().unwrap_or_default());
         }
-        let call = AdminCall::CreateTopic { name: t.name.clone(), partitions, configs, validate_only: req.validate_only };
+        let call = AdminCall::CreateTopic {
+            name: t.name.clone(),
+            partitions,
+            configs,
+            validate_only: req.validate_only,
+        };
         match ctx.admin(call).await? {
             Ok(AdminReply::Done(image)) => {
                 result.num_partitions = partitions;
@@ -135,7 +180,10 @@ async fn create_topics(
             }
         }
     }
-    Ok(CreateTopicsResponse { throttle_time_ms: 0, topics })
+    Ok(CreateTopicsResponse {
+        throttle_time_ms: 0,
+        topics,
+    })
 }
 
 async fn delete_topics(
@@ -144,12 +192,27 @@ async fn delete_topics(
 ) -> Result<delete_topics::DeleteTopicsResponse, RequestError> {
     use delete_topics::*;
     let image = ctx.image();
-    let mut wanted: Vec<(Option<String>, [u8; 16])> = req.topic_names.iter().map(|n| (Some(n.clone()), [0; 16])).collect();
+    let mut wanted: Vec<(Option<String>, [u8; 16])> = req
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.clone()), [0; 16]))
+        .collect();
     wanted.extend(req.topics.iter().map(|t| (t.name.clone(), t.topic_id)));
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
-        let name = name.or_else(|| image.topics.values().find(|t| t.topic_id == id).map(|t| t.name.to_string()));
-        let mut result = DeletableTopicResult { name: name.clone(), topic_id: id, error_code: ErrorCode::NONE, error_message: None };
+        let name = name.or_else(|| {
+            image
+                .topics
+                .values()
+                .find(|t| t.topic_id == id)
+                .map(|t| t.name.to_string())
+        });
+        let mut result = DeletableTopicResult {
+            name: name.clone(),
+            topic_id: id,
+            error_code: ErrorCode::NONE,
+            error_message: None,
+        };
         match name {
             None => result.error_code = ErrorCode::UNKNOWN_TOPIC_ID,
             Some(name) => {
@@ -165,7 +228,10 @@ async fn delete_topics(
         }
         responses.push(result);
     }
-    Ok(DeleteTopicsResponse { throttle_time_ms: 0, responses })
+    Ok(DeleteTopicsResponse {
+        throttle_time_ms: 0,
+        responses,
+    })
 }
 
 async fn create_partitions(
@@ -175,12 +241,20 @@ async fn create_partitions(
     use create_partitions::*;
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let mut result = CreatePartitionsTopicResult { name: t.name.clone(), error_code: ErrorCode::NONE, error_message: None };
+        let mut result = CreatePartitionsTopicResult {
+            name: t.name.clone(),
+            error_code: ErrorCode::NONE,
+            error_message: None,
+        };
         if t.assignments.is_some() {
             result.error_code = ErrorCode::INVALID_REPLICA_ASSIGNMENT;
             result.error_message = Some("manual replica assignment is not supported".into());
         } else {
-            let call = AdminCall::CreatePartitions { name: t.name.clone(), count: t.count, validate_only: req.validate_only };
+            let call = AdminCall::CreatePartitions {
+                name: t.name.clone(),
+                count: t.count,
+                validate_only: req.validate_only,
+            };
             if let Err(e) = ctx.admin(call).await? {
                 let (code, msg) = admin_error_code(&e);
                 result.error_code = code;
@@ -189,7 +263,10 @@ async fn create_partitions(
         }
         results.push(result);
     }
-    Ok(CreatePartitionsResponse { throttle_time_ms: 0, results })
+    Ok(CreatePartitionsResponse {
+        throttle_time_ms: 0,
+        results,
+    })
 }
 
 /// Broker-level settings shown by DescribeConfigs on the broker resource.
@@ -197,11 +274,23 @@ fn broker_configs(ctx: &ServerCtx) -> Vec<(String, String)> {
     let c = &ctx.config;
     let mut v = vec![
         ("listeners".to_string(), format!("PLAINTEXT://{}", c.listen)),
-        ("advertised.listeners".to_string(), format!("PLAINTEXT://{}:{}", c.advertise_host, c.advertise_port)),
+        (
+            "advertised.listeners".to_string(),
+            format!("PLAINTEXT://{}:{}", c.advertise_host, c.advertise_port),
+        ),
         ("log.dirs".to_string(), c.data_dir.display().to_string()),
-        ("num.partitions".to_string(), c.default_partitions.to_string()),
-        ("auto.create.topics.enable".to_string(), c.auto_create_topics.to_string()),
-        ("socket.request.max.bytes".to_string(), c.max_request_bytes.to_string()),
+        (
+            "num.partitions".to_string(),
+            c.default_partitions.to_string(),
+        ),
+        (
+            "auto.create.topics.enable".to_string(),
+            c.auto_create_topics.to_string(),
+        ),
+        (
+            "socket.request.max.bytes".to_string(),
+            c.max_request_bytes.to_string(),
+        ),
         ("broker.id".to_string(), c.node_id.to_string()),
         ("ringmq.shards".to_string(), c.shards.to_string()),
     ];
@@ -211,7 +300,10 @@ fn broker_configs(ctx: &ServerCtx) -> Vec<(String, String)> {
     v
 }
 
-fn describe_configs(ctx: &ServerCtx, req: describe_configs::DescribeConfigsRequest) -> describe_configs::DescribeConfigsResponse {
+fn describe_configs(
+    ctx: &ServerCtx,
+    req: describe_configs::DescribeConfigsRequest,
+) -> describe_configs::DescribeConfigsResponse {
     use describe_configs::*;
     let image = ctx.image();
     let mut results = Vec::with_capacity(req.resources.len());
@@ -231,18 +323,32 @@ fn describe_configs(ctx: &ServerCtx, req: describe_configs::DescribeConfigsReque
                         Some(v) => (k.to_string(), v.clone(), SOURCE_TOPIC),
                         None => {
                             let v = ctx.config.topic_defaults.get(k).to_string();
-                            let default = TOPIC_CONFIG_KEYS.iter().any(|(k2, d, _)| k2 == k && *d == v);
-                            (k.to_string(), v, if default { SOURCE_DEFAULT } else { SOURCE_STATIC_BROKER })
+                            let default = TOPIC_CONFIG_KEYS
+                                .iter()
+                                .any(|(k2, d, _)| k2 == k && *d == v);
+                            (
+                                k.to_string(),
+                                v,
+                                if default {
+                                    SOURCE_DEFAULT
+                                } else {
+                                    SOURCE_STATIC_BROKER
+                                },
+                            )
                         }
                     })
                     .collect(),
                 None => {
                     result.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
-                    result.error_message = Some(format!("topic '{}' does not exist", res.resource_name));
+                    result.error_message =
+                        Some(format!("topic '{}' does not exist", res.resource_name));
                     Vec::new()
                 }
             },
-            RESOURCE_BROKER => broker_configs(ctx).into_iter().map(|(k, v)| (k, v, SOURCE_STATIC_BROKER)).collect(),
+            RESOURCE_BROKER => broker_configs(ctx)
+                .into_iter()
+                .map(|(k, v)| (k, v, SOURCE_STATIC_BROKER))
+                .collect(),
             other => {
                 result.error_code = ErrorCode::INVALID_REQUEST;
                 result.error_message = Some(format!("resource type {other} is not supported"));
@@ -254,7 +360,10 @@ fn describe_configs(ctx: &ServerCtx, req: describe_configs::DescribeConfigsReque
             if keys.is_some_and(|k| !k.contains(&name)) {
                 continue;
             }
-            let doc = TOPIC_CONFIG_KEYS.iter().find(|(k, _, _)| *k == name).map(|(_, _, d)| d.to_string());
+            let doc = TOPIC_CONFIG_KEYS
+                .iter()
+                .find(|(k, _, _)| *k == name)
+                .map(|(_, _, d)| d.to_string());
             result.configs.push(DescribeConfigsResourceResult {
                 name,
                 value: Some(value),
@@ -268,7 +377,10 @@ fn describe_configs(ctx: &ServerCtx, req: describe_configs::DescribeConfigsReque
         }
         results.push(result);
     }
-    DescribeConfigsResponse { throttle_time_ms: 0, results }
+    DescribeConfigsResponse {
+        throttle_time_ms: 0,
+        results,
+    }
 }
 
 type ConfigChange = (String, Option<String>, i8);
@@ -295,7 +407,11 @@ async fn alter(
                 resp.error_message = Some(msg);
             }
             Ok(configs) => {
-                let call = AdminCall::SetTopicConfigs { name, configs, validate_only };
+                let call = AdminCall::SetTopicConfigs {
+                    name,
+                    configs,
+                    validate_only,
+                };
                 if let Err(e) = ctx.admin(call).await? {
                     let (code, msg) = admin_error_code(&e);
                     resp.error_code = code;
@@ -316,31 +432,49 @@ fn merged_configs(
     replace: bool,
 ) -> Result<BTreeMap<String, String>, (ErrorCode, String)> {
     if resource_type != RESOURCE_TOPIC {
-        return Err((ErrorCode::INVALID_REQUEST, "only topic configs can be altered".into()));
+        return Err((
+            ErrorCode::INVALID_REQUEST,
+            "only topic configs can be altered".into(),
+        ));
     }
     let image = ctx.image();
-    let topic = image
-        .topics
-        .get(name)
-        .ok_or_else(|| (ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
-    let mut configs = if replace { BTreeMap::new() } else { topic.configs.clone() };
+    let topic = image.topics.get(name).ok_or_else(|| {
+        (
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    let mut configs = if replace {
+        BTreeMap::new()
+    } else {
+        topic.configs.clone()
+    };
     for (key, value, op) in set {
         match (op, value) {
             (0, Some(v)) => {
-                validate_topic_config(&key, &v).map_err(|e| (ErrorCode::INVALID_CONFIG, e.to_string()))?;
+                validate_topic_config(&key, &v)
+                    .map_err(|e| (ErrorCode::INVALID_CONFIG, e.to_string()))?;
                 configs.insert(key, v);
             }
             (0, None) if replace => {}
             (1, _) => {
                 configs.remove(&key);
             }
-            (op, _) => return Err((ErrorCode::INVALID_CONFIG, format!("operation {op} on {key} is not supported"))),
+            (op, _) => {
+                return Err((
+                    ErrorCode::INVALID_CONFIG,
+                    format!("operation {op} on {key} is not supported"),
+                ))
+            }
         }
     }
     Ok(configs)
 }
 
-fn describe_cluster(ctx: &ServerCtx, _req: &describe_cluster::DescribeClusterRequest) -> describe_cluster::DescribeClusterResponse {
+fn describe_cluster(
+    ctx: &ServerCtx,
+    _req: &describe_cluster::DescribeClusterRequest,
+) -> describe_cluster::DescribeClusterResponse {
     use describe_cluster::*;
     DescribeClusterResponse {
         throttle_time_ms: 0,
@@ -366,7 +500,8 @@ async fn delete_records(
     use delete_records::*;
     let image = ctx.image();
     let mut slots: Vec<Vec<Option<Result<i64, PartitionError>>>> = Vec::new();
-    let mut by_shard: BTreeMap<ShardId, (Vec<(TopicPartition, i64)>, Vec<(usize, usize)>)> = BTreeMap::new();
+    let mut by_shard: BTreeMap<ShardId, (Vec<(TopicPartition, i64)>, Vec<(usize, usize)>)> =
+        BTreeMap::new();
     for (ti, t) in req.topics.iter().enumerate() {
         let meta = image.topics.get(t.name.as_str());
         let mut row = Vec::new();
@@ -374,8 +509,16 @@ async fn delete_records(
             match meta.filter(|m| (0..m.partitions).contains(&p.partition_index)) {
                 Some(m) => {
                     row.push(None);
-                    let e = by_shard.entry(ctx.router.owner(&m.name, p.partition_index)).or_default();
-                    e.0.push((TopicPartition { topic: m.name.clone(), partition: p.partition_index }, p.offset));
+                    let e = by_shard
+                        .entry(ctx.router.owner(&m.name, p.partition_index))
+                        .or_default();
+                    e.0.push((
+                        TopicPartition {
+                            topic: m.name.clone(),
+                            partition: p.partition_index,
+                        },
+                        p.offset,
+                    ));
                     e.1.push((ti, pi));
                 }
                 None => row.push(Some(Err(PartitionError::UnknownTopicOrPartition))),
@@ -383,9 +526,16 @@ async fn delete_records(
         }
         slots.push(row);
     }
-    let calls = by_shard.into_iter().map(|(shard, (parts, pos))| async move {
-        (ctx.router.call(shard, ShardCall::DeleteRecords { parts }).await, pos)
-    });
+    let calls = by_shard
+        .into_iter()
+        .map(|(shard, (parts, pos))| async move {
+            (
+                ctx.router
+                    .call(shard, ShardCall::DeleteRecords { parts })
+                    .await,
+                pos,
+            )
+        });
     for (reply, pos) in join_all(calls).await {
         let Ok(ShardReply::DeleteRecords(results)) = reply else {
             return Err(RequestError::Unavailable);
@@ -404,18 +554,27 @@ async fn delete_records(
                 .partitions
                 .iter()
                 .zip(row)
-                .map(|(p, slot)| match slot.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)) {
-                    Ok(low) => DeleteRecordsPartitionResult { partition_index: p.partition_index, low_watermark: low, error_code: ErrorCode::NONE },
-                    Err(e) => DeleteRecordsPartitionResult {
-                        partition_index: p.partition_index,
-                        low_watermark: -1,
-                        error_code: partition_error_code(&e),
-                    },
+                .map(|(p, slot)| {
+                    match slot.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)) {
+                        Ok(low) => DeleteRecordsPartitionResult {
+                            partition_index: p.partition_index,
+                            low_watermark: low,
+                            error_code: ErrorCode::NONE,
+                        },
+                        Err(e) => DeleteRecordsPartitionResult {
+                            partition_index: p.partition_index,
+                            low_watermark: -1,
+                            error_code: partition_error_code(&e),
+                        },
+                    }
                 })
                 .collect(),
         })
         .collect();
-    Ok(DeleteRecordsResponse { throttle_time_ms: 0, topics })
+    Ok(DeleteRecordsResponse {
+        throttle_time_ms: 0,
+        topics,
+    })
 }
 
 async fn init_producer_id(
@@ -423,7 +582,12 @@ async fn init_producer_id(
     req: init_producer_id::InitProducerIdRequest,
 ) -> Result<init_producer_id::InitProducerIdResponse, RequestError> {
     use init_producer_id::*;
-    let mut resp = InitProducerIdResponse { throttle_time_ms: 0, error_code: 0, producer_id: -1, producer_epoch: -1 };
+    let mut resp = InitProducerIdResponse {
+        throttle_time_ms: 0,
+        error_code: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+    };
     if req.transactional_id.is_some() {
         resp.error_code = ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.0;
         return Ok(resp);

@@ -28,16 +28,21 @@ type Pending = glommio::task::JoinHandle<Result<Option<Vec<Bytes>>, RequestError
 
 pub async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer: Rc<str> = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+        .into();
     ctx.connections.set(ctx.connections.get() + 1);
     let (read_half, write_half) = futures_lite::io::split(stream);
-    let (tx, rx) = glommio::channels::local_channel::new_bounded::<(Pending, glommio::sync::StaticPermit)>(
-        MAX_INFLIGHT_PER_CONNECTION,
-    );
+    let (tx, rx) = glommio::channels::local_channel::new_bounded::<(
+        Pending,
+        glommio::sync::StaticPermit,
+    )>(MAX_INFLIGHT_PER_CONNECTION);
     // When the client stops sending, the writer still answers what was read; a read or
     // protocol error ends both at once.
     let reader = async {
-        read_frames(ctx.clone(), read_half, tx).await?;
+        read_frames(ctx.clone(), peer.clone(), read_half, tx).await?;
         futures_lite::future::pending::<Result<(), String>>().await
     };
     let writer = write_responses(write_half, rx);
@@ -50,6 +55,7 @@ pub async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream) {
 
 async fn read_frames(
     ctx: Rc<ServerCtx>,
+    peer: Rc<str>,
     read_half: futures_lite::io::ReadHalf<TcpStream>,
     tx: glommio::channels::local_channel::LocalSender<(Pending, glommio::sync::StaticPermit)>,
 ) -> Result<(), String> {
@@ -62,7 +68,10 @@ async fn read_frames(
         }
         let size = i32::from_be_bytes(size_buf);
         if size < 8 || size as usize > ctx.config.max_request_bytes {
-            return Err(format!("frame of {size} bytes refused (max {})", ctx.config.max_request_bytes));
+            return Err(format!(
+                "frame of {size} bytes refused (max {})",
+                ctx.config.max_request_bytes
+            ));
         }
         let permit = ctx
             .inflight
@@ -71,7 +80,10 @@ async fn read_frames(
             .map_err(|_| "shutting down".to_string())?;
         let mut body = BytesMut::zeroed(size as usize);
         match glommio::timer::timeout(FRAME_BODY_TIMEOUT, async {
-            reader.read_exact(&mut body).await.map_err(|e| glommio::GlommioError::IoError(e))
+            reader
+                .read_exact(&mut body)
+                .await
+                .map_err(glommio::GlommioError::IoError)
         })
         .await
         {
@@ -80,9 +92,12 @@ async fn read_frames(
         }
         let frame = body.freeze();
         let mut r = Reader::new(frame);
-        let header = RequestHeader::decode_any(&mut r).map_err(|e| format!("bad request header: {e}"))?;
-        let ctx2 = ctx.clone();
-        let task = glommio::spawn_local(async move { handle_request(&ctx2, header, r).await }).detach();
+        let header =
+            RequestHeader::decode_any(&mut r).map_err(|e| format!("bad request header: {e}"))?;
+        let (ctx2, peer2) = (ctx.clone(), peer.clone());
+        let task =
+            glommio::spawn_local(async move { handle_request(&ctx2, header, &peer2, r).await })
+                .detach();
         if tx.send((task, permit)).await.is_err() {
             return Ok(());
         }
@@ -100,14 +115,19 @@ async fn write_responses(
             Some(Err(e)) => return Err(e.to_string()),
             None => return Err("request task cancelled".into()),
         };
-        write_frame(&mut write_half, parts).await.map_err(|e| format!("write failed: {e}"))?;
+        write_frame(&mut write_half, parts)
+            .await
+            .map_err(|e| format!("write failed: {e}"))?;
         drop(permit);
     }
     Ok(())
 }
 
 /// Write one response frame: size prefix, then the parts (header and body).
-async fn write_frame(w: &mut futures_lite::io::WriteHalf<TcpStream>, parts: Vec<Bytes>) -> std::io::Result<()> {
+async fn write_frame(
+    w: &mut futures_lite::io::WriteHalf<TcpStream>,
+    parts: Vec<Bytes>,
+) -> std::io::Result<()> {
     let total: usize = parts.iter().map(Bytes::len).sum();
     let size = (total as u32).to_be_bytes();
     if total <= COALESCE_BYTES {

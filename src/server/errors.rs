@@ -34,7 +34,9 @@ pub fn admin_error_code(e: &AdminError) -> (ErrorCode, String) {
         AdminError::InvalidTopic(m) => (ErrorCode::INVALID_TOPIC_EXCEPTION, m.clone()),
         AdminError::InvalidPartitions(m) => (ErrorCode::INVALID_PARTITIONS, m.clone()),
         AdminError::InvalidConfig(m) => (ErrorCode::INVALID_CONFIG, m.clone()),
-        AdminError::InvalidReplicationFactor(m) => (ErrorCode::INVALID_REPLICATION_FACTOR, m.clone()),
+        AdminError::InvalidReplicationFactor(m) => {
+            (ErrorCode::INVALID_REPLICATION_FACTOR, m.clone())
+        }
         AdminError::Storage(m) => (ErrorCode::KAFKA_STORAGE_ERROR, m.clone()),
     }
 }
@@ -45,11 +47,37 @@ mod tests {
 
     #[test]
     fn codes_are_kafkas() {
-        assert_eq!(partition_error_code(&PartitionError::CorruptMessage("x".into())).0, 2);
-        assert_eq!(partition_error_code(&PartitionError::UnknownTopicOrPartition).0, 3);
-        assert_eq!(partition_error_code(&PartitionError::MessageTooLarge { bytes: 2, max_bytes: 1 }).0, 10);
-        assert_eq!(partition_error_code(&PartitionError::Storage("eio".into())).0, 56);
-        assert_eq!(admin_error_code(&AdminError::TopicAlreadyExists("t".into())).0 .0, 36);
-        assert_eq!(admin_error_code(&AdminError::InvalidPartitions("p".into())).0 .0, 37);
+        assert_eq!(
+            partition_error_code(&PartitionError::CorruptMessage("x".into())).0,
+            2
+        );
+        assert_eq!(
+            partition_error_code(&PartitionError::UnknownTopicOrPartition).0,
+            3
+        );
+        assert_eq!(
+            partition_error_code(&PartitionError::MessageTooLarge {
+                bytes: 2,
+                max_bytes: 1
+            })
+            .0,
+            10
+        );
+        assert_eq!(
+            partition_error_code(&PartitionError::Storage("eio".into())).0,
+            56
+        );
+        assert_eq!(
+            admin_error_code(&AdminError::TopicAlreadyExists("t".into()))
+                .0
+                 .0,
+            36
+        );
+        assert_eq!(
+            admin_error_code(&AdminError::InvalidPartitions("p".into()))
+                .0
+                 .0,
+            37
+        );
     }
 }

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 /// Longest wait a client may ask for.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
+/// Largest response a fetch may build, whatever the client asks: bounds the memory one
+/// request can pin (the first batch of the response may still exceed it, KIP-74).
+pub const FETCH_RESPONSE_BYTES_CAP: usize = 64 << 20;
 
 type Slot = Result<FetchedPartition, PartitionError>;
 
@@ -38,11 +41,25 @@ fn plan(ctx: &ServerCtx, req: &FetchRequest) -> Plan {
     for (ti, topic) in req.topics.iter().enumerate() {
         let meta = image.topics.get(topic.topic.as_str());
         for (pi, p) in topic.partitions.iter().enumerate() {
-            let target = meta.filter(|m| (0..m.partitions).contains(&p.partition)).map(|m| {
-                let tp = TopicPartition { topic: m.name.clone(), partition: p.partition };
-                let max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-                (ctx.router.owner(&m.name, p.partition), FetchPart { tp, fetch_offset: p.fetch_offset, partition_max_bytes: max })
-            });
+            let target = meta
+                .filter(|m| (0..m.partitions).contains(&p.partition))
+                .map(|m| {
+                    let tp = TopicPartition {
+                        topic: m.name.clone(),
+                        partition: p.partition,
+                    };
+                    let max = usize::try_from(p.partition_max_bytes)
+                        .unwrap_or(0)
+                        .min(FETCH_RESPONSE_BYTES_CAP);
+                    (
+                        ctx.router.owner(&m.name, p.partition),
+                        FetchPart {
+                            tp,
+                            fetch_offset: p.fetch_offset,
+                            partition_max_bytes: max,
+                        },
+                    )
+                });
             parts.push((ti, pi, target));
         }
     }
@@ -62,9 +79,14 @@ async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestErro
             None => slots[i] = Some(Err(PartitionError::UnknownTopicOrPartition)),
         }
     }
-    let calls = by_shard.into_iter().map(|(shard, (parts, idx))| async move {
-        (ctx.router.call(shard, ShardCall::Fetch { parts }).await, idx)
-    });
+    let calls = by_shard
+        .into_iter()
+        .map(|(shard, (parts, idx))| async move {
+            (
+                ctx.router.call(shard, ShardCall::Fetch { parts }).await,
+                idx,
+            )
+        });
     for (reply, idx) in join_all(calls).await {
         let Ok(ShardReply::Fetch(results)) = reply else {
             return Err(RequestError::Unavailable);
@@ -73,7 +95,10 @@ async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestErro
             slots[i] = Some(r);
         }
     }
-    Ok(slots.into_iter().map(|s| s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition))).collect())
+    Ok(slots
+        .into_iter()
+        .map(|s| s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)))
+        .collect())
 }
 
 /// Wait until any owning shard reports new data, or `timeout`.
@@ -81,14 +106,20 @@ async fn wait_for_data(ctx: &ServerCtx, plan: &Plan, timeout: Duration) {
     let mut by_shard: BTreeMap<ShardId, Vec<(TopicPartition, Offset)>> = BTreeMap::new();
     for (_, _, target) in &plan.parts {
         if let Some((shard, part)) = target {
-            by_shard.entry(*shard).or_default().push((part.tp.clone(), part.fetch_offset));
+            by_shard
+                .entry(*shard)
+                .or_default()
+                .push((part.tp.clone(), part.fetch_offset));
         }
     }
     let mut waits: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = by_shard
         .into_iter()
         .map(|(shard, parts)| {
             let f: Pin<Box<dyn Future<Output = ()> + '_>> = Box::pin(async move {
-                let _ = ctx.router.call(shard, ShardCall::WaitForData { parts, timeout }).await;
+                let _ = ctx
+                    .router
+                    .call(shard, ShardCall::WaitForData { parts, timeout })
+                    .await;
             });
             f
         })
@@ -113,13 +144,24 @@ async fn wait_for_data(ctx: &ServerCtx, plan: &Plan, timeout: Duration) {
 }
 
 pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse, RequestError> {
+    // Admission by the response the client may get: its byte limit, capped. Released when
+    // the response is encoded (the bytes it references are the log's own buffers).
+    let budget = response_budget(&req) as u64;
+    let _permit = ctx
+        .inflight
+        .acquire_permit(budget)
+        .await
+        .map_err(|_| RequestError::Unavailable)?;
     let plan = plan(ctx, &req);
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
     let mut slots = read_all(ctx, &plan).await?;
     loop {
-        let bytes: usize = slots.iter().map(|s| s.as_ref().map_or(0, FetchedPartition::bytes)).sum();
+        let bytes: usize = slots
+            .iter()
+            .map(|s| s.as_ref().map_or(0, FetchedPartition::bytes))
+            .sum();
         let any_error = slots.iter().any(Result::is_err);
         let left = deadline.saturating_duration_since(Instant::now());
         if bytes >= min_bytes || any_error || left.is_zero() {
@@ -131,13 +173,31 @@ pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse,
     Ok(respond(&req, &plan, slots))
 }
 
+/// Bytes of response a request may produce: its max_bytes, or the sum of its partition
+/// limits if smaller, never above [`FETCH_RESPONSE_BYTES_CAP`].
+fn response_budget(req: &FetchRequest) -> usize {
+    let partitions: usize = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| usize::try_from(p.partition_max_bytes).unwrap_or(0))
+        .fold(0usize, usize::saturating_add);
+    let total = usize::try_from(req.max_bytes).unwrap_or(usize::MAX);
+    total.min(partitions).min(FETCH_RESPONSE_BYTES_CAP)
+}
+
 fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
-    let max_bytes = if req.max_bytes <= 0 { usize::MAX } else { req.max_bytes as usize };
+    let max_bytes = usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(FETCH_RESPONSE_BYTES_CAP);
     let mut used = 0usize;
     let mut responses: Vec<FetchableTopicResponse> = req
         .topics
         .iter()
-        .map(|t| FetchableTopicResponse { topic: t.topic.clone(), partitions: Vec::new() })
+        .map(|t| FetchableTopicResponse {
+            topic: t.topic.clone(),
+            partitions: Vec::new(),
+        })
         .collect();
     for ((ti, pi, _), slot) in plan.parts.iter().zip(slots) {
         let partition_index = req.topics[*ti].partitions[*pi].partition;
@@ -172,7 +232,12 @@ fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
         }
         responses[*ti].partitions.push(pd);
     }
-    FetchResponse { throttle_time_ms: 0, error_code: ErrorCode::NONE.0, session_id: 0, responses }
+    FetchResponse {
+        throttle_time_ms: 0,
+        error_code: ErrorCode::NONE.0,
+        session_id: 0,
+        responses,
+    }
 }
 
 #[allow(dead_code)]

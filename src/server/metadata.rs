@@ -8,7 +8,10 @@ use crate::protocol::ErrorCode;
 use crate::router::{AdminCall, AdminError};
 use std::collections::BTreeMap;
 
-pub async fn handle(ctx: &ServerCtx, req: MetadataRequest) -> Result<MetadataResponse, RequestError> {
+pub async fn handle(
+    ctx: &ServerCtx,
+    req: MetadataRequest,
+) -> Result<MetadataResponse, RequestError> {
     let image = ctx.image();
     let mut topics = Vec::new();
     match req.topics {
@@ -19,8 +22,15 @@ pub async fn handle(ctx: &ServerCtx, req: MetadataRequest) -> Result<MetadataRes
         }
         Some(requested) => {
             for rt in requested {
-                let by_id = image.topics.values().find(|t| rt.topic_id != [0; 16] && t.topic_id == rt.topic_id);
-                let name = rt.name.clone().or_else(|| by_id.map(|t| t.name.to_string())).unwrap_or_default();
+                let by_id = image
+                    .topics
+                    .values()
+                    .find(|t| rt.topic_id != [0; 16] && t.topic_id == rt.topic_id);
+                let name = rt
+                    .name
+                    .clone()
+                    .or_else(|| by_id.map(|t| t.name.to_string()))
+                    .unwrap_or_default();
                 topics.push(resolve(ctx, &name, rt.topic_id, req.allow_auto_topic_creation).await?);
             }
         }
@@ -40,7 +50,12 @@ pub async fn handle(ctx: &ServerCtx, req: MetadataRequest) -> Result<MetadataRes
     })
 }
 
-async fn resolve(ctx: &ServerCtx, name: &str, topic_id: [u8; 16], allow_create: bool) -> Result<MetadataResponseTopic, RequestError> {
+async fn resolve(
+    ctx: &ServerCtx,
+    name: &str,
+    topic_id: [u8; 16],
+    allow_create: bool,
+) -> Result<MetadataResponseTopic, RequestError> {
     if let Some(t) = ctx.image().topics.get(name) {
         return Ok(topic_entry(t));
     }

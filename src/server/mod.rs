@@ -10,6 +10,7 @@ pub mod admin;
 pub mod conn;
 pub mod errors;
 pub mod fetch;
+pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -29,8 +30,15 @@ use std::sync::Arc;
 /// Why a request closes its connection.
 #[derive(Debug)]
 pub enum RequestError {
-    Decode { api_key: i16, api_version: i16, error: DecodeError },
-    Unsupported { api_key: i16, api_version: i16 },
+    Decode {
+        api_key: i16,
+        api_version: i16,
+        error: DecodeError,
+    },
+    Unsupported {
+        api_key: i16,
+        api_version: i16,
+    },
     /// A peer shard is gone (shutdown).
     Unavailable,
 }
@@ -38,10 +46,20 @@ pub enum RequestError {
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RequestError::Decode { api_key, api_version, error } => {
-                write!(f, "malformed request (api {api_key} v{api_version}): {error}")
+            RequestError::Decode {
+                api_key,
+                api_version,
+                error,
+            } => {
+                write!(
+                    f,
+                    "malformed request (api {api_key} v{api_version}): {error}"
+                )
             }
-            RequestError::Unsupported { api_key, api_version } => {
+            RequestError::Unsupported {
+                api_key,
+                api_version,
+            } => {
                 write!(f, "unsupported api key {api_key} version {api_version}")
             }
             RequestError::Unavailable => write!(f, "broker shutting down"),
@@ -67,7 +85,14 @@ const CLIENT_ERROR_LOGS_PER_SECOND: u32 = 20;
 impl ServerCtx {
     pub fn new(config: Arc<BrokerConfig>, router: Rc<Router>, metadata: Rc<LocalMetadata>) -> Self {
         let inflight = Rc::new(Semaphore::new(config.inflight_bytes_per_shard as u64));
-        ServerCtx { config, router, metadata, inflight, connections: Cell::new(0), log_budget: Cell::new((0, 0)) }
+        ServerCtx {
+            config,
+            router,
+            metadata,
+            inflight,
+            connections: Cell::new(0),
+            log_budget: Cell::new((0, 0)),
+        }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -82,7 +107,10 @@ impl ServerCtx {
         let count = if at == second { count + 1 } else { 1 };
         self.log_budget.set((second, count));
         if count <= CLIENT_ERROR_LOGS_PER_SECOND {
-            eprintln!("shard {}: closing connection from {peer}: {why}", self.router.me().0);
+            eprintln!(
+                "shard {}: closing connection from {peer}: {why}",
+                self.router.me().0
+            );
         }
     }
 
@@ -95,8 +123,15 @@ impl ServerCtx {
     }
 
     /// Run an admin call on the metadata shard.
-    pub async fn admin(&self, call: AdminCall) -> Result<Result<AdminReply, AdminError>, RequestError> {
-        match self.router.call(crate::model::ShardId(0), ShardCall::Admin(call)).await {
+    pub async fn admin(
+        &self,
+        call: AdminCall,
+    ) -> Result<Result<AdminReply, AdminError>, RequestError> {
+        match self
+            .router
+            .call(crate::model::ShardId(0), ShardCall::Admin(call))
+            .await
+        {
             Ok(ShardReply::Admin(r)) => Ok(r),
             _ => Err(RequestError::Unavailable),
         }
@@ -109,21 +144,35 @@ impl ServerCtx {
 pub async fn handle_request(
     ctx: &ServerCtx,
     header: RequestHeader,
+    peer: &str,
     mut body: Reader,
 ) -> Result<Option<Vec<Bytes>>, RequestError> {
     let (key, version) = (header.api_key, header.api_version);
     let mut w = Writer::new();
     if key == api_versions::API_KEY && !api::supported(key, version) {
         // KIP-511: v0 body, header v0, error UNSUPPORTED_VERSION and the full list.
-        ResponseHeader { correlation_id: header.correlation_id }.encode(&mut w, 0);
+        ResponseHeader {
+            correlation_id: header.correlation_id,
+        }
+        .encode(&mut w, 0);
         api_versions::ApiVersionsResponse::unsupported_fallback().encode(&mut w, 0);
         return Ok(Some(w.finish()));
     }
     if !api::supported(key, version) {
-        return Err(RequestError::Unsupported { api_key: key, api_version: version });
+        return Err(RequestError::Unsupported {
+            api_key: key,
+            api_version: version,
+        });
     }
-    ResponseHeader { correlation_id: header.correlation_id }.encode(&mut w, response_header_version(key, version));
-    let decode_err = |error| RequestError::Decode { api_key: key, api_version: version, error };
+    ResponseHeader {
+        correlation_id: header.correlation_id,
+    }
+    .encode(&mut w, response_header_version(key, version));
+    let decode_err = |error| RequestError::Decode {
+        api_key: key,
+        api_version: version,
+        error,
+    };
     use crate::protocol::*;
     let answered = match key {
         api_versions::API_KEY => {
@@ -133,7 +182,9 @@ pub async fn handle_request(
         }
         metadata::API_KEY => {
             let req = metadata::MetadataRequest::decode(&mut body, version).map_err(decode_err)?;
-            self::metadata::handle(ctx, req).await?.encode(&mut w, version);
+            self::metadata::handle(ctx, req)
+                .await?
+                .encode(&mut w, version);
             true
         }
         produce::API_KEY => {
@@ -152,11 +203,17 @@ pub async fn handle_request(
             true
         }
         list_offsets::API_KEY => {
-            let req = list_offsets::ListOffsetsRequest::decode(&mut body, version).map_err(decode_err)?;
-            self::offsets::list_offsets(ctx, req).await?.encode(&mut w, version);
+            let req =
+                list_offsets::ListOffsetsRequest::decode(&mut body, version).map_err(decode_err)?;
+            self::offsets::list_offsets(ctx, req)
+                .await?
+                .encode(&mut w, version);
             true
         }
-        _ => self::admin::handle(ctx, key, version, &mut body, &mut w).await?,
+        _ => {
+            self::groups::handle(ctx, &header, peer, &mut body, &mut w).await?
+                || self::admin::handle(ctx, key, version, &mut body, &mut w).await?
+        }
     };
     Ok(answered.then(|| w.finish()))
 }

@@ -9,7 +9,10 @@ use crate::router::{OffsetQuery, PartitionError, ShardCall, ShardReply};
 use crate::shard::join_all;
 use std::collections::BTreeMap;
 
-pub async fn list_offsets(ctx: &ServerCtx, req: ListOffsetsRequest) -> Result<ListOffsetsResponse, RequestError> {
+pub async fn list_offsets(
+    ctx: &ServerCtx,
+    req: ListOffsetsRequest,
+) -> Result<ListOffsetsResponse, RequestError> {
     let image = ctx.image();
     let mut slots: Vec<Vec<Option<Result<(i64, i64), PartitionError>>>> = Vec::new();
     let mut by_shard: BTreeMap<ShardId, (Vec<OffsetQuery>, Vec<(usize, usize)>)> = BTreeMap::new();
@@ -20,9 +23,17 @@ pub async fn list_offsets(ctx: &ServerCtx, req: ListOffsetsRequest) -> Result<Li
             match meta.filter(|m| (0..m.partitions).contains(&p.partition_index)) {
                 Some(m) => {
                     row.push(None);
-                    let tp = TopicPartition { topic: m.name.clone(), partition: p.partition_index };
-                    let e = by_shard.entry(ctx.router.owner(&m.name, p.partition_index)).or_default();
-                    e.0.push(OffsetQuery { tp, timestamp: p.timestamp });
+                    let tp = TopicPartition {
+                        topic: m.name.clone(),
+                        partition: p.partition_index,
+                    };
+                    let e = by_shard
+                        .entry(ctx.router.owner(&m.name, p.partition_index))
+                        .or_default();
+                    e.0.push(OffsetQuery {
+                        tp,
+                        timestamp: p.timestamp,
+                    });
                     e.1.push((ti, pi));
                 }
                 None => row.push(Some(Err(PartitionError::UnknownTopicOrPartition))),
@@ -30,9 +41,16 @@ pub async fn list_offsets(ctx: &ServerCtx, req: ListOffsetsRequest) -> Result<Li
         }
         slots.push(row);
     }
-    let calls = by_shard.into_iter().map(|(shard, (queries, pos))| async move {
-        (ctx.router.call(shard, ShardCall::ListOffsets { queries }).await, pos)
-    });
+    let calls = by_shard
+        .into_iter()
+        .map(|(shard, (queries, pos))| async move {
+            (
+                ctx.router
+                    .call(shard, ShardCall::ListOffsets { queries })
+                    .await,
+                pos,
+            )
+        });
     for (reply, pos) in join_all(calls).await {
         let Ok(ShardReply::ListOffsets(results)) = reply else {
             return Err(RequestError::Unavailable);
@@ -73,5 +91,8 @@ pub async fn list_offsets(ctx: &ServerCtx, req: ListOffsetsRequest) -> Result<Li
                 .collect(),
         })
         .collect();
-    Ok(ListOffsetsResponse { throttle_time_ms: 0, topics })
+    Ok(ListOffsetsResponse {
+        throttle_time_ms: 0,
+        topics,
+    })
 }

@@ -39,12 +39,15 @@ fn partition_response(index: i32, result: &Slot) -> PartitionProduceResponse {
 }
 
 /// Returns `None` for acks=0 (no response is sent).
-pub async fn handle(ctx: &ServerCtx, req: ProduceRequest) -> Result<Option<ProduceResponse>, RequestError> {
+pub async fn handle(
+    ctx: &ServerCtx,
+    req: ProduceRequest,
+) -> Result<Option<ProduceResponse>, RequestError> {
     let image = ctx.image();
     // One slot per partition in request order; filled locally (errors) or by a shard.
     let mut slots: Vec<Vec<Option<Slot>>> = Vec::with_capacity(req.topic_data.len());
     let mut by_shard: BTreeMap<ShardId, (Vec<ProducePart>, Vec<(usize, usize)>)> = BTreeMap::new();
-    let bad_acks = !matches!(req.acks, 0 | 1 | -1);
+    let bad_acks = !(-1..=1).contains(&req.acks);
     for (ti, topic) in req.topic_data.iter().enumerate() {
         let meta = image.topics.get(topic.name.as_str());
         let mut row = Vec::with_capacity(topic.partition_data.len());
@@ -55,10 +58,18 @@ pub async fn handle(ctx: &ServerCtx, req: ProduceRequest) -> Result<Option<Produ
                 continue;
             }
             row.push(None);
-            let name: Arc<str> = meta.map(|m| m.name.clone()).unwrap_or_else(|| Arc::from(topic.name.as_str()));
+            let name: Arc<str> = meta
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| Arc::from(topic.name.as_str()));
             let owner = ctx.router.owner(&name, part.index);
             let entry = by_shard.entry(owner).or_default();
-            entry.0.push(ProducePart { tp: TopicPartition { topic: name, partition: part.index }, records: part.records.clone() });
+            entry.0.push(ProducePart {
+                tp: TopicPartition {
+                    topic: name,
+                    partition: part.index,
+                },
+                records: part.records.clone(),
+            });
             entry.1.push((ti, pi));
         }
         slots.push(row);
@@ -66,7 +77,12 @@ pub async fn handle(ctx: &ServerCtx, req: ProduceRequest) -> Result<Option<Produ
     let calls = by_shard.into_iter().map(|(shard, (parts, positions))| {
         let router = ctx.router.clone();
         let acks = req.acks;
-        async move { (router.call(shard, ShardCall::Produce { acks, parts }).await, positions) }
+        async move {
+            (
+                router.call(shard, ShardCall::Produce { acks, parts }).await,
+                positions,
+            )
+        }
     });
     for (reply, positions) in join_all(calls).await {
         let results = match reply {
@@ -104,5 +120,8 @@ pub async fn handle(ctx: &ServerCtx, req: ProduceRequest) -> Result<Option<Produ
                 .collect(),
         })
         .collect();
-    Ok(Some(ProduceResponse { responses, throttle_time_ms: 0 }))
+    Ok(Some(ProduceResponse {
+        responses,
+        throttle_time_ms: 0,
+    }))
 }

@@ -61,6 +61,11 @@ impl BatchCache {
         self.inner.borrow().capacity_bytes
     }
 
+    /// True if a batch of `len` bytes would be cached (saves the caller a copy otherwise).
+    pub(crate) fn accepts(&self, len: usize) -> bool {
+        len <= self.inner.borrow().capacity_bytes
+    }
+
     pub(crate) fn register(&self) -> LogId {
         let mut inner = self.inner.borrow_mut();
         inner.next_log_id += 1;

@@ -66,8 +66,9 @@
 //!
 //! # Recovery
 //! `open` lists the directory, removes stray temporary files and orphan indexes, and opens
-//! every segment. A sealed segment whose index covers exactly its file size is trusted
-//! without reading it; otherwise it is scanned. The active (last) segment is scanned from the
+//! every segment. A sealed segment below the checkpoint's recovery point whose index covers
+//! exactly its file size is trusted without reading it; otherwise it is scanned (all of them
+//! if the checkpoint is missing or damaged, since the producer state must then be rebuilt). The active (last) segment is scanned from the
 //! checkpoint's recovery point (or from its start if the checkpoint does not match), checking
 //! each batch's length, magic, counts, CRC-32C and that offsets are dense and increasing. The
 //! log is truncated at the first torn or corrupt batch (zero padding included); each

@@ -137,7 +137,8 @@ async fn choose_start<D: Disk>(
             Start::FromCheckpoint(index, times)
         }
         Some(p) if base >= p.segment_base => Start::Scan,
-        _ if !is_last && index.covered_bytes == file_size => Start::Trusted(index, times),
+        // Without a checkpoint there is no producer state for unscanned segments: scan all.
+        Some(_) if !is_last && index.covered_bytes == file_size => Start::Trusted(index, times),
         _ => Start::Scan,
     }
 }
@@ -222,7 +223,7 @@ impl<D: Disk> PartitionLog<D> {
             cache,
             log_id,
             write_lock: Semaphore::new(1),
-            sync_lock: Semaphore::new(1),
+            rounds: Default::default(),
             state: RefCell::new(state),
         };
         let log = PartitionLog {

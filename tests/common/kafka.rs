@@ -17,6 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 /// CreateTime of record 0: the first use in this test process, minus a minute. Record `i` is
@@ -183,6 +184,7 @@ pub fn producer(addr: &str, codec: &str, extra: &[(&str, &str)]) -> BaseProducer
 }
 
 /// Sends record `i` (see the module docs) to `topic`, waiting while librdkafka's queue is full.
+/// Panics on any other error.
 pub fn send_record(
     p: &BaseProducer<AckContext>,
     topic: &str,
@@ -190,6 +192,18 @@ pub fn send_record(
     i: u64,
     value_bytes: usize,
 ) {
+    try_send_record(p, topic, partitions, i, value_bytes)
+        .unwrap_or_else(|e| panic!("send record {i}: {e}"));
+}
+
+/// [`send_record`] that hands back the error (e.g. librdkafka's fatal idempotence error).
+pub fn try_send_record(
+    p: &BaseProducer<AckContext>,
+    topic: &str,
+    partitions: i32,
+    i: u64,
+    value_bytes: usize,
+) -> Result<(), KafkaError> {
     let key = key_of(i);
     let value = value_of(i, value_bytes);
     let partition = (i % partitions as u64) as i32;
@@ -202,14 +216,13 @@ pub fn send_record(
             .headers(headers_of(i))
             .timestamp(timestamp_of(i));
         match p.send(record) {
-            Ok(()) => return,
-            Err((
-                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                _,
-            )) if Instant::now() < deadline => {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                if Instant::now() < deadline =>
+            {
                 p.poll(Duration::from_millis(10));
             }
-            Err((e, _)) => panic!("send record {i}: {e}"),
+            Err((e, _)) => return Err(e),
         }
     }
 }

@@ -421,7 +421,9 @@ pub struct RawConn {
 
 impl RawConn {
     pub fn connect(addr: &str) -> RawConn {
-        let stream = TcpStream::connect(addr).expect("raw connect");
+        let sock_addr = addr.parse().expect("addr is IP:PORT");
+        let stream = TcpStream::connect_timeout(&sock_addr, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("raw connect to {addr}: {e}"));
         stream.set_nodelay(true).expect("nodelay");
         stream
             .set_write_timeout(Some(Duration::from_secs(10)))

@@ -9,10 +9,12 @@
 //! `always`, the handler waits for the log's group commit (`sync_through`) before answering;
 //! all producers waiting on a partition share one fdatasync.
 
+pub mod groups;
+
 use crate::cluster::{LocalMetadata, MetadataError, MetadataImage, MetadataStore, TopicMeta};
 use crate::config::{BrokerConfig, Durability, TimestampKind, TopicConfigs};
 use crate::io::dma::DmaDisk;
-use crate::model::{owner_shard, Offset, ShardId, TopicPartition};
+use crate::model::{Offset, ShardId, TopicPartition};
 use crate::router::*;
 use crate::storage::{BatchCache, LogConfig, PartitionLog, StorageError, TimestampType};
 use std::cell::{Cell, RefCell};
@@ -28,7 +30,7 @@ use std::time::Duration;
 /// Bytes of recent batches each shard keeps in memory for tail fetches.
 pub const BATCH_CACHE_BYTES_PER_SHARD: usize = 256 << 20;
 
-type Log = PartitionLog<DmaDisk>;
+pub(crate) type Log = PartitionLog<DmaDisk>;
 
 /// Wakes every waiter when data is appended on this shard (fetch long polling).
 #[derive(Default)]
@@ -68,25 +70,44 @@ pub struct Shard {
     router: Rc<Router>,
     /// Set when shutdown starts: new calls are refused.
     closing: Cell<bool>,
+    /// The consumer-group coordinator of the groups this shard owns (set at start).
+    groups: RefCell<Option<Rc<groups::GroupShard>>>,
 }
 
 fn storage_error(e: StorageError) -> PartitionError {
     match e {
         StorageError::CorruptBatch(b) => PartitionError::CorruptMessage(b.to_string()),
-        StorageError::MessageTooLarge { size, max } => PartitionError::MessageTooLarge { bytes: size, max_bytes: max as usize },
-        StorageError::OffsetOutOfRange { requested, log_start, log_end } => {
-            PartitionError::OffsetOutOfRange { requested, log_start, log_end }
+        StorageError::MessageTooLarge { size, max } => PartitionError::MessageTooLarge {
+            bytes: size,
+            max_bytes: max as usize,
+        },
+        StorageError::OffsetOutOfRange {
+            requested,
+            log_start,
+            log_end,
+        } => PartitionError::OffsetOutOfRange {
+            requested,
+            log_start,
+            log_end,
+        },
+        StorageError::OutOfOrderSequence { .. } => {
+            PartitionError::OutOfOrderSequence(e.to_string())
         }
-        StorageError::OutOfOrderSequence { .. } => PartitionError::OutOfOrderSequence(e.to_string()),
-        StorageError::InvalidProducerEpoch { .. } => PartitionError::InvalidProducerEpoch(e.to_string()),
+        StorageError::InvalidProducerEpoch { .. } => {
+            PartitionError::InvalidProducerEpoch(e.to_string())
+        }
         other => PartitionError::Storage(other.to_string()),
     }
 }
 
 fn admin_error(e: MetadataError) -> AdminError {
     match e {
-        MetadataError::TopicExists(t) => AdminError::TopicAlreadyExists(format!("topic '{t}' already exists")),
-        MetadataError::UnknownTopic(t) => AdminError::UnknownTopic(format!("topic '{t}' does not exist")),
+        MetadataError::TopicExists(t) => {
+            AdminError::TopicAlreadyExists(format!("topic '{t}' already exists"))
+        }
+        MetadataError::UnknownTopic(t) => {
+            AdminError::UnknownTopic(format!("topic '{t}' does not exist"))
+        }
         MetadataError::InvalidTopicName(why) => AdminError::InvalidTopic(why),
         MetadataError::InvalidPartitions(why) => AdminError::InvalidPartitions(why),
         other => AdminError::Storage(other.to_string()),
@@ -95,19 +116,20 @@ fn admin_error(e: MetadataError) -> AdminError {
 
 /// The storage settings of a topic, from its resolved configs.
 pub fn log_config(configs: &TopicConfigs) -> LogConfig {
-    let mut c = LogConfig::default();
-    c.segment_bytes = configs.get_i64("segment.bytes").max(14 * 1024) as u64;
-    c.segment_ms = configs.get_i64("segment.ms");
-    c.index_interval_bytes = configs.get_i64("index.interval.bytes").clamp(0, u32::MAX as i64) as u32;
-    c.retention_ms = configs.get_i64("retention.ms");
-    c.retention_bytes = configs.get_i64("retention.bytes");
-    c.max_message_bytes = configs.get_i64("max.message.bytes").clamp(0, u32::MAX as i64) as u32;
-    c.timestamp_type = match configs.timestamp_kind() {
-        TimestampKind::CreateTime => TimestampType::CreateTime,
-        TimestampKind::LogAppendTime => TimestampType::LogAppendTime,
-    };
-    c.preallocate = configs.get("preallocate") != "false";
-    c
+    let clamp_u32 = |v: i64| v.clamp(0, i64::from(u32::MAX)) as u32;
+    LogConfig {
+        segment_bytes: configs.get_i64("segment.bytes").max(14 * 1024) as u64,
+        segment_ms: configs.get_i64("segment.ms"),
+        index_interval_bytes: clamp_u32(configs.get_i64("index.interval.bytes")),
+        retention_ms: configs.get_i64("retention.ms"),
+        retention_bytes: configs.get_i64("retention.bytes"),
+        max_message_bytes: clamp_u32(configs.get_i64("max.message.bytes")),
+        timestamp_type: match configs.timestamp_kind() {
+            TimestampKind::CreateTime => TimestampType::CreateTime,
+            TimestampKind::LogAppendTime => TimestampType::LogAppendTime,
+        },
+        preallocate: configs.get("preallocate") == "true",
+    }
 }
 
 impl Shard {
@@ -127,6 +149,7 @@ impl Shard {
             data_notify: DataNotify::default(),
             router,
             closing: Cell::new(false),
+            groups: RefCell::new(None),
         })
     }
 
@@ -137,22 +160,31 @@ impl Shard {
         &self.router
     }
     pub fn owner(&self, topic: &str, partition: i32) -> ShardId {
-        owner_shard(topic, partition, self.router.shard_count())
+        self.router.owner(topic, partition)
     }
     pub fn topic_configs(&self, topic: &TopicMeta) -> TopicConfigs {
         let overrides = topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        self.config.topic_defaults.with_overrides(overrides).unwrap_or_else(|_| self.config.topic_defaults.clone())
+        self.config
+            .topic_defaults
+            .with_overrides(overrides)
+            .unwrap_or_else(|_| self.config.topic_defaults.clone())
     }
 
     fn partition_dir(&self, tp: &TopicPartition) -> PathBuf {
-        self.config.data_dir.join(format!("{}-{}", tp.topic, tp.partition))
+        self.config
+            .data_dir
+            .join(format!("{}-{}", tp.topic, tp.partition))
     }
 
     fn log(&self, tp: &TopicPartition) -> Result<Log, PartitionError> {
         if self.closing.get() {
             return Err(PartitionError::ShuttingDown);
         }
-        self.logs.borrow().get(tp).cloned().ok_or(PartitionError::UnknownTopicOrPartition)
+        self.logs
+            .borrow()
+            .get(tp)
+            .cloned()
+            .ok_or(PartitionError::UnknownTopicOrPartition)
     }
 
     /// Open (and recover) every partition this shard owns in `image` that is not open yet,
@@ -165,7 +197,12 @@ impl Shard {
             .logs
             .borrow()
             .keys()
-            .filter(|tp| image.topics.get(&tp.topic).is_none_or(|t| tp.partition >= t.partitions))
+            .filter(|tp| {
+                image
+                    .topics
+                    .get(&tp.topic)
+                    .is_none_or(|t| tp.partition >= t.partitions)
+            })
             .cloned()
             .collect();
         for tp in gone {
@@ -182,7 +219,10 @@ impl Shard {
                 if self.owner(&topic.name, p) != self.id {
                     continue;
                 }
-                let tp = TopicPartition { topic: topic.name.clone(), partition: p };
+                let tp = TopicPartition {
+                    topic: topic.name.clone(),
+                    partition: p,
+                };
                 let existing = self.logs.borrow().get(&tp).cloned();
                 match existing {
                     Some(log) => log.set_config(configs.clone()),
@@ -202,11 +242,31 @@ impl Shard {
         }
     }
 
+    /// Open and replay this shard's group-log partitions, then run the group timers.
+    pub async fn start_groups(self: &Rc<Self>) -> Result<(), String> {
+        let g = groups::GroupShard::open(
+            self.id,
+            self.router.shard_count(),
+            &self.config.data_dir,
+            self.cache.clone(),
+        )
+        .await?;
+        let g = Rc::new(g);
+        *self.groups.borrow_mut() = Some(g.clone());
+        let shard = self.clone();
+        glommio::spawn_local(async move { g.run_timers(|| shard.closing.get()).await }).detach();
+        Ok(())
+    }
+
     pub fn open_partition_count(&self) -> usize {
         self.logs.borrow().len()
     }
 
-    async fn produce(&self, acks: i16, parts: Vec<ProducePart>) -> Vec<Result<AppendOutcome, PartitionError>> {
+    async fn produce(
+        &self,
+        acks: i16,
+        parts: Vec<ProducePart>,
+    ) -> Vec<Result<AppendOutcome, PartitionError>> {
         let mut appended = Vec::with_capacity(parts.len());
         for part in parts {
             appended.push(self.append_one(part).await);
@@ -215,9 +275,11 @@ impl Shard {
         // acks=-1 on `always` topics: wait for the group commits, all partitions at once.
         let syncs = appended.into_iter().map(|(result, sync)| async move {
             match (result, sync) {
-                (Ok(outcome), Some((log, last))) if acks == -1 => {
-                    log.sync_through(last).await.map(|()| outcome).map_err(storage_error)
-                }
+                (Ok(outcome), Some((log, last))) if acks == -1 => log
+                    .sync_through(last)
+                    .await
+                    .map(|()| outcome)
+                    .map_err(storage_error),
                 (r, _) => r,
             }
         });
@@ -226,13 +288,19 @@ impl Shard {
 
     /// Append one partition's records. Returns the outcome and, when the topic's durability
     /// is `always`, the log and offset an acks=-1 producer must wait for.
-    async fn append_one(&self, part: ProducePart) -> (Result<AppendOutcome, PartitionError>, Option<(Log, Offset)>) {
+    async fn append_one(
+        &self,
+        part: ProducePart,
+    ) -> (Result<AppendOutcome, PartitionError>, Option<(Log, Offset)>) {
         let log = match self.log(&part.tp) {
             Ok(log) => log,
             Err(e) => return (Err(e), None),
         };
         let Some(records) = part.records else {
-            return (Err(PartitionError::InvalidRecord("null records".into())), None);
+            return (
+                Err(PartitionError::InvalidRecord("null records".into())),
+                None,
+            );
         };
         match log.append(records, 0).await {
             Ok(info) => {
@@ -242,7 +310,8 @@ impl Shard {
                     .get(&part.tp.topic)
                     .map(|t| self.topic_configs(t).durability())
                     .unwrap_or(Durability::Always);
-                let sync = (durability == Durability::Always).then(|| (log.clone(), info.last_offset));
+                let sync =
+                    (durability == Durability::Always).then(|| (log.clone(), info.last_offset));
                 let outcome = AppendOutcome {
                     base_offset: info.base_offset,
                     log_append_time_ms: info.log_append_time_ms,
@@ -274,7 +343,10 @@ impl Shard {
         if part.fetch_offset == high_watermark {
             return Ok(fetched);
         }
-        let read = log.read(part.fetch_offset, part.partition_max_bytes).await.map_err(storage_error)?;
+        let read = log
+            .read(part.fetch_offset, part.partition_max_bytes)
+            .await
+            .map_err(storage_error)?;
         fetched.batches = read.batches;
         Ok(fetched)
     }
@@ -303,7 +375,10 @@ impl Shard {
         }
     }
 
-    async fn list_offsets(&self, queries: Vec<OffsetQuery>) -> Vec<Result<(Offset, i64), PartitionError>> {
+    async fn list_offsets(
+        &self,
+        queries: Vec<OffsetQuery>,
+    ) -> Vec<Result<(Offset, i64), PartitionError>> {
         let mut out = Vec::with_capacity(queries.len());
         for q in queries {
             out.push(self.list_offset(q).await);
@@ -316,20 +391,39 @@ impl Shard {
         match q.timestamp {
             -2 => Ok((log.log_start_offset(), -1)),
             -1 => Ok((log.high_watermark(), -1)),
-            -3 => Ok(log.max_timestamp().map(|(ts, off)| (off, ts)).unwrap_or((-1, -1))),
+            -3 => Ok(log
+                .max_timestamp()
+                .map(|(ts, off)| (off, ts))
+                .unwrap_or((-1, -1))),
             ts => match log.offset_for_timestamp(ts).await.map_err(storage_error)? {
-                Some((offset, found_ts)) => Ok((offset, found_ts)),
+                // The index names the batch; the record inside it is found by reading it
+                // (decompressing if needed). Kafka answers with the exact record.
+                Some((offset, found_ts)) => {
+                    let read = log.read(offset, 1).await.map_err(storage_error)?;
+                    let exact = read
+                        .batches
+                        .first()
+                        .and_then(|b| crate::records::first_at_or_after(b, ts).ok().flatten());
+                    Ok(exact.unwrap_or((offset, found_ts)))
+                }
                 None => Ok((-1, -1)),
             },
         }
     }
 
-    async fn delete_records(&self, parts: Vec<(TopicPartition, Offset)>) -> Vec<Result<Offset, PartitionError>> {
+    async fn delete_records(
+        &self,
+        parts: Vec<(TopicPartition, Offset)>,
+    ) -> Vec<Result<Offset, PartitionError>> {
         let mut out = Vec::with_capacity(parts.len());
         for (tp, offset) in parts {
             let result = match self.log(&tp) {
                 Ok(log) => {
-                    let target = if offset == -1 { log.high_watermark() } else { offset };
+                    let target = if offset == -1 {
+                        log.high_watermark()
+                    } else {
+                        offset
+                    };
                     if target > log.high_watermark() || target < 0 {
                         Err(PartitionError::OffsetOutOfRange {
                             requested: offset,
@@ -337,7 +431,9 @@ impl Shard {
                             log_end: log.high_watermark(),
                         })
                     } else {
-                        log.delete_records_before(target).await.map_err(storage_error)
+                        log.delete_records_before(target)
+                            .await
+                            .map_err(storage_error)
                     }
                 }
                 Err(e) => Err(e),
@@ -357,9 +453,17 @@ impl Shard {
             let mut store = store.borrow_mut();
             let result = match call {
                 AdminCall::AllocateProducerId => {
-                    return store.allocate_producer_id().map(AdminReply::ProducerId).map_err(admin_error);
+                    return store
+                        .allocate_producer_id()
+                        .map(AdminReply::ProducerId)
+                        .map_err(admin_error);
                 }
-                AdminCall::CreateTopic { name, partitions, configs, validate_only } => {
+                AdminCall::CreateTopic {
+                    name,
+                    partitions,
+                    configs,
+                    validate_only,
+                } => {
                     let resolved = self
                         .config
                         .topic_defaults
@@ -369,17 +473,28 @@ impl Shard {
                     if validate_only {
                         crate::cluster::validate_topic_name(&name).map_err(admin_error)?;
                         if store.image().topics.contains_key(name.as_str()) {
-                            return Err(AdminError::TopicAlreadyExists(format!("topic '{name}' already exists")));
+                            return Err(AdminError::TopicAlreadyExists(format!(
+                                "topic '{name}' already exists"
+                            )));
                         }
                         return Ok(AdminReply::Done(store.image()));
                     }
                     store.create_topic(&name, partitions, configs)
                 }
-                AdminCall::DeleteTopic { name } => store.delete_topic(&name).map(|(image, _)| image),
-                AdminCall::CreatePartitions { name, count, validate_only } => {
+                AdminCall::DeleteTopic { name } => {
+                    store.delete_topic(&name).map(|(image, _)| image)
+                }
+                AdminCall::CreatePartitions {
+                    name,
+                    count,
+                    validate_only,
+                } => {
                     if validate_only {
                         let image = store.image();
-                        let t = image.topics.get(name.as_str()).ok_or_else(|| AdminError::UnknownTopic(name.clone()))?;
+                        let t = image
+                            .topics
+                            .get(name.as_str())
+                            .ok_or_else(|| AdminError::UnknownTopic(name.clone()))?;
                         if count <= t.partitions {
                             return Err(AdminError::InvalidPartitions(format!(
                                 "topic '{name}' has {} partitions; the new count must be larger",
@@ -390,7 +505,11 @@ impl Shard {
                     }
                     store.set_partition_count(&name, count)
                 }
-                AdminCall::SetTopicConfigs { name, configs, validate_only } => {
+                AdminCall::SetTopicConfigs {
+                    name,
+                    configs,
+                    validate_only,
+                } => {
                     self.config
                         .topic_defaults
                         .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -411,7 +530,10 @@ impl Shard {
         let calls = (0..self.router.shard_count()).map(|s| {
             let image = image.clone();
             async move {
-                let _ = self.router.call(ShardId(s), ShardCall::ApplyMetadata(image)).await;
+                let _ = self
+                    .router
+                    .call(ShardId(s), ShardCall::ApplyMetadata(image))
+                    .await;
             }
         });
         join_all(calls).await;
@@ -420,6 +542,10 @@ impl Shard {
     /// Shutdown: refuse new calls, then flush, fdatasync and close every partition.
     pub async fn close_all(&self) {
         self.closing.set(true);
+        let groups = self.groups.borrow_mut().take();
+        if let Some(g) = groups {
+            g.close().await;
+        }
         let logs: Vec<(TopicPartition, Log)> = self.logs.borrow_mut().drain().collect();
         for (tp, log) in logs {
             if let Err(e) = log.close().await {
@@ -435,15 +561,24 @@ impl Shard {
         let mut last_retention = std::time::Instant::now();
         while !self.closing.get() {
             glommio::timer::sleep(tick).await;
-            let logs: Vec<(TopicPartition, Log)> =
-                self.logs.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let logs: Vec<(TopicPartition, Log)> = self
+                .logs
+                .borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let image = self.metadata();
             let run_retention = last_retention.elapsed() >= Duration::from_secs(1);
             for (tp, log) in logs {
-                let durability = image.topics.get(&tp.topic).map(|t| self.topic_configs(t).durability());
+                let durability = image
+                    .topics
+                    .get(&tp.topic)
+                    .map(|t| self.topic_configs(t).durability());
                 let _ = log.flush().await;
                 if let Some(Durability::IntervalMs(ms)) = durability {
-                    let due = last_sync.get(&tp).is_none_or(|t| t.elapsed() >= Duration::from_millis(ms));
+                    let due = last_sync
+                        .get(&tp)
+                        .is_none_or(|t| t.elapsed() >= Duration::from_millis(ms));
                     if due {
                         let _ = log.sync_through(log.log_end_offset() - 1).await;
                         last_sync.insert(tp.clone(), std::time::Instant::now());
@@ -463,7 +598,10 @@ impl Shard {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Await all futures concurrently, keeping their order.
@@ -491,22 +629,43 @@ pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
         }
     })
     .await;
-    slots.into_iter().map(|s| s.expect("every future completed")).collect()
+    slots
+        .into_iter()
+        .map(|s| s.expect("every future completed"))
+        .collect()
 }
 
 impl ShardHandler for Shard {
     fn handle(&self, call: ShardCall) -> Pin<Box<dyn Future<Output = ShardReply> + '_>> {
         Box::pin(async move {
             match call {
-                ShardCall::Produce { acks, parts } => ShardReply::Produce(self.produce(acks, parts).await),
+                ShardCall::Produce { acks, parts } => {
+                    ShardReply::Produce(self.produce(acks, parts).await)
+                }
                 ShardCall::Fetch { parts } => ShardReply::Fetch(self.fetch(parts).await),
                 ShardCall::WaitForData { parts, timeout } => {
                     self.wait_for_data(parts, timeout).await;
                     ShardReply::DataReady
                 }
-                ShardCall::ListOffsets { queries } => ShardReply::ListOffsets(self.list_offsets(queries).await),
-                ShardCall::DeleteRecords { parts } => ShardReply::DeleteRecords(self.delete_records(parts).await),
+                ShardCall::ListOffsets { queries } => {
+                    ShardReply::ListOffsets(self.list_offsets(queries).await)
+                }
+                ShardCall::DeleteRecords { parts } => {
+                    ShardReply::DeleteRecords(self.delete_records(parts).await)
+                }
                 ShardCall::Admin(call) => ShardReply::Admin(self.admin(call).await),
+                ShardCall::Group(call) => {
+                    // A peer shard may be ready before this one has replayed its group
+                    // log: such calls wait for the replay (clients see a slower answer).
+                    let groups = loop {
+                        let g = self.groups.borrow().clone();
+                        match g {
+                            Some(g) => break g,
+                            None => glommio::timer::sleep(Duration::from_millis(5)).await,
+                        }
+                    };
+                    ShardReply::Group(groups.handle(call).await)
+                }
                 ShardCall::ApplyMetadata(image) => {
                     self.apply_metadata(image).await;
                     ShardReply::Applied

@@ -1,0 +1,323 @@
+//! Record-level reading of a RecordBatch v2, for the few places that need it (ListOffsets by
+//! timestamp must name the exact record). The produce and fetch paths never come here: they
+//! keep batches as opaque, checksummed bytes.
+//!
+//! Compressed batches are decompressed (gzip, snappy raw or xerial-framed, lz4 frame) into a
+//! buffer capped at [`MAX_DECOMPRESSED_BYTES`], so a hostile batch cannot make us allocate
+//! without bound. zstd is not decoded: callers fall back to the batch's base offset.
+
+use crate::model::{BatchHeader, Offset, TimestampMs, BATCH_HEADER_BYTES};
+use std::io::Read;
+
+/// Largest decompressed record set we inflate.
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+
+/// Why records could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordsError {
+    Malformed(&'static str),
+    UnsupportedCompression(u8),
+    TooLarge,
+}
+
+fn decompress(codec: u8, data: &[u8]) -> Result<Vec<u8>, RecordsError> {
+    let mut out = Vec::new();
+    let limit = MAX_DECOMPRESSED_BYTES as u64 + 1;
+    let read = match codec {
+        1 => flate2::read::GzDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
+        2 => return snappy(data),
+        3 => lz4_flex::frame::FrameDecoder::new(data)
+            .take(limit)
+            .read_to_end(&mut out),
+        other => return Err(RecordsError::UnsupportedCompression(other)),
+    };
+    read.map_err(|_| RecordsError::Malformed("decompression failed"))?;
+    if out.len() > MAX_DECOMPRESSED_BYTES {
+        return Err(RecordsError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Snappy as librdkafka writes it (raw) or as the Java client does (xerial framing:
+/// magic, two version ints, then (u32 length, raw chunk)*).
+fn snappy(data: &[u8]) -> Result<Vec<u8>, RecordsError> {
+    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
+    let raw = |chunk: &[u8]| -> Result<Vec<u8>, RecordsError> {
+        let len = snap::raw::decompress_len(chunk)
+            .map_err(|_| RecordsError::Malformed("snappy length"))?;
+        if len > MAX_DECOMPRESSED_BYTES {
+            return Err(RecordsError::TooLarge);
+        }
+        snap::raw::Decoder::new()
+            .decompress_vec(chunk)
+            .map_err(|_| RecordsError::Malformed("snappy data"))
+    };
+    if !data.starts_with(XERIAL) {
+        return raw(data);
+    }
+    let mut rest = data
+        .get(16..)
+        .ok_or(RecordsError::Malformed("xerial header"))?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let len_bytes: [u8; 4] = rest
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(RecordsError::Malformed("xerial chunk"))?;
+        let len = u32::from_be_bytes(len_bytes) as usize;
+        let chunk = rest
+            .get(4..4 + len)
+            .ok_or(RecordsError::Malformed("xerial chunk"))?;
+        out.extend_from_slice(&raw(chunk)?);
+        if out.len() > MAX_DECOMPRESSED_BYTES {
+            return Err(RecordsError::TooLarge);
+        }
+        rest = &rest[4 + len..];
+    }
+    Ok(out)
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+}
+
+impl Cursor<'_> {
+    fn varlong(&mut self) -> Result<i64, RecordsError> {
+        let mut raw: u64 = 0;
+        for i in 0..10 {
+            let (&byte, rest) = self
+                .b
+                .split_first()
+                .ok_or(RecordsError::Malformed("varint"))?;
+            self.b = rest;
+            raw |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+            }
+        }
+        Err(RecordsError::Malformed("varint too long"))
+    }
+    fn nullable_bytes(&mut self) -> Result<Option<Vec<u8>>, RecordsError> {
+        let len = self.varlong()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let n = usize::try_from(len).map_err(|_| RecordsError::Malformed("length"))?;
+        let b = self
+            .b
+            .get(..n)
+            .ok_or(RecordsError::Malformed("field overruns record"))?;
+        self.b = &self.b[n..];
+        Ok(Some(b.to_vec()))
+    }
+    fn skip(&mut self, n: usize) -> Result<(), RecordsError> {
+        self.b = self
+            .b
+            .get(n..)
+            .ok_or(RecordsError::Malformed("record overruns batch"))?;
+        Ok(())
+    }
+}
+
+/// (offset, timestamp) of each record of a batch whose bytes have been validated.
+pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(Offset, TimestampMs)>, RecordsError> {
+    let h = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed("short batch"))?;
+    let total = h
+        .total_bytes()
+        .map_err(|_| RecordsError::Malformed("batch length"))?;
+    let body = batch
+        .get(BATCH_HEADER_BYTES..total)
+        .ok_or(RecordsError::Malformed("batch length"))?;
+    let inflated;
+    let records = match h.compression() {
+        0 => body,
+        codec => {
+            inflated = decompress(codec, body)?;
+            &inflated[..]
+        }
+    };
+    let count = usize::try_from(h.records_count()).map_err(|_| RecordsError::Malformed("count"))?;
+    let mut out = Vec::with_capacity(count.min(records.len()));
+    let mut c = Cursor { b: records };
+    for _ in 0..count {
+        let len =
+            usize::try_from(c.varlong()?).map_err(|_| RecordsError::Malformed("record length"))?;
+        let mut rec = Cursor {
+            b: c.b
+                .get(..len)
+                .ok_or(RecordsError::Malformed("record length"))?,
+        };
+        c.skip(len)?;
+        rec.skip(1)?; // attributes
+        let ts_delta = rec.varlong()?;
+        let offset_delta = rec.varlong()?;
+        let ts = if h.is_log_append_time() {
+            h.max_timestamp()
+        } else {
+            h.base_timestamp() + ts_delta
+        };
+        out.push((h.base_offset() + offset_delta, ts));
+    }
+    Ok(out)
+}
+
+/// Key and value of each record of an uncompressed or compressed batch (for internal logs).
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The records of a batch whose bytes have been validated, as (key, value) pairs.
+pub fn record_key_values(batch: &[u8]) -> Result<Vec<KeyValue>, RecordsError> {
+    let h = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed("short batch"))?;
+    let total = h
+        .total_bytes()
+        .map_err(|_| RecordsError::Malformed("batch length"))?;
+    let body = batch
+        .get(BATCH_HEADER_BYTES..total)
+        .ok_or(RecordsError::Malformed("batch length"))?;
+    let inflated;
+    let records = match h.compression() {
+        0 => body,
+        codec => {
+            inflated = decompress(codec, body)?;
+            &inflated[..]
+        }
+    };
+    let count = usize::try_from(h.records_count()).map_err(|_| RecordsError::Malformed("count"))?;
+    let mut out = Vec::with_capacity(count.min(records.len()));
+    let mut c = Cursor { b: records };
+    for _ in 0..count {
+        let len =
+            usize::try_from(c.varlong()?).map_err(|_| RecordsError::Malformed("record length"))?;
+        let mut rec = Cursor {
+            b: c.b
+                .get(..len)
+                .ok_or(RecordsError::Malformed("record length"))?,
+        };
+        c.skip(len)?;
+        rec.skip(1)?; // attributes
+        rec.varlong()?; // timestamp delta
+        rec.varlong()?; // offset delta
+        let key = rec.nullable_bytes()?;
+        let value = rec.nullable_bytes()?;
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Build an uncompressed RecordBatch v2 (no producer id) holding `records`, all stamped
+/// `timestamp_ms`. Used for the broker's internal logs (consumer-group state).
+pub fn build_batch(
+    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    timestamp_ms: TimestampMs,
+) -> Vec<u8> {
+    assert!(
+        !records.is_empty(),
+        "a record batch holds at least one record"
+    );
+    let mut body = Vec::new();
+    let mut rec = Vec::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        rec.clear();
+        rec.push(0); // attributes
+        put_varlong(&mut rec, 0); // timestamp delta
+        put_varlong(&mut rec, i as i64); // offset delta
+        for field in [key, value] {
+            match field {
+                Some(b) => {
+                    put_varlong(&mut rec, b.len() as i64);
+                    rec.extend_from_slice(b);
+                }
+                None => put_varlong(&mut rec, -1),
+            }
+        }
+        put_varlong(&mut rec, 0); // headers
+        put_varlong(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let n = records.len() as i32;
+    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((BATCH_HEADER_BYTES - 12 + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(n - 1).to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The first record of `batch` with a timestamp at or after `target`.
+pub fn first_at_or_after(
+    batch: &[u8],
+    target: TimestampMs,
+) -> Result<Option<(Offset, TimestampMs)>, RecordsError> {
+    Ok(record_timestamps(batch)?
+        .into_iter()
+        .find(|(_, ts)| *ts >= target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{stamp_batch, test_batches};
+
+    #[test]
+    fn uncompressed_records_found_by_timestamp() {
+        let mut b = test_batches::batch(&[b"a", b"b", b"c"], 1000);
+        stamp_batch(&mut b, 10, 0);
+        let all = record_timestamps(&b).unwrap();
+        assert_eq!(all, vec![(10, 1000), (11, 1000), (12, 1000)]);
+        assert_eq!(first_at_or_after(&b, 1000).unwrap(), Some((10, 1000)));
+        assert_eq!(first_at_or_after(&b, 1001).unwrap(), None);
+    }
+
+    #[test]
+    fn built_batches_validate_and_read_back() {
+        let b = build_batch(&[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)], 77);
+        assert_eq!(BatchHeader::parse(&b).unwrap().validate().unwrap(), b.len());
+        let kv = record_key_values(&b).unwrap();
+        assert_eq!(
+            kv,
+            vec![
+                (Some(b"k1".to_vec()), Some(b"v1".to_vec())),
+                (Some(b"k2".to_vec()), None)
+            ]
+        );
+        assert_eq!(record_timestamps(&b).unwrap(), vec![(0, 77), (1, 77)]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let mut b = test_batches::batch(&[b"a", b"b"], 5);
+        let n = b.len();
+        for i in crate::model::BATCH_HEADER_BYTES..n {
+            b[i] = 0xff;
+            let _ = record_timestamps(&b);
+        }
+        assert!(decompress(1, b"not gzip").is_err());
+        assert!(snappy(b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff\xff\xff\xff").is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! Consumer-group APIs. Every group lives on the shard that owns its group-log partition
+//! ([`group_owner`]); single-group requests go there whole, multi-group requests
+//! (DescribeGroups, DeleteGroups, batched OffsetFetch) are split by owner and merged in
+//! request order, ListGroups asks every shard.
+
+use super::{RequestError, ServerCtx};
+use crate::groups::call::{GroupAnswer, GroupCall};
+use crate::groups::ClientInfo;
+use crate::model::ShardId;
+use crate::protocol::header::RequestHeader;
+use crate::protocol::*;
+use crate::router::{ShardCall, ShardReply};
+use crate::shard::groups::group_owner;
+use crate::shard::join_all;
+
+async fn call(
+    ctx: &ServerCtx,
+    group_id: &str,
+    call: GroupCall,
+) -> Result<GroupAnswer, RequestError> {
+    call_shard(ctx, group_owner(group_id, ctx.router.shard_count()), call).await
+}
+
+async fn call_shard(
+    ctx: &ServerCtx,
+    shard: ShardId,
+    call: GroupCall,
+) -> Result<GroupAnswer, RequestError> {
+    match ctx.router.call(shard, ShardCall::Group(call)).await {
+        Ok(ShardReply::Group(answer)) => Ok(answer),
+        _ => Err(RequestError::Unavailable),
+    }
+}
+
+fn mismatch() -> RequestError {
+    RequestError::Unavailable
+}
+
+/// Decode, route and encode one group API request. Returns `Ok(false)` if `key` is not a
+/// group API.
+pub async fn handle(
+    ctx: &ServerCtx,
+    header: &RequestHeader,
+    peer: &str,
+    r: &mut Reader,
+    w: &mut Writer,
+) -> Result<bool, RequestError> {
+    let (key, version) = (header.api_key, header.api_version);
+    let de = |error| RequestError::Decode {
+        api_key: key,
+        api_version: version,
+        error,
+    };
+    match key {
+        find_coordinator::API_KEY => {
+            let req = find_coordinator::FindCoordinatorRequest::decode(r, version).map_err(de)?;
+            find_coordinator_response(ctx, &req, version).encode(w, version);
+        }
+        join_group::API_KEY => {
+            let req = join_group::JoinGroupRequest::decode(r, version).map_err(de)?;
+            let client = ClientInfo {
+                client_id: header.client_id.clone().unwrap_or_default(),
+                client_host: format!("/{peer}"),
+            };
+            let group = req.group_id.clone();
+            let GroupAnswer::Join(resp) = call(
+                ctx,
+                &group,
+                GroupCall::Join {
+                    version,
+                    client,
+                    req,
+                },
+            )
+            .await?
+            else {
+                return Err(mismatch());
+            };
+            resp.encode(w, version);
+        }
+        sync_group::API_KEY => {
+            let req = sync_group::SyncGroupRequest::decode(r, version).map_err(de)?;
+            let group = req.group_id.clone();
+            let GroupAnswer::Sync(resp) = call(ctx, &group, GroupCall::Sync { req }).await? else {
+                return Err(mismatch());
+            };
+            resp.encode(w, version);
+        }
+        heartbeat::API_KEY => {
+            let req = heartbeat::HeartbeatRequest::decode(r, version).map_err(de)?;
+            let group = req.group_id.clone();
+            let GroupAnswer::Heartbeat(resp) =
+                call(ctx, &group, GroupCall::Heartbeat { req }).await?
+            else {
+                return Err(mismatch());
+            };
+            resp.encode(w, version);
+        }
+        leave_group::API_KEY => {
+            let req = leave_group::LeaveGroupRequest::decode(r, version).map_err(de)?;
+            let group = req.group_id.clone();
+            let GroupAnswer::Leave(resp) =
+                call(ctx, &group, GroupCall::Leave { version, req }).await?
+            else {
+                return Err(mismatch());
+            };
+            resp.encode(w, version);
+        }
+        offset_commit::API_KEY => {
+            let req = offset_commit::OffsetCommitRequest::decode(r, version).map_err(de)?;
+            let group = req.group_id.clone();
+            let GroupAnswer::Commit(resp) = call(ctx, &group, GroupCall::Commit { req }).await?
+            else {
+                return Err(mismatch());
+            };
+            resp.encode(w, version);
+        }
+        offset_fetch::API_KEY => {
+            let req = offset_fetch::OffsetFetchRequest::decode(r, version).map_err(de)?;
+            offset_fetch(ctx, req, version).await?.encode(w, version);
+        }
+        offset_delete::API_KEY => {
+            let req = offset_delete::OffsetDeleteRequest::decode(r, version).map_err(de)?;
+            let group = req.group_id.clone();
+            let GroupAnswer::DeleteOffsets(resp) =
+                call(ctx, &group, GroupCall::DeleteOffsets { req }).await?
+            else {
+                return Err(mismatch());
+            };
+            resp.encode(w, version);
+        }
+        list_groups::API_KEY => {
+            let req = list_groups::ListGroupsRequest::decode(r, version).map_err(de)?;
+            list_groups(ctx, req).await?.encode(w, version);
+        }
+        describe_groups::API_KEY => {
+            let req = describe_groups::DescribeGroupsRequest::decode(r, version).map_err(de)?;
+            describe_groups(ctx, req).await?.encode(w, version);
+        }
+        delete_groups::API_KEY => {
+            let req = delete_groups::DeleteGroupsRequest::decode(r, version).map_err(de)?;
+            delete_groups(ctx, req).await?.encode(w, version);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn find_coordinator_response(
+    ctx: &ServerCtx,
+    req: &find_coordinator::FindCoordinatorRequest,
+    version: i16,
+) -> find_coordinator::FindCoordinatorResponse {
+    use find_coordinator::*;
+    let keys = req.keys(version);
+    // key_type 0 = group; 1 = transaction (not served: no transaction coordinator yet).
+    let coordinator = if req.key_type == 0 {
+        Coordinator {
+            key: String::new(),
+            node_id: ctx.config.node_id,
+            host: ctx.config.advertise_host.clone(),
+            port: i32::from(ctx.config.advertise_port),
+            error_code: 0,
+            error_message: None,
+        }
+    } else {
+        Coordinator {
+            key: String::new(),
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+            error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
+            error_message: Some("transactions are not supported yet".into()),
+        }
+    };
+    FindCoordinatorResponse::for_keys(version, &keys, &coordinator)
+}
+
+async fn offset_fetch(
+    ctx: &ServerCtx,
+    req: offset_fetch::OffsetFetchRequest,
+    version: i16,
+) -> Result<offset_fetch::OffsetFetchResponse, RequestError> {
+    use offset_fetch::*;
+    if version < BATCHED_FROM {
+        let group = req.group_id.clone();
+        let GroupAnswer::Fetch(resp) = call(ctx, &group, GroupCall::Fetch { version, req }).await?
+        else {
+            return Err(mismatch());
+        };
+        return Ok(resp);
+    }
+    let calls = req.groups.iter().map(|g| {
+        let sub = OffsetFetchRequest {
+            group_id: String::new(),
+            topics: None,
+            groups: vec![g.clone()],
+            require_stable: req.require_stable,
+        };
+        let group = g.group_id.clone();
+        async move { call(ctx, &group, GroupCall::Fetch { version, req: sub }).await }
+    });
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for answer in join_all(calls).await {
+        let GroupAnswer::Fetch(resp) = answer? else {
+            return Err(mismatch());
+        };
+        groups.extend(resp.groups);
+    }
+    Ok(OffsetFetchResponse::for_groups(version, groups))
+}
+
+async fn list_groups(
+    ctx: &ServerCtx,
+    req: list_groups::ListGroupsRequest,
+) -> Result<list_groups::ListGroupsResponse, RequestError> {
+    let calls = (0..ctx.router.shard_count()).map(|s| {
+        let sub = req.clone();
+        async move { call_shard(ctx, ShardId(s), GroupCall::List { req: sub }).await }
+    });
+    let mut merged = list_groups::ListGroupsResponse {
+        throttle_time_ms: 0,
+        error_code: 0,
+        groups: Vec::new(),
+    };
+    for answer in join_all(calls).await {
+        let GroupAnswer::List(resp) = answer? else {
+            return Err(mismatch());
+        };
+        if merged.error_code == 0 {
+            merged.error_code = resp.error_code;
+        }
+        merged.groups.extend(resp.groups);
+    }
+    Ok(merged)
+}
+
+async fn describe_groups(
+    ctx: &ServerCtx,
+    req: describe_groups::DescribeGroupsRequest,
+) -> Result<describe_groups::DescribeGroupsResponse, RequestError> {
+    let calls = req.groups.iter().map(|g| {
+        let sub = describe_groups::DescribeGroupsRequest {
+            groups: vec![g.clone()],
+            include_authorized_operations: req.include_authorized_operations,
+        };
+        let group = g.clone();
+        async move { call(ctx, &group, GroupCall::Describe { req: sub }).await }
+    });
+    let mut merged = describe_groups::DescribeGroupsResponse {
+        throttle_time_ms: 0,
+        groups: Vec::new(),
+    };
+    for answer in join_all(calls).await {
+        let GroupAnswer::Describe(resp) = answer? else {
+            return Err(mismatch());
+        };
+        merged.groups.extend(resp.groups);
+    }
+    Ok(merged)
+}
+
+async fn delete_groups(
+    ctx: &ServerCtx,
+    req: delete_groups::DeleteGroupsRequest,
+) -> Result<delete_groups::DeleteGroupsResponse, RequestError> {
+    let calls = req.groups_names.iter().map(|g| {
+        let sub = delete_groups::DeleteGroupsRequest {
+            groups_names: vec![g.clone()],
+        };
+        let group = g.clone();
+        async move { call(ctx, &group, GroupCall::Delete { req: sub }).await }
+    });
+    let mut merged = delete_groups::DeleteGroupsResponse {
+        throttle_time_ms: 0,
+        results: Vec::new(),
+    };
+    for answer in join_all(calls).await {
+        let GroupAnswer::Delete(resp) = answer? else {
+            return Err(mismatch());
+        };
+        merged.results.extend(resp.results);
+    }
+    Ok(merged)
+}

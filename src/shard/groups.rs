@@ -1,0 +1,267 @@
+//! The shard's consumer-group coordinator: drives the I/O-free [`Coordinator`] and keeps its
+//! records in the group log (`__consumer_offsets-<p>` partition logs owned by this shard).
+//!
+//! After every coordinator call: the records it produced are appended to the group log and
+//! fdatasync'ed (so an OffsetCommit is durable before it is answered), then the replies it
+//! completed are delivered to the requests parked on their tickets. A timer task calls
+//! `tick` at the coordinator's next deadline (session expiry, rebalance timeouts).
+//!
+//! At start, every group-log partition this shard owns is read back and replayed into the
+//! coordinator before the shard listens.
+
+use super::{log_config, now_ms, Log};
+use crate::config::TopicConfigs;
+use crate::groups::call::{GroupAnswer, GroupCall};
+use crate::groups::{
+    group_partition, Coordinator, GroupConfig, GroupRecord, Outcome, Reply, Ticket,
+};
+use crate::io::dma::DmaDisk;
+use crate::model::{owner_shard, ShardId};
+use crate::storage::{BatchCache, PartitionLog};
+use glommio::channels::local_channel::{self, LocalSender};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+/// Name of the group log's partitions on disk (Kafka's internal topic name).
+pub const GROUP_LOG_TOPIC: &str = "__consumer_offsets";
+/// Partitions of the group log (Kafka's `offsets.topic.num.partitions` default).
+pub const GROUP_LOG_PARTITIONS: i32 = crate::groups::DEFAULT_GROUP_PARTITIONS;
+/// Bytes read per step when replaying a group log at start.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// The shard that coordinates `group_id`.
+pub fn group_owner(group_id: &str, shard_count: u16) -> ShardId {
+    owner_shard(
+        GROUP_LOG_TOPIC,
+        group_partition(group_id, GROUP_LOG_PARTITIONS),
+        shard_count,
+    )
+}
+
+pub struct GroupShard {
+    coordinator: RefCell<Coordinator>,
+    parked: RefCell<HashMap<Ticket, LocalSender<Reply>>>,
+    logs: RefCell<HashMap<i32, Log>>,
+}
+
+impl GroupShard {
+    /// Open this shard's group-log partitions and replay them.
+    pub async fn open(
+        me: ShardId,
+        shard_count: u16,
+        data_dir: &Path,
+        cache: BatchCache,
+    ) -> Result<Self, String> {
+        let mut configs = TopicConfigs::default();
+        configs.values.insert("retention.ms".into(), "-1".into());
+        let config = log_config(&configs);
+        let mut logs = HashMap::new();
+        let mut records = Vec::new();
+        for p in (0..GROUP_LOG_PARTITIONS)
+            .filter(|p| owner_shard(GROUP_LOG_TOPIC, *p, shard_count) == me)
+        {
+            let dir = data_dir.join(format!("{GROUP_LOG_TOPIC}-{p}"));
+            let log = PartitionLog::open(DmaDisk, dir, config.clone(), cache.clone())
+                .await
+                .map_err(|e| format!("group log partition {p}: {e}"))?;
+            replay_into(&log, &mut records)
+                .await
+                .map_err(|e| format!("group log partition {p}: {e}"))?;
+            logs.insert(p, log);
+        }
+        let seed = now_ms() as u64 ^ (u64::from(me.0) << 48);
+        let mut coordinator = Coordinator::new(GroupConfig {
+            member_id_seed: seed,
+            ..GroupConfig::default()
+        });
+        coordinator.load(now_ms(), records);
+        Ok(GroupShard {
+            coordinator: RefCell::new(coordinator),
+            parked: RefCell::new(HashMap::new()),
+            logs: RefCell::new(logs),
+        })
+    }
+
+    /// Handle one group request on its owning shard.
+    pub async fn handle(&self, call: GroupCall) -> GroupAnswer {
+        let now = now_ms();
+        let (answer, pending) = {
+            let mut c = self.coordinator.borrow_mut();
+            match call {
+                GroupCall::Join {
+                    version,
+                    client,
+                    req,
+                } => match c.join(now, version, &client, &req) {
+                    Outcome::Respond(r) => (Some(GroupAnswer::Join(r)), None),
+                    Outcome::Pending(t) => (None, Some(t)),
+                },
+                GroupCall::Sync { req } => match c.sync(now, &req) {
+                    Outcome::Respond(r) => (Some(GroupAnswer::Sync(r)), None),
+                    Outcome::Pending(t) => (None, Some(t)),
+                },
+                GroupCall::Heartbeat { req } => {
+                    (Some(GroupAnswer::Heartbeat(c.heartbeat(now, &req))), None)
+                }
+                GroupCall::Leave { version, req } => {
+                    (Some(GroupAnswer::Leave(c.leave(now, version, &req))), None)
+                }
+                GroupCall::Commit { req } => {
+                    (Some(GroupAnswer::Commit(c.commit_offsets(now, &req))), None)
+                }
+                GroupCall::Fetch { version, req } => (
+                    Some(GroupAnswer::Fetch(c.fetch_offsets(version, &req))),
+                    None,
+                ),
+                GroupCall::DeleteOffsets { req } => (
+                    Some(GroupAnswer::DeleteOffsets(c.delete_offsets(&req))),
+                    None,
+                ),
+                GroupCall::List { req } => (Some(GroupAnswer::List(c.list_groups(&req))), None),
+                GroupCall::Describe { req } => {
+                    (Some(GroupAnswer::Describe(c.describe_groups(&req))), None)
+                }
+                GroupCall::Delete { req } => {
+                    (Some(GroupAnswer::Delete(c.delete_groups(&req))), None)
+                }
+            }
+        };
+        let parked = pending.map(|ticket| {
+            let (tx, rx) = local_channel::new_bounded(1);
+            self.parked.borrow_mut().insert(ticket, tx);
+            rx
+        });
+        self.settle().await;
+        match (answer, parked) {
+            (Some(a), _) => a,
+            (None, Some(rx)) => match rx.recv().await {
+                Some(Reply::Join(r)) => GroupAnswer::Join(r),
+                Some(Reply::Sync(r)) => GroupAnswer::Sync(r),
+                None => {
+                    unreachable!("a parked ticket's sender is only dropped after it is answered")
+                }
+            },
+            (None, None) => unreachable!("every call answers now or parks"),
+        }
+    }
+
+    /// Persist the records the coordinator produced, then deliver the replies it completed.
+    async fn settle(&self) {
+        let records = self.coordinator.borrow_mut().take_records();
+        if !records.is_empty() {
+            if let Err(e) = self.persist(records).await {
+                eprintln!("group log: {e}");
+            }
+        }
+        let completions = self.coordinator.borrow_mut().take_completions();
+        self.deliver(completions);
+    }
+
+    fn deliver(&self, completions: Vec<(Ticket, Reply)>) {
+        for (ticket, reply) in completions {
+            let tx = self.parked.borrow_mut().remove(&ticket);
+            if let Some(tx) = tx {
+                let _ = tx.try_send(reply);
+            }
+        }
+    }
+
+    /// Append records to their group-log partitions (one batch per partition) and wait for
+    /// them to be durable.
+    async fn persist(&self, records: Vec<GroupRecord>) -> Result<(), String> {
+        let mut by_partition: BTreeMap<i32, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
+            BTreeMap::new();
+        for r in &records {
+            let group_id = match r {
+                GroupRecord::OffsetCommit { group_id, .. }
+                | GroupRecord::GroupMetadata { group_id, .. } => group_id,
+            };
+            let p = group_partition(group_id, GROUP_LOG_PARTITIONS);
+            by_partition
+                .entry(p)
+                .or_default()
+                .push((r.key_bytes(), r.value_bytes()));
+        }
+        for (p, kvs) in by_partition {
+            let log = self
+                .logs
+                .borrow()
+                .get(&p)
+                .cloned()
+                .ok_or_else(|| format!("partition {p} is not on this shard"))?;
+            let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = kvs
+                .iter()
+                .map(|(k, v)| (Some(&k[..]), v.as_deref()))
+                .collect();
+            let batch = crate::records::build_batch(&refs, now_ms());
+            let info = log
+                .append(bytes::Bytes::from(batch), 0)
+                .await
+                .map_err(|e| e.to_string())?;
+            log.sync_through(info.last_offset)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Run the coordinator's timers until `stop` says so.
+    pub async fn run_timers(&self, stop: impl Fn() -> bool) {
+        while !stop() {
+            let now = now_ms();
+            let next = self
+                .coordinator
+                .borrow()
+                .next_deadline()
+                .unwrap_or(now + 100);
+            let wait_ms = (next - now).clamp(1, 100) as u64;
+            glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
+            let completions = self.coordinator.borrow_mut().tick(now_ms());
+            let records = self.coordinator.borrow_mut().take_records();
+            if !records.is_empty() {
+                if let Err(e) = self.persist(records).await {
+                    eprintln!("group log: {e}");
+                }
+            }
+            self.deliver(completions);
+            let more = self.coordinator.borrow_mut().take_completions();
+            self.deliver(more);
+        }
+    }
+
+    pub async fn close(&self) {
+        let logs: Vec<Log> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
+        for log in logs {
+            let _ = log.close().await;
+        }
+    }
+}
+
+async fn replay_into(log: &Log, out: &mut Vec<GroupRecord>) -> Result<(), String> {
+    let mut offset = log.log_start_offset();
+    while offset < log.high_watermark() {
+        let read = log
+            .read(offset, REPLAY_READ_BYTES)
+            .await
+            .map_err(|e| e.to_string())?;
+        if read.batches.is_empty() {
+            break;
+        }
+        for batch in &read.batches {
+            let h = crate::model::BatchHeader::parse(batch).map_err(|e| e.to_string())?;
+            offset = h.last_offset() + 1;
+            for (key, value) in
+                crate::records::record_key_values(batch).map_err(|e| format!("{e:?}"))?
+            {
+                let Some(key) = key else { continue };
+                match GroupRecord::decode(key.into(), value.map(Into::into)) {
+                    Ok(r) => out.push(r),
+                    Err(e) => eprintln!("group log: skipping an unreadable record: {e:?}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
