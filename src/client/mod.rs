@@ -11,6 +11,11 @@
 //! small admin steps a bench needs before it starts; the hot paths (produce, fetch) drive
 //! [`conn::ConnWriter`] and [`conn::ConnReader`] directly.
 //!
+//! Limits (on purpose, for now): every request goes to the bootstrap broker (fine for a
+//! single-node ringmq; on a multi-broker Kafka cluster partitions led elsewhere answer
+//! NOT_LEADER_OR_FOLLOWER, counted as broker errors), no reconnects, no compression, no
+//! idempotence, no fetch sessions (every fetch is a full one).
+//!
 //! Like the broker, the client is thread-per-core: a [`conn::Connection`] lives on the
 //! glommio executor that opened it and is never shared across threads.
 
