@@ -13,6 +13,8 @@
 //! | `groups`   | consumer-group coordinator state machine, offsets records   | protocol              |
 
 pub mod app;
+pub mod bench;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod groups;
