@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Start the broker (defaults: port 9092, data in ./ringmq-data, one shard per CPU).
     Serve(ServeArgs),
+    /// Measure a Kafka-compatible broker: produce, consume or end-to-end.
+    Bench(ringmq::bench::BenchArgs),
 }
 
 #[derive(Parser)]
@@ -110,15 +112,20 @@ fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     Ok(c)
 }
 
+fn exit(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringmq: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => match load_config(&args).and_then(ringmq::app::run) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("ringmq: {e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Serve(args) => exit(load_config(&args).and_then(ringmq::app::run)),
+        Command::Bench(args) => exit(ringmq::bench::run(args)),
     }
 }
