@@ -33,6 +33,7 @@ pub mod cluster;
 pub mod config;
 pub mod groups;
 pub mod io;
+pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod records;

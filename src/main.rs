@@ -53,6 +53,9 @@ struct ServeArgs {
     /// Broker default for a topic config, e.g. `--topic-default durability=never` (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     topic_default: Vec<String>,
+    /// Where /metrics and /health are served, or `off`.
+    #[arg(long, value_name = "HOST:PORT|off")]
+    metrics_listen: Option<String>,
     /// Measurement aid: only shard N accepts connections.
     #[arg(long, value_name = "N", hide = true)]
     bench_accept_shard: Option<u16>,
@@ -106,6 +109,14 @@ fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
         .topic_defaults
         .with_overrides(defaults.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| e.to_string())?;
+    match args.metrics_listen.as_deref() {
+        Some("off") => c.metrics_listen = None,
+        Some(a) => {
+            let addr = a.parse().map_err(|e| format!("--metrics-listen {a}: {e}"))?;
+            c.metrics_listen = Some(addr);
+        }
+        None => {}
+    }
     c.bench_accept_shard = args.bench_accept_shard;
     c.bench_owner_shard = args.bench_owner_shard;
     c.validate()?;
