@@ -270,6 +270,14 @@ fn poll_once(consumer: &BaseConsumer<MemberCtx>, ctx: &MemberCtx, value_bytes: u
     }
 }
 
+/// [`poll_once`] repeatedly for `duration`.
+fn poll_for(consumer: &BaseConsumer<MemberCtx>, ctx: &MemberCtx, value_bytes: usize, duration: Duration) {
+    let until = Instant::now() + duration;
+    while Instant::now() < until {
+        poll_once(consumer, ctx, value_bytes);
+    }
+}
+
 impl Running {
     fn stop_and_join(self) -> Result<(), String> {
         self.stop.store(true, Ordering::Relaxed);
@@ -751,7 +759,7 @@ fn committed_offsets_and_group_survive_restart() {
     let (c, ctx) = member(&addr, group, "first", EAGER, &view, &[]);
     c.subscribe(&[topic]).expect("subscribe");
     wait_until("first member consumes", Duration::from_secs(60), || {
-        poll_once(&c, &ctx, 32);
+        poll_for(&c, &ctx, 32, Duration::from_millis(200));
         ctx.me.lock().expect("view").records.len() >= 100
     });
     let chosen: BTreeMap<i32, i64> = [(0, 100), (1, 250), (2, 999)].into();
@@ -781,13 +789,10 @@ fn committed_offsets_and_group_survive_restart() {
     c.subscribe(&[topic]).expect("subscribe");
     let rest = RECORDS as usize - chosen.values().sum::<i64>() as usize;
     wait_until("second member reads the rest", Duration::from_secs(60), || {
-        poll_once(&c, &ctx, 32);
+        poll_for(&c, &ctx, 32, Duration::from_millis(200));
         ctx.me.lock().expect("view").records.len() >= rest
     });
-    let settle = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < settle {
-        poll_once(&c, &ctx, 32);
-    }
+    poll_for(&c, &ctx, 32, Duration::from_millis(500));
     let me = ctx.me.lock().expect("view");
     assert_eq!(me.records.len(), rest, "records read after the restart");
     for p in 0..PARTITIONS {
