@@ -653,10 +653,14 @@ fn third_member_joins_then_leaves(broker_name: &str, strategy: &str) -> JoinRepo
     let again = wait_until("all three consume again", Duration::from_secs(60), || {
         covers(&[&a, &b, &c], PARTITIONS)
             && [&a, &b, &c].iter().all(|m| {
-                let since = m.me.lock().expect("view").records.iter().rev().take(1).any(|r| {
-                    r.3 > joined && m.assigned().contains(&r.0)
-                });
-                since && m.assigned().len() == 2
+                // The newest record came after the join, from a partition held now.
+                let held = m.assigned();
+                let me = m.me.lock().expect("view");
+                let fresh = me
+                    .records
+                    .last()
+                    .is_some_and(|r| r.3 > joined && held.contains(&r.0));
+                fresh && held.len() == 2
             })
     });
     thread::sleep(Duration::from_secs(1));
