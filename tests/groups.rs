@@ -49,8 +49,10 @@ const COOPERATIVE: &str = "cooperative-sticky";
 struct GroupView {
     owners: Mutex<HashMap<i32, String>>,
     problems: Mutex<Vec<String>>,
-    /// librdkafka log lines and client errors that name a group error we never expect.
+    /// librdkafka log lines that name a group error we never expect.
     bad_logs: Mutex<Vec<String>>,
+    /// librdkafka log lines mentioning JoinGroup: proof the log watch sees the cgrp debug log.
+    join_logs: AtomicUsize,
 }
 
 impl GroupView {
@@ -90,6 +92,9 @@ struct MemberCtx {
 
 impl ClientContext for MemberCtx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        if msg.contains("JoinGroup") {
+            self.group.join_logs.fetch_add(1, Ordering::Relaxed);
+        }
         if self.bad_patterns.iter().any(|p| msg.contains(p)) {
             let line = format!("{}: {level:?} {fac} {msg}", self.name);
             self.group.bad_logs.lock().expect("bad logs").push(line);
@@ -120,8 +125,10 @@ impl ConsumerContext for MemberCtx {
                 for e in tpl.elements() {
                     let p = e.partition();
                     if let Some(other) = owners.get(&p).filter(|o| **o != self.name) {
-                        self.group
-                            .problem(format!("{p} assigned to {} while {other} holds it", self.name));
+                        self.group.problem(format!(
+                            "{p} assigned to {} while {other} holds it",
+                            self.name
+                        ));
                     }
                     owners.insert(p, self.name.clone());
                     me.assigned.insert(p);
@@ -271,7 +278,12 @@ fn poll_once(consumer: &BaseConsumer<MemberCtx>, ctx: &MemberCtx, value_bytes: u
 }
 
 /// [`poll_once`] repeatedly for `duration`.
-fn poll_for(consumer: &BaseConsumer<MemberCtx>, ctx: &MemberCtx, value_bytes: usize, duration: Duration) {
+fn poll_for(
+    consumer: &BaseConsumer<MemberCtx>,
+    ctx: &MemberCtx,
+    value_bytes: usize,
+    duration: Duration,
+) {
     let until = Instant::now() + duration;
     while Instant::now() < until {
         poll_once(consumer, ctx, value_bytes);
@@ -292,7 +304,10 @@ fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> 
         if cond() {
             return Instant::now();
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?}: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?}: {what}"
+        );
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -405,13 +420,17 @@ fn three_members_consume_everything_and_commit_the_end() {
             spawn_member(c, ctx, topic, 32, finish)
         })
         .collect();
-    wait_until("60,000 distinct records consumed", Duration::from_secs(120), || {
-        let mut seen = BTreeSet::new();
-        for m in &members {
-            seen.extend(m.ctx.me.lock().expect("view").records.iter().map(|r| r.2));
-        }
-        seen.len() as u64 == RECORDS
-    });
+    wait_until(
+        "60,000 distinct records consumed",
+        Duration::from_secs(120),
+        || {
+            let mut seen = BTreeSet::new();
+            for m in &members {
+                seen.extend(m.ctx.me.lock().expect("view").records.iter().map(|r| r.2));
+            }
+            seen.len() as u64 == RECORDS
+        },
+    );
     let ctxs: Vec<MemberCtx> = members.iter().map(|m| m.ctx.clone()).collect();
     for c in &ctxs {
         assert_eq!(c.assigned().len(), 2, "{} holds {:?}", c.name, c.assigned());
@@ -487,6 +506,7 @@ fn child_member() {
 struct ChildMember {
     child: Child,
     assigned: Arc<Mutex<Option<BTreeSet<i32>>>>,
+    consuming: Arc<AtomicBool>,
 }
 
 fn spawn_child_member(addr: &str, group: &str, topic: &str, strategy: &str) -> ChildMember {
@@ -501,6 +521,8 @@ fn spawn_child_member(addr: &str, group: &str, topic: &str, strategy: &str) -> C
     let out = child.stdout.take().expect("child stdout");
     let assigned = Arc::new(Mutex::new(None));
     let assigned2 = Arc::clone(&assigned);
+    let consuming = Arc::new(AtomicBool::new(false));
+    let consuming2 = Arc::clone(&consuming);
     thread::spawn(move || {
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
@@ -509,9 +531,16 @@ fn spawn_child_member(addr: &str, group: &str, topic: &str, strategy: &str) -> C
                 let set = list.split(',').filter_map(|p| p.parse().ok()).collect();
                 *assigned2.lock().expect("child view") = Some(set);
             }
+            if line.ends_with("CONSUMING") {
+                consuming2.store(true, Ordering::Relaxed);
+            }
         }
     });
-    ChildMember { child, assigned }
+    ChildMember {
+        child,
+        assigned,
+        consuming,
+    }
 }
 
 impl ChildMember {
@@ -563,10 +592,17 @@ fn killed_member_expires_and_clean_leave_rebalances_at_once() {
     let ra = spawn_member(ca, a.clone(), topic, FEED_VALUE_BYTES, no_finish());
     let rb = spawn_member(cb, b.clone(), topic, FEED_VALUE_BYTES, no_finish());
     let mut c = spawn_child_member(&addr, "g-kill", topic, EAGER);
-    wait_until("A, B and C share the six partitions", Duration::from_secs(60), || {
-        let (sa, sb, sc) = (a.assigned(), b.assigned(), c.assigned());
-        let all: BTreeSet<i32> = sa.iter().chain(&sb).chain(&sc).copied().collect();
-        sa.len() == 2 && sb.len() == 2 && sc.len() == 2 && all.len() == 6
+    wait_until(
+        "A, B and C share the six partitions",
+        Duration::from_secs(60),
+        || {
+            let (sa, sb, sc) = (a.assigned(), b.assigned(), c.assigned());
+            let all: BTreeSet<i32> = sa.iter().chain(&sb).chain(&sc).copied().collect();
+            sa.len() == 2 && sb.len() == 2 && sc.len() == 2 && all.len() == 6
+        },
+    );
+    wait_until("C consumes", Duration::from_secs(20), || {
+        c.consuming.load(Ordering::Relaxed)
     });
     let c_parts = c.assigned();
     let killed = Instant::now();
@@ -577,13 +613,17 @@ fn killed_member_expires_and_clean_leave_rebalances_at_once() {
         || covers(&[&a, &b], PARTITIONS),
     );
     let takeover = taken - killed;
-    wait_until("records of C's partitions flow again", Duration::from_secs(15), || {
-        c_parts.iter().all(|p| {
-            [&a, &b]
-                .iter()
-                .any(|m| m.last_record_at(*p).is_some_and(|t| t > taken))
-        })
-    });
+    wait_until(
+        "records of C's partitions flow again",
+        Duration::from_secs(15),
+        || {
+            c_parts.iter().all(|p| {
+                [&a, &b]
+                    .iter()
+                    .any(|m| m.last_record_at(*p).is_some_and(|t| t > taken))
+            })
+        },
+    );
     eprintln!("MEASURE killed member: partitions reassigned after {takeover:?}");
     assert!(
         takeover <= Duration::from_millis(SESSION_TIMEOUT_MS + 5_000),
@@ -639,9 +679,11 @@ fn third_member_joins_then_leaves(broker_name: &str, strategy: &str) -> JoinRepo
     let ra = spawn_member(ca, a.clone(), topic, FEED_VALUE_BYTES, finish());
     let rb = spawn_member(cb, b.clone(), topic, FEED_VALUE_BYTES, finish());
     let steady = Instant::now();
-    wait_until("A and B share six partitions", Duration::from_secs(60), || {
-        covers(&[&a, &b], PARTITIONS) && a.assigned().len() == 3
-    });
+    wait_until(
+        "A and B share six partitions",
+        Duration::from_secs(60),
+        || covers(&[&a, &b], PARTITIONS) && a.assigned().len() == 3,
+    );
     wait_until("A and B consume", Duration::from_secs(20), || {
         a.got_record_since(steady) && b.got_record_since(steady)
     });
@@ -666,9 +708,11 @@ fn third_member_joins_then_leaves(broker_name: &str, strategy: &str) -> JoinRepo
     thread::sleep(Duration::from_secs(1));
     let left = Instant::now();
     rc.stop_and_join().expect("C leaves");
-    wait_until("A and B own everything again", Duration::from_secs(30), || {
-        covers(&[&a, &b], PARTITIONS)
-    });
+    wait_until(
+        "A and B own everything again",
+        Duration::from_secs(30),
+        || covers(&[&a, &b], PARTITIONS),
+    );
     thread::sleep(Duration::from_secs(1));
     let end = Instant::now();
 
@@ -775,27 +819,47 @@ fn committed_offsets_and_group_survive_restart() {
     c.commit(&tpl, CommitMode::Sync).expect("commit");
     ctx.release();
     drop(c);
-    let expected: BTreeMap<i32, Offset> =
-        chosen.iter().map(|(p, o)| (*p, Offset::Offset(*o))).collect();
+    let expected: BTreeMap<i32, Offset> = chosen
+        .iter()
+        .map(|(p, o)| (*p, Offset::Offset(*o)))
+        .collect();
     assert_eq!(committed(&addr, group, topic, PARTITIONS), expected);
 
     broker.stop();
     broker.restart();
-    assert_eq!(committed(&addr, group, topic, PARTITIONS), expected, "after stop");
-    assert!(group_listed(&addr, group), "group missing from ListGroups after stop");
+    assert_eq!(
+        committed(&addr, group, topic, PARTITIONS),
+        expected,
+        "after stop"
+    );
+    assert!(
+        group_listed(&addr, group),
+        "group missing from ListGroups after stop"
+    );
     broker.kill_hard();
     broker.restart();
-    assert_eq!(committed(&addr, group, topic, PARTITIONS), expected, "after SIGKILL");
-    assert!(group_listed(&addr, group), "group missing from ListGroups after SIGKILL");
+    assert_eq!(
+        committed(&addr, group, topic, PARTITIONS),
+        expected,
+        "after SIGKILL"
+    );
+    assert!(
+        group_listed(&addr, group),
+        "group missing from ListGroups after SIGKILL"
+    );
 
     // A new member starts exactly at the committed offsets and reads exactly the rest.
     let (c, ctx) = member(&addr, group, "second", EAGER, &view, &[]);
     c.subscribe(&[topic]).expect("subscribe");
     let rest = RECORDS as usize - chosen.values().sum::<i64>() as usize;
-    wait_until("second member reads the rest", Duration::from_secs(60), || {
-        poll_for(&c, &ctx, 32, Duration::from_millis(200));
-        ctx.me.lock().expect("view").records.len() >= rest
-    });
+    wait_until(
+        "second member reads the rest",
+        Duration::from_secs(60),
+        || {
+            poll_for(&c, &ctx, 32, Duration::from_millis(200));
+            ctx.me.lock().expect("view").records.len() >= rest
+        },
+    );
     poll_for(&c, &ctx, 32, Duration::from_millis(500));
     let me = ctx.me.lock().expect("view");
     assert_eq!(me.records.len(), rest, "records read after the restart");
@@ -804,7 +868,12 @@ fn committed_offsets_and_group_survive_restart() {
         assert_eq!(first, Some(chosen[&p]), "partition {p} resumed at");
     }
     for r in me.records.iter() {
-        assert_eq!(acked.get(&r.2), Some(&(r.0, r.1)), "record {} placement", r.2);
+        assert_eq!(
+            acked.get(&r.2),
+            Some(&(r.0, r.1)),
+            "record {} placement",
+            r.2
+        );
     }
     drop(me);
     view.assert_clean();
@@ -873,8 +942,18 @@ fn kcat_balanced_consumer() {
     kafka::create_topic(&addr, "kcatg", PARTITIONS, &[]);
     let acked = kafka::produce_all(&addr, "kcatg", PARTITIONS, 0..RECORDS, "none", 32);
     let mut cmd = Command::new("kcat");
-    cmd.args(["-b", &addr, "-G", "g-kcat", "kcatg", "-o", "beginning", "-e", "-q"])
-        .args(["-f", "%p %o %k\\n", "-X", "broker.address.family=v4"]);
+    cmd.args([
+        "-b",
+        &addr,
+        "-G",
+        "g-kcat",
+        "kcatg",
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+    ])
+    .args(["-f", "%p %o %k\\n", "-X", "broker.address.family=v4"]);
     let out = run_tool(cmd, "install kcat (apt-get install kcat)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -889,7 +968,10 @@ fn kcat_balanced_consumer() {
         let [p, o, k] = f[..] else {
             panic!("kcat line {line:?}");
         };
-        let i: u64 = k.strip_prefix("k-").and_then(|i| i.parse().ok()).expect("key");
+        let i: u64 = k
+            .strip_prefix("k-")
+            .and_then(|i| i.parse().ok())
+            .expect("key");
         let place = (p.parse().expect("partition"), o.parse().expect("offset"));
         assert_eq!(acked.get(&i), Some(&place), "record {i}");
         assert!(seen.insert(i, place).is_none(), "record {i} twice");
@@ -916,7 +998,10 @@ fn kafka_python_group_consumer() {
     let addr = broker.addr();
     kafka::create_topic(&addr, "kpyg", PARTITIONS, &[]);
     kafka::produce_all(&addr, "kpyg", PARTITIONS, 0..RECORDS, "none", 32);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/kafka_python_group.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/kafka_python_group.py"
+    );
     for count in [RECORDS, 0] {
         let mut cmd = Command::new("python3");
         cmd.arg(script)
@@ -924,7 +1009,10 @@ fn kafka_python_group_consumer() {
             .args(["--count", &count.to_string()]);
         let out = run_tool(cmd, "install kafka-python (pip install kafka-python)");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        eprintln!("kafka-python: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "kafka-python: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success(), "kafka-python group member failed");
         assert!(stdout.starts_with(&format!("OK {count} ")), "{stdout}");
         assert_eq!(
@@ -983,13 +1071,20 @@ fn hundred_groups_rebalance_at_once() {
         }
         groups.push((view, pair));
     }
-    wait_until("every group settles on 2+2", Duration::from_secs(60), || {
-        groups.iter().all(|(_, pair)| {
-            pair.iter().all(|m| m.ctx.assigned().len() == 2)
-                && covers(&[&pair[0].ctx, &pair[1].ctx], PARTITIONS)
-        })
-    });
-    eprintln!("MEASURE 100 groups x 2 settled {:?} after start", start.elapsed());
+    wait_until(
+        "every group settles on 2+2",
+        Duration::from_secs(60),
+        || {
+            groups.iter().all(|(_, pair)| {
+                pair.iter().all(|m| m.ctx.assigned().len() == 2)
+                    && covers(&[&pair[0].ctx, &pair[1].ctx], PARTITIONS)
+            })
+        },
+    );
+    eprintln!(
+        "MEASURE 100 groups x 2 settled {:?} after start",
+        start.elapsed()
+    );
     let mut survivors = Vec::new();
     let mut leaving = Vec::new();
     for (view, mut pair) in groups {
@@ -1002,15 +1097,22 @@ fn hundred_groups_rebalance_at_once() {
     for b in leaving {
         b.stop_and_join().expect("B leaves");
     }
-    wait_until("every A owns all 4 partitions", Duration::from_secs(60), || {
-        survivors
-            .iter()
-            .all(|(_, a)| covers(&[&a.ctx], PARTITIONS))
-    });
-    eprintln!("MEASURE 100 simultaneous leaves: all A own 4 after {:?}", left.elapsed());
+    wait_until(
+        "every A owns all 4 partitions",
+        Duration::from_secs(60),
+        || survivors.iter().all(|(_, a)| covers(&[&a.ctx], PARTITIONS)),
+    );
+    eprintln!(
+        "MEASURE 100 simultaneous leaves: all A own 4 after {:?}",
+        left.elapsed()
+    );
     for (view, a) in survivors {
         a.stop_and_join().expect("A stops");
         view.assert_clean();
+        assert!(
+            view.join_logs.load(Ordering::Relaxed) > 0,
+            "the cgrp debug log never reached the watch"
+        );
     }
 }
 
@@ -1032,7 +1134,14 @@ const MEMBER_ID_REQUIRED: i16 = 79;
 const GROUP_MAX_SIZE_REACHED: i16 = 81;
 
 fn frame(api_key: i16, version: i16, corr: i32, body: &Writer) -> Vec<u8> {
-    request_frame(api_key, version, corr, Some("groups-test"), false, &body.buf)
+    request_frame(
+        api_key,
+        version,
+        corr,
+        Some("groups-test"),
+        false,
+        &body.buf,
+    )
 }
 
 /// JoinGroup v3 (v4 has the same layout; v4+ answers an empty member id MEMBER_ID_REQUIRED).
@@ -1091,9 +1200,18 @@ fn nullable_string(r: &mut Reader<'_>) -> Option<String> {
 }
 
 /// SyncGroup v2: the leader's assignments.
-fn sync(corr: i32, group: &str, generation: i32, member: &str, assign: &[(&str, &[u8])]) -> Vec<u8> {
+fn sync(
+    corr: i32,
+    group: &str,
+    generation: i32,
+    member: &str,
+    assign: &[(&str, &[u8])],
+) -> Vec<u8> {
     let mut w = Writer::default();
-    w.string(group).i32(generation).string(member).i32(assign.len() as i32);
+    w.string(group)
+        .i32(generation)
+        .string(member)
+        .i32(assign.len() as i32);
     for (m, a) in assign {
         w.string(m).bytes(a);
     }
@@ -1155,7 +1273,10 @@ fn parse_commit(frame: &[u8]) -> (i32, Vec<(i32, i16)>) {
 /// OffsetFetch v1 for `partitions` of one topic.
 fn fetch(corr: i32, group: &str, topic: &str, partitions: &[i32]) -> Vec<u8> {
     let mut w = Writer::default();
-    w.string(group).i32(1).string(topic).i32(partitions.len() as i32);
+    w.string(group)
+        .i32(1)
+        .string(topic)
+        .i32(partitions.len() as i32);
     for p in partitions {
         w.i32(*p);
     }
@@ -1176,7 +1297,11 @@ fn parse_fetch(frame: &[u8]) -> BTreeMap<i32, (i64, Option<String>, i16)> {
             out.insert(p, (offset, metadata, r.i16()));
         }
     }
-    assert_eq!(r.remaining(), 0, "trailing bytes in OffsetFetch v1 response");
+    assert_eq!(
+        r.remaining(),
+        0,
+        "trailing bytes in OffsetFetch v1 response"
+    );
     out
 }
 
@@ -1197,12 +1322,26 @@ fn call(conn: &mut RawConn, corr: i32, request: &[u8]) -> Vec<u8> {
 fn join_and_sync(conn: &mut RawConn, group: &str, session_ms: i32) -> (String, i32) {
     let (_, first) = parse_join(&call(conn, 1, &join(4, 1, group, "", session_ms)));
     assert_eq!(first.error, MEMBER_ID_REQUIRED, "{first:?}");
-    let (_, j) = parse_join(&call(conn, 2, &join(4, 2, group, &first.member_id, session_ms)));
+    let (_, j) = parse_join(&call(
+        conn,
+        2,
+        &join(4, 2, group, &first.member_id, session_ms),
+    ));
     assert_eq!(j.error, NONE, "{j:?}");
     assert_eq!(j.leader, j.member_id, "a lone member leads");
     assert_eq!(j.members, vec![j.member_id.clone()]);
     let assignment: &[u8] = b"whatever the leader says";
-    let s = call(conn, 3, &sync(3, group, j.generation, &j.member_id, &[(&j.member_id, assignment)]));
+    let s = call(
+        conn,
+        3,
+        &sync(
+            3,
+            group,
+            j.generation,
+            &j.member_id,
+            &[(&j.member_id, assignment)],
+        ),
+    );
     assert_eq!(parse_throttle_error(&s).1, NONE, "SyncGroup");
     (j.member_id, j.generation)
 }
@@ -1224,26 +1363,50 @@ fn bad_group_input_gets_proper_errors() {
     let t = "bad-t";
 
     // Unknown group, generation 3: ILLEGAL_GENERATION (OffsetCommit < v9), nothing stored.
-    let r = call(&mut conn, 10, &commit(10, "ghost", 3, "m", t, &[(0, 5, "")]));
+    let r = call(
+        &mut conn,
+        10,
+        &commit(10, "ghost", 3, "m", t, &[(0, 5, "")]),
+    );
     assert_eq!(parse_commit(&r).1, vec![(0, ILLEGAL_GENERATION)]);
     let f = parse_fetch(&call(&mut conn, 11, &fetch(11, "ghost", t, &[0])));
     assert_eq!(f[&0].0, -1, "ghost group got an offset: {f:?}");
 
     let (member, generation) = join_and_sync(&mut conn, "solo", 30_000);
-    let ok = call(&mut conn, 20, &commit(20, "solo", generation, &member, t, &[(0, 42, "ok")]));
+    let ok = call(
+        &mut conn,
+        20,
+        &commit(20, "solo", generation, &member, t, &[(0, 42, "ok")]),
+    );
     assert_eq!(parse_commit(&ok).1, vec![(0, NONE)]);
     for (corr, gen, who, want) in [
         (21, generation - 1, member.as_str(), ILLEGAL_GENERATION),
         (22, generation + 1, member.as_str(), ILLEGAL_GENERATION),
         (23, generation, "bogus-member", UNKNOWN_MEMBER_ID),
     ] {
-        let r = call(&mut conn, corr, &commit(corr, "solo", gen, who, t, &[(0, 666, "bad")]));
-        assert_eq!(parse_commit(&r).1, vec![(0, want)], "gen {gen} member {who}");
+        let r = call(
+            &mut conn,
+            corr,
+            &commit(corr, "solo", gen, who, t, &[(0, 666, "bad")]),
+        );
+        assert_eq!(
+            parse_commit(&r).1,
+            vec![(0, want)],
+            "gen {gen} member {who}"
+        );
     }
     let big = "x".repeat(5_000);
     let at_limit = "y".repeat(4_096);
-    let parts = [(0, 777, big.as_str()), (1, 7, "small"), (2, 9, at_limit.as_str())];
-    let r = call(&mut conn, 24, &commit(24, "solo", generation, &member, t, &parts));
+    let parts = [
+        (0, 777, big.as_str()),
+        (1, 7, "small"),
+        (2, 9, at_limit.as_str()),
+    ];
+    let r = call(
+        &mut conn,
+        24,
+        &commit(24, "solo", generation, &member, t, &parts),
+    );
     assert_eq!(
         parse_commit(&r).1,
         vec![(0, OFFSET_METADATA_TOO_LARGE), (1, NONE), (2, NONE)]
@@ -1260,12 +1423,19 @@ fn bad_group_input_gets_proper_errors() {
     let mut storm = RawConn::connect(&addr);
     let codes = pipeline(&mut storm, 1_100, |corr| join(4, corr, "storm", "", 6_000));
     let required = codes.iter().filter(|c| **c == MEMBER_ID_REQUIRED).count();
-    let full = codes.iter().filter(|c| **c == GROUP_MAX_SIZE_REACHED).count();
+    let full = codes
+        .iter()
+        .filter(|c| **c == GROUP_MAX_SIZE_REACHED)
+        .count();
     eprintln!("storm v4: {required} MEMBER_ID_REQUIRED, {full} GROUP_MAX_SIZE_REACHED");
     assert_eq!(required + full, codes.len(), "other codes in {codes:?}");
     assert!((1..=1_000).contains(&required));
     let hb = call(&mut conn, 30, &heartbeat(30, "solo", generation, &member));
-    assert_eq!(parse_throttle_error(&hb).1, NONE, "solo's heartbeat after storm 1");
+    assert_eq!(
+        parse_throttle_error(&hb).1,
+        NONE,
+        "solo's heartbeat after storm 1"
+    );
 
     // Storm 2: 300 JoinGroup v3 (members without the id round trip) into another group, 30
     // pipelined on each of 10 connections (the broker runs up to 32 requests of a connection
@@ -1292,7 +1462,11 @@ fn bad_group_input_gets_proper_errors() {
             }
         }
     }
-    assert!(parsed.iter().all(|j| j.error == NONE), "{:?}", parsed.iter().find(|j| j.error != NONE));
+    assert!(
+        parsed.iter().all(|j| j.error == NONE),
+        "{:?}",
+        parsed.iter().find(|j| j.error != NONE)
+    );
     let generations: BTreeSet<i32> = parsed.iter().map(|j| j.generation).collect();
     assert_eq!(generations.len(), 1, "generations {generations:?}");
     let leaders: Vec<&JoinAnswer> = parsed.iter().filter(|j| j.leader == j.member_id).collect();
@@ -1304,8 +1478,16 @@ fn bad_group_input_gets_proper_errors() {
     drop(storm);
 
     let hb = call(&mut conn, 31, &heartbeat(31, "solo", generation, &member));
-    assert_eq!(parse_throttle_error(&hb).1, NONE, "solo's heartbeat after storm 2");
-    let r = call(&mut conn, 32, &commit(32, "solo", generation, &member, t, &[(3, 3, "")]));
+    assert_eq!(
+        parse_throttle_error(&hb).1,
+        NONE,
+        "solo's heartbeat after storm 2"
+    );
+    let r = call(
+        &mut conn,
+        32,
+        &commit(32, "solo", generation, &member, t, &[(3, 3, "")]),
+    );
     assert_eq!(parse_commit(&r).1, vec![(3, NONE)]);
     expect_solo(&mut conn, 33);
     drop(conn);
@@ -1365,7 +1547,11 @@ fn commit_rate_one_client() {
     let start = Instant::now();
     for i in 0..COMMITS {
         let t0 = Instant::now();
-        let r = call(&mut conn, i, &commit(i, "g-rate", -1, "", "rate", &[(0, i64::from(i), "m")]));
+        let r = call(
+            &mut conn,
+            i,
+            &commit(i, "g-rate", -1, "", "rate", &[(0, i64::from(i), "m")]),
+        );
         latencies.push(t0.elapsed());
         assert_eq!(parse_commit(&r).1, vec![(0, NONE)], "commit {i}");
     }
