@@ -1579,3 +1579,90 @@ fn commit_rate_one_client() {
     let f = parse_fetch(&call(&mut conn, -5, &fetch(-5, "g-rate", "rate", &[0])));
     assert_eq!(f[&0], (i64::from(COMMITS - 1), Some("m".into()), NONE));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Static membership
+// ---------------------------------------------------------------------------------------------
+
+/// Static members (group.instance.id, KIP-345): A closes (librdkafka sends no LeaveGroup for
+/// a static member) and a new consumer with A's instance id joins within the session
+/// timeout: it gets A's partitions back and B sees no rebalance at all.
+#[test]
+fn static_member_restart_keeps_assignment_without_rebalance() {
+    const PARTITIONS: i32 = 4;
+    let broker = Broker::start("groups-static", 2, &[]);
+    let addr = broker.addr();
+    let topic = "static";
+    kafka::create_topic(&addr, topic, PARTITIONS, &[]);
+    let feeder = feed(&addr, topic, PARTITIONS, Duration::from_millis(2));
+    let view = Arc::new(GroupView::default());
+    let finish = || Finish {
+        commit: false,
+        barrier: None,
+    };
+    let (ca, a) = member(
+        &addr,
+        "g-static",
+        "A",
+        EAGER,
+        &view,
+        &[("group.instance.id", "inst-a")],
+    );
+    let (cb, b) = member(
+        &addr,
+        "g-static",
+        "B",
+        EAGER,
+        &view,
+        &[("group.instance.id", "inst-b")],
+    );
+    let ra = spawn_member(ca, a.clone(), topic, FEED_VALUE_BYTES, finish());
+    let rb = spawn_member(cb, b.clone(), topic, FEED_VALUE_BYTES, finish());
+    wait_until(
+        "A and B share four partitions",
+        Duration::from_secs(60),
+        || covers(&[&a, &b], PARTITIONS) && a.assigned().len() == 2,
+    );
+    let held_by_a = a.assigned();
+    let b_assignments = b.me.lock().expect("view").assignments;
+    ra.stop_and_join().expect("A closes");
+
+    let restarted = Instant::now();
+    let (ca2, a2) = member(
+        &addr,
+        "g-static",
+        "A2",
+        EAGER,
+        &view,
+        &[("group.instance.id", "inst-a")],
+    );
+    let ra2 = spawn_member(ca2, a2.clone(), topic, FEED_VALUE_BYTES, finish());
+    wait_until(
+        "the restarted A consumes again",
+        Duration::from_secs(20),
+        || !a2.assigned().is_empty() && a2.got_record_since(restarted),
+    );
+    eprintln!(
+        "MEASURE static restart: consuming after {:?}",
+        restarted.elapsed()
+    );
+    assert_eq!(
+        a2.assigned(),
+        held_by_a,
+        "restarted static member's partitions"
+    );
+    // Longer than a heartbeat interval: a rebalance would have reached B by now.
+    thread::sleep(Duration::from_secs(2));
+    let me = b.me.lock().expect("view");
+    assert!(
+        me.revoked_ever.is_empty(),
+        "B had {:?} revoked",
+        me.revoked_ever
+    );
+    assert_eq!(me.assignments, b_assignments, "B was reassigned");
+    drop(me);
+    ra2.stop_and_join().expect("A2 stops");
+    rb.stop_and_join().expect("B stops");
+    feeder.stop();
+    view.assert_clean();
+}
