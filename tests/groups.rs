@@ -13,6 +13,11 @@
 //! The broker's group.initial.rebalance.delay.ms is 3000 ms (as Kafka's): the first
 //! rebalance of an empty group waits that long for more members, so "all members assigned"
 //! waits are at least 3 s.
+//!
+//! Tests print `MEASURE ...` lines (run with `--nocapture`): join and takeover times, and the
+//! commit rate and latency of one client. Everything runs with
+//! `cargo test --release --test groups` (about 45 s with the default two test threads).
+//! kcat and kafka-python must be installed unless RINGMQ_SKIP_EXTERNAL=1.
 
 mod common;
 
@@ -580,14 +585,62 @@ impl Drop for ChildMember {
     }
 }
 
+/// What [`killed_then_left`] saw of A and B.
+struct KillReport {
+    /// Partitions A or B had revoked, from the kill to the end.
+    revoked: BTreeSet<i32>,
+    /// Longest silence on a partition A or B held before the kill, from the kill to the end.
+    longest_kept_gap: Duration,
+}
+
 /// Eager (range) group of A, B in this process and C in a child process, with records flowing:
 /// C is SIGKILLed (no LeaveGroup, its connections just vanish) and A and B must own all six
 /// partitions within session.timeout.ms plus one rebalance, and consume from them; then B
 /// leaves cleanly and A must own everything well before a session timeout could explain it.
 #[test]
 fn killed_member_expires_and_clean_leave_rebalances_at_once() {
+    let r = killed_then_left("groups-kill", EAGER);
+    assert!(!r.revoked.is_empty(), "eager rebalances revoke everything");
+}
+
+/// The same with cooperative-sticky: through C's death, its session expiry, the rebalance
+/// that hands out C's partitions and B's clean leave, A and B never have a partition revoked
+/// and keep consuming the partitions they held (no silence over 1.5 s).
+#[test]
+fn killed_member_cooperative_sticky_keeps_others_consuming() {
+    let r = killed_then_left("groups-kill-coop", COOPERATIVE);
+    assert!(r.revoked.is_empty(), "revoked {:?}", r.revoked);
+    assert!(
+        r.longest_kept_gap < Duration::from_millis(1_500),
+        "kept partitions went silent for {:?}",
+        r.longest_kept_gap
+    );
+}
+
+/// Longest time without a record of one of `partitions` at `m` between `from` and `to`.
+fn longest_gap(m: &MemberCtx, partitions: &BTreeSet<i32>, from: Instant, to: Instant) -> Duration {
+    let me = m.me.lock().expect("view");
+    let mut longest = Duration::ZERO;
+    for p in partitions {
+        let mut last = from;
+        for r in me
+            .records
+            .iter()
+            .filter(|r| r.0 == *p && r.3 > from && r.3 <= to)
+        {
+            longest = longest.max(r.3 - last);
+            last = r.3;
+        }
+        longest = longest.max(to - last);
+    }
+    longest
+}
+
+fn killed_then_left(broker_name: &str, strategy: &str) -> KillReport {
     const PARTITIONS: i32 = 6;
-    let broker = Broker::start("groups-kill", 2, &[]);
+    let group = format!("g-kill-{strategy}");
+    let group = group.as_str();
+    let broker = Broker::start(broker_name, 2, &[]);
     let addr = broker.addr();
     let topic = "kill";
     kafka::create_topic(&addr, topic, PARTITIONS, &[]);
@@ -597,11 +650,11 @@ fn killed_member_expires_and_clean_leave_rebalances_at_once() {
         commit: false,
         barrier: None,
     };
-    let (ca, a) = member(&addr, "g-kill", "A", EAGER, &view, &[]);
-    let (cb, b) = member(&addr, "g-kill", "B", EAGER, &view, &[]);
+    let (ca, a) = member(&addr, group, "A", strategy, &view, &[]);
+    let (cb, b) = member(&addr, group, "B", strategy, &view, &[]);
     let ra = spawn_member(ca, a.clone(), topic, FEED_VALUE_BYTES, no_finish());
     let rb = spawn_member(cb, b.clone(), topic, FEED_VALUE_BYTES, no_finish());
-    let mut c = spawn_child_member(&addr, "g-kill", topic, EAGER);
+    let mut c = spawn_child_member(&addr, group, topic, strategy);
     wait_until(
         "A, B and C share the six partitions",
         Duration::from_secs(60),
@@ -615,6 +668,11 @@ fn killed_member_expires_and_clean_leave_rebalances_at_once() {
         c.consuming.load(Ordering::Relaxed)
     });
     let c_parts = c.assigned();
+    let kept = (a.assigned(), b.assigned());
+    let revoked_before: BTreeSet<i32> = [&a, &b]
+        .iter()
+        .flat_map(|m| m.me.lock().expect("view").revoked_ever.clone())
+        .collect();
     let killed = Instant::now();
     c.kill();
     let taken = wait_until(
@@ -634,26 +692,45 @@ fn killed_member_expires_and_clean_leave_rebalances_at_once() {
             })
         },
     );
-    eprintln!("MEASURE killed member: partitions reassigned after {takeover:?}");
+    eprintln!("MEASURE {strategy} killed member: partitions reassigned after {takeover:?}");
     assert!(
         takeover <= Duration::from_millis(SESSION_TIMEOUT_MS + 5_000),
         "killed member's partitions moved after {takeover:?}"
     );
 
+    // B's own revocations when it closes do not count: take its view before it leaves.
+    let revoked_by_b = b.me.lock().expect("view").revoked_ever.clone();
     let left = Instant::now();
     rb.stop_and_join().expect("B stops");
     let done = wait_until("A owns everything", Duration::from_secs(20), || {
         covers(&[&a], PARTITIONS)
     });
-    eprintln!("MEASURE clean leave: A owns all after {:?}", done - left);
+    eprintln!(
+        "MEASURE {strategy} clean leave: A owns all after {:?}",
+        done - left
+    );
     assert!(
         done - left < Duration::from_millis(SESSION_TIMEOUT_MS / 2),
         "clean leave took {:?}, as slow as a session expiry",
         done - left
     );
+    let longest_kept_gap = longest_gap(&a, &kept.0, killed, left)
+        .max(longest_gap(&b, &kept.1, killed, left))
+        .max(longest_gap(&a, &kept.0, left, Instant::now()));
+    let revoked_by_a = a.me.lock().expect("view").revoked_ever.clone();
+    let revoked: BTreeSet<i32> = revoked_by_a
+        .union(&revoked_by_b)
+        .filter(|p| !revoked_before.contains(p))
+        .copied()
+        .collect();
+    eprintln!("MEASURE {strategy} kill: longest gap on kept partitions {longest_kept_gap:?}");
     ra.stop_and_join().expect("A stops");
     feeder.stop();
     view.assert_clean();
+    KillReport {
+        revoked,
+        longest_kept_gap,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
