@@ -125,7 +125,13 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
                 router.set_owner_override(config.bench_owner_shard.map(crate::model::ShardId));
                 let metadata = Rc::new(LocalMetadata::new(image.clone()));
                 let metrics = Rc::new(crate::metrics::ShardMetrics::default());
-                let shard = Shard::new(config.clone(), metadata.clone(), store, router.clone(), metrics.clone());
+                let shard = Shard::new(
+                    config.clone(),
+                    metadata.clone(),
+                    store,
+                    router.clone(),
+                    metrics.clone(),
+                );
                 router.set_handler(shard.clone());
                 router.spawn_receivers(receivers);
                 shard_main(i, config, shard, router, metadata, rx, barriers, image).await
@@ -173,13 +179,16 @@ fn spawn_signal_thread(txs: Vec<flume::Sender<()>>) -> Result<(), String> {
 
 /// `/metrics` and `/health` on shard 0. A busy port is a warning, not a failed start.
 fn start_http(config: &BrokerConfig, router: &Rc<Router>, barriers: &Arc<Barriers>) {
-    let Some(addr) = config.metrics_listen else { return };
+    let Some(addr) = config.metrics_listen else {
+        return;
+    };
     match crate::server::http::bind(addr) {
         Ok(listener) => {
             eprintln!("shard 0: metrics on http://{addr}/metrics, health on /health");
             let (n, barriers) = (config.shards as usize, barriers.clone());
             let ready = move || barriers.ready.load(Ordering::Acquire) >= n;
-            glommio::spawn_local(crate::server::http::serve(listener, router.clone(), ready)).detach();
+            glommio::spawn_local(crate::server::http::serve(listener, router.clone(), ready))
+                .detach();
         }
         Err(e) => eprintln!("shard 0: metrics disabled: cannot listen on {addr}: {e}"),
     }
@@ -222,7 +231,12 @@ async fn shard_main(
         eprintln!("shard {i}: ready, not accepting (--bench-accept-shard)");
         None
     };
-    let ctx = Rc::new(ServerCtx::new(config.clone(), router.clone(), metadata, shard.metrics.clone()));
+    let ctx = Rc::new(ServerCtx::new(
+        config.clone(),
+        router.clone(),
+        metadata,
+        shard.metrics.clone(),
+    ));
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
         eprintln!(
             "ringmq ready: listening on {}, advertised as {}:{}, {n} shard(s), data in {}",

@@ -112,7 +112,9 @@ fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     match args.metrics_listen.as_deref() {
         Some("off") => c.metrics_listen = None,
         Some(a) => {
-            let addr = a.parse().map_err(|e| format!("--metrics-listen {a}: {e}"))?;
+            let addr = a
+                .parse()
+                .map_err(|e| format!("--metrics-listen {a}: {e}"))?;
             c.metrics_listen = Some(addr);
         }
         None => {}

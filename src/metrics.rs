@@ -13,7 +13,8 @@ use std::time::Duration;
 
 /// Upper bounds of the latency histogram buckets, in microseconds.
 pub const LATENCY_BUCKETS_US: &[u64] = &[
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
 ];
 
 /// A fixed-bucket latency histogram.
@@ -24,7 +25,10 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: std::array::from_fn(|_| Cell::new(0)), sum_us: Cell::new(0) }
+        Histogram {
+            counts: std::array::from_fn(|_| Cell::new(0)),
+            sum_us: Cell::new(0),
+        }
     }
 }
 
@@ -36,7 +40,10 @@ impl Histogram {
         self.sum_us.set(self.sum_us.get().saturating_add(us));
     }
     fn snapshot(&self) -> HistogramSnapshot {
-        HistogramSnapshot { counts: self.counts.iter().map(Cell::get).collect(), sum_us: self.sum_us.get() }
+        HistogramSnapshot {
+            counts: self.counts.iter().map(Cell::get).collect(),
+            sum_us: self.sum_us.get(),
+        }
     }
 }
 
@@ -93,8 +100,18 @@ impl ShardMetrics {
     pub fn snapshot(&self, shard: u16) -> Snapshot {
         Snapshot {
             shard,
-            topics: self.topics.borrow().iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            requests: self.requests.borrow().iter().map(|(k, v)| (*k, *v)).collect(),
+            topics: self
+                .topics
+                .borrow()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            requests: self
+                .requests
+                .borrow()
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
             errors: self.errors.borrow().iter().map(|(k, v)| (*k, *v)).collect(),
             produce_latency: self.produce_latency.snapshot(),
             fetch_latency: self.fetch_latency.snapshot(),
@@ -135,20 +152,40 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
-fn histogram(out: &mut String, name: &str, help: &str, snaps: &[Snapshot], pick: fn(&Snapshot) -> &HistogramSnapshot) {
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    snaps: &[Snapshot],
+    pick: fn(&Snapshot) -> &HistogramSnapshot,
+) {
     family(out, name, "histogram", help);
     for s in snaps {
         let h = pick(s);
         let mut cumulative = 0;
         for (i, count) in h.counts.iter().enumerate() {
             cumulative += count;
-            let le = LATENCY_BUCKETS_US.get(i).map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
-            let _ = writeln!(out, "{name}_bucket{{shard=\"{}\",le=\"{le}\"}} {cumulative}", s.shard);
+            let le = LATENCY_BUCKETS_US
+                .get(i)
+                .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{shard=\"{}\",le=\"{le}\"}} {cumulative}",
+                s.shard
+            );
         }
-        let _ = writeln!(out, "{name}_sum{{shard=\"{}\"}} {}", s.shard, h.sum_us as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum{{shard=\"{}\"}} {}",
+            s.shard,
+            h.sum_us as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count{{shard=\"{}\"}} {cumulative}", s.shard);
     }
 }
@@ -157,39 +194,115 @@ fn histogram(out: &mut String, name: &str, help: &str, snaps: &[Snapshot], pick:
 pub fn render(snaps: &[Snapshot]) -> String {
     let mut out = String::new();
     let topic_counters: [(&str, &str, fn(&TopicCounters) -> u64); 4] = [
-        ("ringmq_topic_bytes_in_total", "Record batch bytes appended", |c| c.bytes_in),
-        ("ringmq_topic_records_in_total", "Records appended", |c| c.records_in),
-        ("ringmq_topic_bytes_out_total", "Record batch bytes served to fetches", |c| c.bytes_out),
-        ("ringmq_topic_records_out_total", "Records served to fetches (whole batches)", |c| c.records_out),
+        (
+            "ringmq_topic_bytes_in_total",
+            "Record batch bytes appended",
+            |c| c.bytes_in,
+        ),
+        ("ringmq_topic_records_in_total", "Records appended", |c| {
+            c.records_in
+        }),
+        (
+            "ringmq_topic_bytes_out_total",
+            "Record batch bytes served to fetches",
+            |c| c.bytes_out,
+        ),
+        (
+            "ringmq_topic_records_out_total",
+            "Records served to fetches (whole batches)",
+            |c| c.records_out,
+        ),
     ];
     for (name, help, get) in topic_counters {
         family(&mut out, name, "counter", help);
         for s in snaps {
             for (topic, c) in &s.topics {
-                let _ = writeln!(out, "{name}{{shard=\"{}\",topic=\"{}\"}} {}", s.shard, escape(topic), get(c));
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{}\",topic=\"{}\"}} {}",
+                    s.shard,
+                    escape(topic),
+                    get(c)
+                );
             }
         }
     }
-    family(&mut out, "ringmq_requests_total", "counter", "Requests handled, by Kafka API key");
+    family(
+        &mut out,
+        "ringmq_requests_total",
+        "counter",
+        "Requests handled, by Kafka API key",
+    );
     for s in snaps {
         for (api, n) in &s.requests {
-            let _ = writeln!(out, "ringmq_requests_total{{shard=\"{}\",api_key=\"{api}\"}} {n}", s.shard);
+            let _ = writeln!(
+                out,
+                "ringmq_requests_total{{shard=\"{}\",api_key=\"{api}\"}} {n}",
+                s.shard
+            );
         }
     }
-    family(&mut out, "ringmq_errors_total", "counter", "Partition-level error codes answered, by API key and code");
+    family(
+        &mut out,
+        "ringmq_errors_total",
+        "counter",
+        "Partition-level error codes answered, by API key and code",
+    );
     for s in snaps {
         for ((api, code), n) in &s.errors {
-            let _ = writeln!(out, "ringmq_errors_total{{shard=\"{}\",api_key=\"{api}\",code=\"{code}\"}} {n}", s.shard);
+            let _ = writeln!(
+                out,
+                "ringmq_errors_total{{shard=\"{}\",api_key=\"{api}\",code=\"{code}\"}} {n}",
+                s.shard
+            );
         }
     }
-    histogram(&mut out, "ringmq_produce_latency_seconds", "Produce request handling time", snaps, |s| &s.produce_latency);
-    histogram(&mut out, "ringmq_fetch_latency_seconds", "Fetch request handling time, long-poll wait included", snaps, |s| &s.fetch_latency);
-    histogram(&mut out, "ringmq_fsync_latency_seconds", "Group commit (write + fdatasync) wait of acks=-1 produces", snaps, |s| &s.fsync_latency);
+    histogram(
+        &mut out,
+        "ringmq_produce_latency_seconds",
+        "Produce request handling time",
+        snaps,
+        |s| &s.produce_latency,
+    );
+    histogram(
+        &mut out,
+        "ringmq_fetch_latency_seconds",
+        "Fetch request handling time, long-poll wait included",
+        snaps,
+        |s| &s.fetch_latency,
+    );
+    histogram(
+        &mut out,
+        "ringmq_fsync_latency_seconds",
+        "Group commit (write + fdatasync) wait of acks=-1 produces",
+        snaps,
+        |s| &s.fsync_latency,
+    );
     let gauges: [(&str, &str, &str, fn(&Snapshot) -> u64); 4] = [
-        ("ringmq_batch_cache_hits_total", "counter", "Fetch reads served from the batch cache", |s| s.cache_hits),
-        ("ringmq_batch_cache_misses_total", "counter", "Fetch reads served from disk", |s| s.cache_misses),
-        ("ringmq_connections", "gauge", "Open client connections", |s| s.connections),
-        ("ringmq_partitions", "gauge", "Partitions owned and open", |s| s.partitions),
+        (
+            "ringmq_batch_cache_hits_total",
+            "counter",
+            "Fetch reads served from the batch cache",
+            |s| s.cache_hits,
+        ),
+        (
+            "ringmq_batch_cache_misses_total",
+            "counter",
+            "Fetch reads served from disk",
+            |s| s.cache_misses,
+        ),
+        (
+            "ringmq_connections",
+            "gauge",
+            "Open client connections",
+            |s| s.connections,
+        ),
+        (
+            "ringmq_partitions",
+            "gauge",
+            "Partitions owned and open",
+            |s| s.partitions,
+        ),
     ];
     for (name, kind, help, get) in gauges {
         family(&mut out, name, kind, help);
@@ -217,7 +330,9 @@ mod tests {
         assert!(text.contains("ringmq_topic_records_in_total{shard=\"0\",topic=\"orders\"} 5"));
         assert!(text.contains("ringmq_topic_bytes_in_total{shard=\"0\",topic=\"orders\"} 150"));
         assert!(text.contains("ringmq_errors_total{shard=\"0\",api_key=\"0\",code=\"2\"} 1"));
-        assert!(text.contains("ringmq_produce_latency_seconds_bucket{shard=\"0\",le=\"0.00025\"} 1"));
+        assert!(
+            text.contains("ringmq_produce_latency_seconds_bucket{shard=\"0\",le=\"0.00025\"} 1")
+        );
         assert!(text.contains("ringmq_produce_latency_seconds_bucket{shard=\"0\",le=\"0.0001\"} 0"));
         assert!(text.contains("ringmq_produce_latency_seconds_count{shard=\"0\"} 1"));
     }

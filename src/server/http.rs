@@ -56,7 +56,9 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
 }
 
 async fn answer(mut stream: TcpStream, router: &Router, ready: bool) {
-    let Some(head) = read_head(&mut stream).await else { return };
+    let Some(head) = read_head(&mut stream).await else {
+        return;
+    };
     let mut words = head.split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let (status, body) = match (method, path) {
@@ -82,5 +84,9 @@ async fn gather(router: &Router) -> Vec<Snapshot> {
             _ => None,
         }
     });
-    crate::shard::join_all(calls).await.into_iter().flatten().collect()
+    crate::shard::join_all(calls)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -355,9 +355,17 @@ impl Shard {
             .read(part.fetch_offset, part.partition_max_bytes)
             .await
             .map_err(storage_error)?;
-        let counter = if read.from_cache { &self.metrics.cache_hits } else { &self.metrics.cache_misses };
+        let counter = if read.from_cache {
+            &self.metrics.cache_hits
+        } else {
+            &self.metrics.cache_misses
+        };
         counter.set(counter.get() + 1);
-        let (bytes, records) = read.batches.iter().map(|b| batch_size(b)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let (bytes, records) = read
+            .batches
+            .iter()
+            .map(|b| batch_size(b))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         self.metrics.fetched(&part.tp.topic, bytes, records);
         fetched.batches = read.batches;
         Ok(fetched)
@@ -688,7 +696,9 @@ impl ShardHandler for Shard {
                     ShardReply::Group(groups.handle(call).await)
                 }
                 ShardCall::Metrics => {
-                    self.metrics.partitions.set(self.open_partition_count() as u64);
+                    self.metrics
+                        .partitions
+                        .set(self.open_partition_count() as u64);
                     ShardReply::Metrics(Box::new(self.metrics.snapshot(self.id.0)))
                 }
                 ShardCall::ApplyMetadata(image) => {
