@@ -225,10 +225,10 @@ async fn shard_main(
     let listener = if accepts {
         let l = glommio::net::TcpListener::bind(config.listen)
             .map_err(|e| format!("bind {}: {e}", config.listen))?;
-        eprintln!("shard {i}: ready, accepting on {}", config.listen);
+        eprintln!("shard {i}: accepting on {}", config.listen);
         Some(l)
     } else {
-        eprintln!("shard {i}: ready, not accepting (--bench-accept-shard)");
+        eprintln!("shard {i}: not accepting (--bench-accept-shard)");
         None
     };
     let ctx = Rc::new(ServerCtx::new(
