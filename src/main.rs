@@ -1,6 +1,8 @@
-//! The `ringmq` binary: `ringmq serve` starts the broker.
+//! The `ringmq` binary: `ringmq serve` starts the broker; `bench` measures one; `topic`,
+//! `group`, `produce`, `consume` and `cluster` manage one over the Kafka protocol.
 
 use clap::{Parser, Subcommand};
+use ringmq::cli;
 use ringmq::config::{BrokerConfig, FileConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +24,25 @@ enum Command {
     Serve(ServeArgs),
     /// Measure a Kafka-compatible broker: produce, consume or end-to-end.
     Bench(ringmq::bench::BenchArgs),
+    /// Create, list, describe, delete and alter topics.
+    Topic {
+        #[command(subcommand)]
+        command: cli::admin::TopicCommand,
+    },
+    /// List, describe, delete consumer groups and reset their offsets.
+    Group {
+        #[command(subcommand)]
+        command: cli::group::GroupCommand,
+    },
+    /// Write records read from stdin, one a line.
+    Produce(cli::produce::ProduceArgs),
+    /// Read records and print them.
+    Consume(cli::consume::ConsumeArgs),
+    /// Show the cluster's id, controller and brokers.
+    Cluster {
+        #[command(subcommand)]
+        command: cli::ClusterCommand,
+    },
 }
 
 #[derive(Parser)]
@@ -127,5 +148,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => exit(load_config(&args).and_then(ringmq::app::run)),
         Command::Bench(args) => exit(ringmq::bench::run(args)),
+        Command::Topic { command } => exit(cli::run(|| cli::admin::run_topic(command))),
+        Command::Group { command } => exit(cli::run(|| cli::group::run_group(command))),
+        Command::Produce(args) => exit(cli::run(|| cli::produce::run(args))),
+        Command::Consume(args) => exit(cli::run(|| cli::consume::run(args))),
+        Command::Cluster { command } => match command {
+            cli::ClusterCommand::Info(args) => exit(cli::run(|| cli::admin::cluster_info(args))),
+        },
     }
 }
