@@ -1,4 +1,5 @@
-//! The operator CLI in the `ringmq` binary: `topic`, `group`, `produce`, `consume`, `cluster`.
+//! The operator CLI in the `ringmq` binary: `topic`, `group`, `produce`, `consume`, `cluster`,
+//! plus `config print` ([`config_print`]) and `check` ([`check`]), which need no broker.
 //!
 //! Every command speaks the Kafka protocol through [`crate::client`] (never broker internals),
 //! so it manages Kafka and Redpanda as well as ringmq. A command runs on one glommio executor
@@ -15,6 +16,8 @@
 //! (generation −1) and does not join the group.
 
 pub mod admin;
+pub mod check;
+pub mod config_print;
 pub mod consume;
 pub mod group;
 pub mod output;
