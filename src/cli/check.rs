@@ -22,8 +22,11 @@ use std::time::Instant;
 
 /// Direct-I/O alignment used by the disk test.
 const ALIGN_BYTES: usize = 4096;
-/// Memlock per shard below which we warn (glommio registers ~10 MiB of I/O memory per executor).
+/// Memlock per shard below which we warn: glommio registers 10 MiB of I/O buffers per
+/// executor and skips the registration (slower I/O) when the limit does not allow it.
 const MEMLOCK_PER_SHARD_BYTES: u64 = 16 << 20;
+/// Memlock below which glommio refuses to start an executor at all.
+const MEMLOCK_MIN_BYTES: u64 = 512 << 10;
 /// Open files below which we warn (segments, indexes and connections all take descriptors).
 const NOFILE_MIN: u64 = 65_536;
 /// Free bytes below which we warn / fail.
