@@ -269,14 +269,16 @@ fn memlock(shards: u64) -> Finding {
     };
     let status = if cur == libc::RLIM_INFINITY || cur >= need {
         Status::Ok
-    } else {
+    } else if cur >= MEMLOCK_MIN_BYTES {
         Status::Warn
+    } else {
+        Status::Fail
     };
     finding(
         "memlock",
         status,
         value,
-        "glommio locks its io_uring buffers: set LimitMEMLOCK=infinity (systemd) or `ulimit -l unlimited`",
+        "glommio locks its io_uring buffers (shards do not start below 512 KiB and skip buffer registration below ~10 MiB each): set LimitMEMLOCK=infinity (systemd) or `ulimit -l unlimited`",
     )
 }
 
