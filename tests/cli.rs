@@ -633,3 +633,116 @@ fn errors_are_one_sentence_and_a_status() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Runs `ringmq ARGS` with extra environment variables and no stdin.
+fn ringmq_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringmq"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ringmq")
+}
+
+#[test]
+fn config_print_shows_each_layer_and_serve_obeys_the_environment() {
+    let dir = common::fresh_data_dir("cli-config");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("ringmq.toml");
+    std::fs::write(
+        &file,
+        "shards = 3\ndefault_partitions = 4\nmax_request_bytes = 3000000\n",
+    )
+    .expect("write toml");
+    let file_arg = file.to_string_lossy().into_owned();
+    let env = [
+        ("RINGMQ_DEFAULT_PARTITIONS", "6"),
+        ("RINGMQ_TOPIC_RETENTION_MS", "5000"),
+    ];
+    let out = ringmq_env(
+        &[
+            "config", "print", "--config", &file_arg, "--shards", "1", "--json",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        r#""shards":{"value":"1","source":"flag"}"#,
+        r#""default_partitions":{"value":"6","source":"env"}"#,
+        r#""max_request_bytes":{"value":"3000000","source":"file"}"#,
+        r#""auto_create_topics":{"value":"true","source":"default"}"#,
+        r#""topic.retention.ms":{"value":"5000","source":"env"}"#,
+    ] {
+        assert!(json.contains(expected), "{expected} in {json}");
+    }
+    let table = ringmq_env(&["config", "print", "--config", &file_arg], &env);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("shards"))
+        .expect("shards row");
+    assert!(row.split_whitespace().eq(["shards", "3", "file"]), "{row}");
+
+    // `serve` resolves the same layers: a bad environment value stops it, naming the variable.
+    let data = dir.join("data").to_string_lossy().into_owned();
+    let port = format!("127.0.0.1:{}", free_port());
+    let out = ringmq_env(
+        &["serve", "--listen", &port, "--data-dir", &data],
+        &[("RINGMQ_SHARDS", "lots")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("RINGMQ_SHARDS='lots'"), "{stderr}");
+    let out = ringmq_env(
+        &["config", "print"],
+        &[("RINGMQ_TOPIC_DURABILITY", "sometimes")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RINGMQ_TOPIC_DURABILITY"));
+    std::fs::remove_dir_all(&dir).expect("remove dir");
+}
+
+#[test]
+fn check_reports_every_host_check() {
+    let dir = common::fresh_data_dir("cli-check");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let d = dir.to_string_lossy().into_owned();
+    let out = ringmq_env(
+        &["check", "--data-dir", &d, "--disk-test-mib", "4", "--json"],
+        &[],
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "io_uring",
+        "kernel",
+        "memlock",
+        "open files",
+        "cpus",
+        "filesystem",
+        "free space",
+        "O_DIRECT",
+    ] {
+        assert!(
+            json.contains(&format!(r#""check":"{check}""#)),
+            "{check} in {json}"
+        );
+    }
+    assert!(
+        json.contains(r#""check":"io_uring","status":"ok""#),
+        "the broker runs here: {json}"
+    );
+    assert!(json.contains(r#""check":"disk write""#), "{json}");
+    // The exit status says whether any check failed.
+    assert_eq!(out.status.success(), !json.contains(r#""status":"fail""#));
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("read dir").collect();
+    assert!(
+        leftovers.is_empty(),
+        "the disk test cleans up: {leftovers:?}"
+    );
+    std::fs::remove_dir_all(&dir).expect("remove dir");
+}
