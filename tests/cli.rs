@@ -498,6 +498,16 @@ fn group_commands_and_offset_resets() {
     let member = join_group(&addr, "busy", "jobs");
     let desc = ok(&addr, &["group", "describe", "busy"]);
     assert!(desc.contains("1 member(s)"), "{desc}");
+    let json = ok(&addr, &["group", "describe", "busy", "--json"]);
+    assert_eq!(
+        json.matches(r#""committed_offset":-1"#).count(),
+        2,
+        "both partitions listed: {json}"
+    );
+    assert!(
+        !json.contains(r#""member_id":"-""#),
+        "both partitions owned by the member: {json}"
+    );
     let err = fails(
         Some(&addr),
         &[

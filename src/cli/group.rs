@@ -24,7 +24,8 @@ use crate::protocol::offset_commit::{
     OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic,
 };
 use crate::protocol::offset_fetch::{OffsetFetchGroup, OffsetFetchRequest, OffsetFetchTopic};
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, Reader};
+use bytes::Bytes;
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 
@@ -286,16 +287,39 @@ async fn describe_group(conn: &mut Connection, group: &str) -> Result<DescribedG
     Ok(g)
 }
 
-/// (topic, partition, committed, log end) rows of a group.
-type LagRow = (String, i32, i64, i64);
+/// The (topic, partition)s of a "consumer" protocol member assignment
+/// (ConsumerProtocolAssignment: version, [topic, [partition]], user data). Untrusted bytes:
+/// anything that does not decode is an empty assignment.
+pub fn decode_assignment(bytes: &[u8]) -> Vec<(String, i32)> {
+    let mut r = Reader::new(Bytes::copy_from_slice(bytes));
+    let decoded = r.i16("version").and_then(|_| {
+        r.array(false, 6, "assigned_partitions", |r| {
+            let topic = r.string(false, "topic")?;
+            let partitions = r.array(false, 4, "partitions", |r| r.i32("partition"))?;
+            Ok((topic, partitions))
+        })
+    });
+    decoded
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|(t, parts)| parts.into_iter().map(move |p| (t.clone(), p)))
+        .collect()
+}
+
+/// (topic, partition, committed or -1, log end or -1, owning member or "-") rows of a group.
+type LagRow = (String, i32, i64, i64, String);
 
 async fn lag_rows(
     conn: &mut Connection,
     offsets: &BTreeMap<(String, i32), i64>,
+    owners: &BTreeMap<(String, i32), String>,
 ) -> Result<Vec<LagRow>, CliError> {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in offsets.keys() {
-        by_topic.entry(t).or_default().push(*p);
+    for (t, p) in offsets.keys().chain(owners.keys()) {
+        let parts = by_topic.entry(t).or_default();
+        if !parts.contains(p) {
+            parts.push(*p);
+        }
     }
     let mut rows = Vec::new();
     for (topic, parts) in by_topic {
@@ -305,9 +329,12 @@ async fn lag_rows(
             Err(_) => vec![-1; parts.len()],
         };
         for (p, end) in parts.iter().zip(ends) {
-            let committed = offsets.get(&(topic.to_string(), *p)).copied().unwrap_or(-1);
-            rows.push((topic.to_string(), *p, committed, end));
+            let key = (topic.to_string(), *p);
+            let committed = offsets.get(&key).copied().unwrap_or(-1);
+            let owner = owners.get(&key).cloned().unwrap_or_else(|| "-".into());
+            rows.push((topic.to_string(), *p, committed, end, owner));
         }
+        rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     }
     Ok(rows)
 }
@@ -320,9 +347,17 @@ async fn describe(a: GroupNameArgs) -> Result<(), CliError> {
     if g.group_state == "Dead" && offsets.is_empty() {
         return Err(CliError::NotFound(format!("group '{}'", a.group)));
     }
-    let rows = lag_rows(&mut conn, &offsets).await?;
+    let mut owners = BTreeMap::new();
+    if g.protocol_type == "consumer" {
+        for m in &g.members {
+            for tp in decode_assignment(&m.member_assignment) {
+                owners.insert(tp, m.member_id.clone());
+            }
+        }
+    }
+    let rows = lag_rows(&mut conn, &offsets, &owners).await?;
     let lag = |committed: i64, end: i64| {
-        if end >= 0 {
+        if end >= 0 && committed >= 0 {
             (end - committed).max(0)
         } else {
             -1
@@ -352,13 +387,14 @@ async fn describe(a: GroupNameArgs) -> Result<(), CliError> {
             "offsets",
             Json::Arr(
                 rows.iter()
-                    .map(|(t, p, c, e)| {
+                    .map(|(t, p, c, e, owner)| {
                         Json::obj([
                             ("topic", Json::str(t)),
                             ("partition", Json::Int((*p).into())),
                             ("committed_offset", Json::Int(*c)),
                             ("log_end_offset", Json::Int(*e)),
                             ("lag", Json::Int(lag(*c, *e))),
+                            ("member_id", Json::str(owner)),
                         ])
                     })
                     .collect(),
@@ -382,14 +418,29 @@ async fn describe(a: GroupNameArgs) -> Result<(), CliError> {
                 &g.protocol_data
             },
         );
-        let mut t = Table::new(&["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"]);
-        for (topic, p, c, e) in &rows {
+        let mut t = Table::new(&[
+            "TOPIC",
+            "PARTITION",
+            "COMMITTED",
+            "LOG-END",
+            "LAG",
+            "MEMBER",
+        ]);
+        let dash = |v: i64| {
+            if v < 0 {
+                "-".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        for (topic, p, c, e, owner) in &rows {
             t.row(vec![
                 topic.clone(),
                 p.to_string(),
-                c.to_string(),
-                e.to_string(),
-                lag(*c, *e).to_string(),
+                dash(*c),
+                dash(*e),
+                dash(lag(*c, *e)),
+                owner.clone(),
             ]);
         }
         out.push_str(&t.render());
@@ -603,6 +654,29 @@ mod tests {
             GroupCommand::ResetOffsets(a) => Ok(a),
             _ => Err("wrong command".into()),
         }
+    }
+
+    #[test]
+    fn consumer_assignments_decode_and_garbage_is_empty() {
+        let mut w = crate::protocol::Writer::new();
+        w.i16(3);
+        w.i32(2);
+        w.string("a", false);
+        w.i32(2);
+        w.i32(0);
+        w.i32(5);
+        w.string("b", false);
+        w.i32(1);
+        w.i32(7);
+        w.i32(-1); // null user data
+        let bytes = w.finish_contiguous();
+        assert_eq!(
+            decode_assignment(&bytes),
+            vec![("a".into(), 0), ("a".into(), 5), ("b".into(), 7)]
+        );
+        assert!(decode_assignment(&bytes[..9]).is_empty());
+        assert!(decode_assignment(&[0xff; 3]).is_empty());
+        assert!(decode_assignment(&[]).is_empty());
     }
 
     #[test]
