@@ -756,3 +756,37 @@ fn check_reports_every_host_check() {
     );
     std::fs::remove_dir_all(&dir).expect("remove dir");
 }
+
+#[test]
+fn consume_below_the_log_start_moves_to_it() {
+    let broker = Broker::start("cli-trim", 1, &[]);
+    let addr = broker.addr();
+    ok(&addr, &["topic", "create", "trim"]);
+    for i in 0..5 {
+        ok_in(&addr, &["produce", "trim"], &format!("v{i}\n"));
+    }
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("trim", 0, rdkafka::Offset::Offset(3))
+        .expect("tpl");
+    let admin = kafka::admin(&addr);
+    let opts = rdkafka::admin::AdminOptions::new().operation_timeout(Some(kafka::CLIENT_TIMEOUT));
+    let r = futures_executor::block_on(admin.delete_records(&tpl, &opts)).expect("DeleteRecords");
+    r.find_partition("trim", 0)
+        .expect("partition")
+        .error()
+        .expect("DeleteRecords succeeded");
+    let out = ok(
+        &addr,
+        &[
+            "consume", "trim", "--from", "0", "--exit", "--format", "%o:%s\n",
+        ],
+    );
+    assert_eq!(out, "3:v3\n4:v4\n");
+    let desc = ok(&addr, &["topic", "describe", "trim", "--json"]);
+    assert!(
+        desc.contains(r#""earliest_offset":3,"latest_offset":5"#),
+        "{desc}"
+    );
+    let err = fails(Some(&addr), &["consume", "trim", "--from", "9", "--exit"]);
+    assert!(err.contains("OFFSET_OUT_OF_RANGE"), "{err}");
+}

@@ -7,6 +7,9 @@
 //! after every fetch as a "simple" consumer (generation −1); the group must have no active
 //! members (an active group answers UNKNOWN_MEMBER_ID).
 //!
+//! A position below the log start (removed by retention since) moves to the log start, as a
+//! Kafka consumer with `auto.offset.reset=earliest` would; one past the end is an error.
+//!
 //! Stops after `--count` records, at the end of every partition with `--exit`, or never.
 //! Output is `--format` (default `%s\n`) or, with `--json`, one JSON object per record.
 //! Compressed batches are inflated through [`crate::records`] (their headers are not shown);
@@ -22,6 +25,7 @@ use crate::client::conn::Connection;
 use crate::model::BatchHeader;
 use crate::protocol::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use crate::protocol::list_offsets::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use crate::protocol::ErrorCode;
 use clap::Args;
 use std::io::Write;
 
@@ -294,6 +298,16 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
                     "fetch {}-{} at offset {}",
                     a.topic, pos.partition, pos.next_offset
                 );
+                if pd.error_code == ErrorCode::OFFSET_OUT_OF_RANGE.0 {
+                    let start =
+                        start_offsets(&mut conn, &a.topic, &[pos.partition], StartAt::Beginning)
+                            .await?;
+                    if start.first().is_some_and(|&s| pos.next_offset < s) {
+                        // Retention removed what we asked for: go on from the log start.
+                        pos.next_offset = start[0];
+                        continue;
+                    }
+                }
                 check_code(&what, pd.error_code, None)?;
                 pos.high_watermark = pd.high_watermark;
                 let data: Vec<u8> = pd.records.iter().flat_map(|c| c.iter().copied()).collect();
