@@ -140,91 +140,56 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
     let (file, path) = read_file(args, env)?;
     let mut c = BrokerConfig::defaults();
     let mut settings = Vec::new();
-    let mut note = |name: &str, value: String, source: Option<Source>| {
-        settings.push(Setting {
-            name: name.to_string(),
-            value,
-            source: source.unwrap_or(Source::Default),
-        });
-    };
     if let Some(p) = &path {
         let source = if args.config.is_some() {
             Source::Flag
         } else {
             Source::Env
         };
-        note("config", p.display().to_string(), Some(source));
+        settings.push(setting("config", p.display().to_string(), source));
     }
-
-    let listen = layer(args.listen.clone(), env("RINGMQ_LISTEN"), file.listen);
-    let advertise = layer(
-        args.advertise.clone(),
-        env("RINGMQ_ADVERTISE"),
-        file.advertise,
-    );
-    let listen_text = listen
-        .as_ref()
-        .map_or_else(|| c.listen.to_string(), |(v, _)| v.clone());
-    c.set_listen(&listen_text, advertise.as_ref().map(|(v, _)| v.as_str()))?;
-    note("listen", c.listen.to_string(), listen.map(|(_, s)| s));
-    let adv = format!("{}:{}", c.advertise_host, c.advertise_port);
-    note("advertise", adv, advertise.map(|(_, s)| s));
-
+    resolve_network(args, env, &file, &mut c, &mut settings)?;
     let data_dir = layer(
         args.data_dir.clone(),
         from_env(env, "RINGMQ_DATA_DIR")?,
         file.data_dir,
     );
-    if let Some((d, _)) = &data_dir {
-        c.data_dir = d.clone();
-    }
-    note(
+    let source = data_dir.map_or(Source::Default, |(d, s)| {
+        c.data_dir = d;
+        s
+    });
+    settings.push(setting(
         "data_dir",
         c.data_dir.display().to_string(),
-        data_dir.map(|(_, s)| s),
-    );
-
+        source,
+    ));
     let shards = layer(args.shards, from_env(env, "RINGMQ_SHARDS")?, file.shards);
-    c.shards = shards.map_or(c.shards, |(v, _)| v);
-    note("shards", c.shards.to_string(), shards.map(|(_, s)| s));
-
-    let auto = layer(
-        args.auto_create_topics,
-        from_env(env, "RINGMQ_AUTO_CREATE_TOPICS")?,
-        file.auto_create_topics,
-    );
-    c.auto_create_topics = auto.map_or(c.auto_create_topics, |(v, _)| v);
-    note(
+    apply(&mut settings, "shards", shards, &mut c.shards);
+    let auto = from_env(env, "RINGMQ_AUTO_CREATE_TOPICS")?;
+    let auto = layer(args.auto_create_topics, auto, file.auto_create_topics);
+    apply(
+        &mut settings,
         "auto_create_topics",
-        c.auto_create_topics.to_string(),
-        auto.map(|(_, s)| s),
+        auto,
+        &mut c.auto_create_topics,
     );
-
-    let parts = layer(
-        args.default_partitions,
-        from_env(env, "RINGMQ_DEFAULT_PARTITIONS")?,
-        file.default_partitions,
-    );
-    c.default_partitions = parts.map_or(c.default_partitions, |(v, _)| v);
-    note(
+    let parts = from_env(env, "RINGMQ_DEFAULT_PARTITIONS")?;
+    let parts = layer(args.default_partitions, parts, file.default_partitions);
+    apply(
+        &mut settings,
         "default_partitions",
-        c.default_partitions.to_string(),
-        parts.map(|(_, s)| s),
+        parts,
+        &mut c.default_partitions,
     );
-
-    let max = layer(
-        args.max_request_bytes,
-        from_env(env, "RINGMQ_MAX_REQUEST_BYTES")?,
-        file.max_request_bytes,
-    );
-    c.max_request_bytes = max.map_or(c.max_request_bytes, |(v, _)| v);
-    note(
+    let max = from_env(env, "RINGMQ_MAX_REQUEST_BYTES")?;
+    let max = layer(args.max_request_bytes, max, file.max_request_bytes);
+    apply(
+        &mut settings,
         "max_request_bytes",
-        c.max_request_bytes.to_string(),
-        max.map(|(_, s)| s),
+        max,
+        &mut c.max_request_bytes,
     );
     c.inflight_bytes_per_shard = c.inflight_bytes_per_shard.max(2 * c.max_request_bytes);
-
     let topic_settings = resolve_topic_defaults(args, env, file.topic_defaults, &mut c)?;
     settings.extend(topic_settings);
     c.bench_accept_shard = args.bench_accept_shard;
@@ -234,6 +199,57 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
         config: c,
         settings,
     })
+}
+
+fn setting(name: &str, value: String, source: Source) -> Setting {
+    Setting {
+        name: name.to_string(),
+        value,
+        source,
+    }
+}
+
+/// Set `target` to the chosen layer's value (if any) and record the setting.
+fn apply<T: Copy + ToString>(
+    settings: &mut Vec<Setting>,
+    name: &str,
+    chosen: Option<(T, Source)>,
+    target: &mut T,
+) {
+    let source = chosen.map_or(Source::Default, |(v, s)| {
+        *target = v;
+        s
+    });
+    settings.push(setting(name, target.to_string(), source));
+}
+
+/// `listen` and `advertise` (the advertised address derives from listen when not given).
+fn resolve_network(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) -> Result<(), String> {
+    let listen = layer(
+        args.listen.clone(),
+        env("RINGMQ_LISTEN"),
+        file.listen.clone(),
+    );
+    let advertise = layer(
+        args.advertise.clone(),
+        env("RINGMQ_ADVERTISE"),
+        file.advertise.clone(),
+    );
+    let listen_text = listen
+        .as_ref()
+        .map_or_else(|| c.listen.to_string(), |(v, _)| v.clone());
+    c.set_listen(&listen_text, advertise.as_ref().map(|(v, _)| v.as_str()))?;
+    let source = |l: Option<(String, Source)>| l.map_or(Source::Default, |(_, s)| s);
+    settings.push(setting("listen", c.listen.to_string(), source(listen)));
+    let adv = format!("{}:{}", c.advertise_host, c.advertise_port);
+    settings.push(setting("advertise", adv, source(advertise)));
+    Ok(())
 }
 
 fn resolve_topic_defaults(

@@ -233,28 +233,27 @@ struct Position {
     high_watermark: i64,
 }
 
-/// Run `ringmq consume`.
-pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
+/// The partitions to read and where each starts; with `--group`, also the connection to
+/// the group's coordinator.
+async fn initial_positions(
+    conn: &mut Connection,
+    a: &ConsumeArgs,
+) -> Result<(Vec<Position>, Option<Connection>), CliError> {
     let at = StartAt::parse(&a.from)?;
-    let mut conn = connect(&a.conn.bootstrap).await?;
-    let all = require_topic(&mut conn, &a.topic).await?;
+    let all = require_topic(conn, &a.topic).await?;
+    if let Some(p) = a.partitions.iter().find(|p| !all.contains(p)) {
+        let what = format!("partition {p} of topic '{}'", a.topic);
+        return Err(CliError::NotFound(what));
+    }
     let partitions = if a.partitions.is_empty() {
         all
     } else {
-        for p in &a.partitions {
-            if !all.contains(p) {
-                return Err(CliError::NotFound(format!(
-                    "partition {p} of topic '{}'",
-                    a.topic
-                )));
-            }
-        }
         a.partitions.clone()
     };
-    let mut offsets = start_offsets(&mut conn, &a.topic, &partitions, at).await?;
+    let mut offsets = start_offsets(conn, &a.topic, &partitions, at).await?;
     let mut group_conn = None;
     if let Some(g) = &a.group {
-        let mut gc = coordinator(&mut conn, &a.conn.bootstrap, g).await?;
+        let mut gc = coordinator(conn, &a.conn.bootstrap, g).await?;
         let committed = committed_offsets(&mut gc, g, &a.topic, &partitions).await?;
         for (p, o) in partitions.iter().zip(offsets.iter_mut()) {
             if let Some(&c) = committed.get(p) {
@@ -263,7 +262,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         }
         group_conn = Some(gc);
     }
-    let mut positions: Vec<Position> = partitions
+    let positions = partitions
         .iter()
         .zip(&offsets)
         .map(|(&partition, &next_offset)| Position {
@@ -272,6 +271,15 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
             high_watermark: i64::MAX,
         })
         .collect();
+    Ok((positions, group_conn))
+}
+
+/// Run `ringmq consume`.
+pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
+    // Parse --from before connecting, so a bad value is reported even with no broker.
+    StartAt::parse(&a.from)?;
+    let mut conn = connect(&a.conn.bootstrap).await?;
+    let (mut positions, mut group_conn) = initial_positions(&mut conn, &a).await?;
     let mut printed = 0u64;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -356,109 +356,99 @@ async fn describe(a: GroupNameArgs) -> Result<(), CliError> {
         }
     }
     let rows = lag_rows(&mut conn, &offsets, &owners).await?;
-    let lag = |committed: i64, end: i64| {
-        if end >= 0 && committed >= 0 {
-            (end - committed).max(0)
-        } else {
-            -1
-        }
-    };
-    let value = Json::obj([
-        ("group", Json::str(&a.group)),
+    let value = describe_json(&g, &rows);
+    emit(a.conn.json, &value, || describe_text(&g, &rows));
+    Ok(())
+}
+
+/// Records between the committed offset and the log end; -1 when either is unknown.
+fn lag(committed: i64, end: i64) -> i64 {
+    if end >= 0 && committed >= 0 {
+        (end - committed).max(0)
+    } else {
+        -1
+    }
+}
+
+fn describe_json(g: &DescribedGroup, rows: &[LagRow]) -> Json {
+    let members = g.members.iter().map(|m| {
+        Json::obj([
+            ("member_id", Json::str(&m.member_id)),
+            ("client_id", Json::str(&m.client_id)),
+            ("host", Json::str(&m.client_host)),
+        ])
+    });
+    let offsets = rows.iter().map(|(t, p, c, e, owner)| {
+        Json::obj([
+            ("topic", Json::str(t)),
+            ("partition", Json::Int((*p).into())),
+            ("committed_offset", Json::Int(*c)),
+            ("log_end_offset", Json::Int(*e)),
+            ("lag", Json::Int(lag(*c, *e))),
+            ("member_id", Json::str(owner)),
+        ])
+    });
+    Json::obj([
+        ("group", Json::str(&g.group_id)),
         ("state", Json::str(&g.group_state)),
         ("protocol_type", Json::str(&g.protocol_type)),
         ("protocol", Json::str(&g.protocol_data)),
-        (
-            "members",
-            Json::Arr(
-                g.members
-                    .iter()
-                    .map(|m| {
-                        Json::obj([
-                            ("member_id", Json::str(&m.member_id)),
-                            ("client_id", Json::str(&m.client_id)),
-                            ("host", Json::str(&m.client_host)),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
-        (
-            "offsets",
-            Json::Arr(
-                rows.iter()
-                    .map(|(t, p, c, e, owner)| {
-                        Json::obj([
-                            ("topic", Json::str(t)),
-                            ("partition", Json::Int((*p).into())),
-                            ("committed_offset", Json::Int(*c)),
-                            ("log_end_offset", Json::Int(*e)),
-                            ("lag", Json::Int(lag(*c, *e))),
-                            ("member_id", Json::str(owner)),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
+        ("members", Json::Arr(members.collect())),
+        ("offsets", Json::Arr(offsets.collect())),
+    ])
+}
+
+fn describe_text(g: &DescribedGroup, rows: &[LagRow]) -> String {
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let dash = |v: i64| {
+        if v < 0 {
+            "-".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut out = format!(
+        "group {}: state {}, {} member(s), protocol {}/{}\n\n",
+        g.group_id,
+        g.group_state,
+        g.members.len(),
+        or_dash(&g.protocol_type),
+        or_dash(&g.protocol_data),
+    );
+    let mut t = Table::new(&[
+        "TOPIC",
+        "PARTITION",
+        "COMMITTED",
+        "LOG-END",
+        "LAG",
+        "MEMBER",
     ]);
-    emit(a.conn.json, &value, || {
-        let mut out = format!(
-            "group {}: state {}, {} member(s), protocol {}/{}\n\n",
-            a.group,
-            g.group_state,
-            g.members.len(),
-            if g.protocol_type.is_empty() {
-                "-"
-            } else {
-                &g.protocol_type
-            },
-            if g.protocol_data.is_empty() {
-                "-"
-            } else {
-                &g.protocol_data
-            },
-        );
-        let mut t = Table::new(&[
-            "TOPIC",
-            "PARTITION",
-            "COMMITTED",
-            "LOG-END",
-            "LAG",
-            "MEMBER",
-        ]);
-        let dash = |v: i64| {
-            if v < 0 {
-                "-".to_string()
-            } else {
-                v.to_string()
-            }
-        };
-        for (topic, p, c, e, owner) in &rows {
+    for (topic, p, c, e, owner) in rows {
+        let cells = [dash(*c), dash(*e), dash(lag(*c, *e)), owner.clone()];
+        let mut row = vec![topic.clone(), p.to_string()];
+        row.extend(cells);
+        t.row(row);
+    }
+    out.push_str(&t.render());
+    if !g.members.is_empty() {
+        out.push('\n');
+        let mut t = Table::new(&["MEMBER", "CLIENT-ID", "HOST"]);
+        for m in &g.members {
             t.row(vec![
-                topic.clone(),
-                p.to_string(),
-                dash(*c),
-                dash(*e),
-                dash(lag(*c, *e)),
-                owner.clone(),
+                m.member_id.clone(),
+                m.client_id.clone(),
+                m.client_host.clone(),
             ]);
         }
         out.push_str(&t.render());
-        if !g.members.is_empty() {
-            out.push('\n');
-            let mut t = Table::new(&["MEMBER", "CLIENT-ID", "HOST"]);
-            for m in &g.members {
-                t.row(vec![
-                    m.member_id.clone(),
-                    m.client_id.clone(),
-                    m.client_host.clone(),
-                ]);
-            }
-            out.push_str(&t.render());
-        }
-        out
-    });
-    Ok(())
+    }
+    out
 }
 
 async fn delete(a: GroupDeleteArgs) -> Result<(), CliError> {
