@@ -150,7 +150,7 @@ pub struct ConnArgs {
     /// Broker address to bootstrap from.
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_BOOTSTRAP)]
     pub bootstrap: String,
-    /// Print one JSON document instead of a table.
+    /// Print JSON for scripts (one document; `consume`: one object per record).
     #[arg(long)]
     pub json: bool,
 }
