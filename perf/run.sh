@@ -105,8 +105,12 @@ fi
 if [ -z "$BOOTSTRAP" ]; then
   BOOTSTRAP=127.0.0.1:$PORT
   log "starting ringmq on $BOOTSTRAP, data in $DATA_DIR"
+  # Retention keeps a max-rate run from filling the disk (~1 GB/s here): 64 MiB segments,
+  # at most PERF_RETENTION_MB per partition (raise it for a large catch-up backlog).
   "$RINGMQ" serve --listen "$BOOTSTRAP" --data-dir "$DATA_DIR" --shards "$SHARDS" \
-    --topic-default "durability=$DURABILITY" > "$OUT/broker.log" 2>&1 &
+    --topic-default "durability=$DURABILITY" --topic-default "segment.bytes=67108864" \
+    --topic-default "retention.bytes=$(( ${PERF_RETENTION_MB:-128} * 1048576 ))" \
+    > "$OUT/broker.log" 2>&1 &
   BROKER_PID=$!
   PIDS_TO_STOP+=("$BROKER_PID")
   for _ in $(seq 100); do grep -q "ready" "$OUT/broker.log" 2>/dev/null && break; sleep 0.1; done

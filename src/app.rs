@@ -124,7 +124,14 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
                 let router = Router::new(senders, n as u16);
                 router.set_owner_override(config.bench_owner_shard.map(crate::model::ShardId));
                 let metadata = Rc::new(LocalMetadata::new(image.clone()));
-                let shard = Shard::new(config.clone(), metadata.clone(), store, router.clone());
+                let metrics = Rc::new(crate::metrics::ShardMetrics::default());
+                let shard = Shard::new(
+                    config.clone(),
+                    metadata.clone(),
+                    store,
+                    router.clone(),
+                    metrics.clone(),
+                );
                 router.set_handler(shard.clone());
                 router.spawn_receivers(receivers);
                 shard_main(i, config, shard, router, metadata, rx, barriers, image).await
@@ -170,6 +177,23 @@ fn spawn_signal_thread(txs: Vec<flume::Sender<()>>) -> Result<(), String> {
     Ok(())
 }
 
+/// `/metrics` and `/health` on shard 0. A busy port is a warning, not a failed start.
+fn start_http(config: &BrokerConfig, router: &Rc<Router>, barriers: &Arc<Barriers>) {
+    let Some(addr) = config.metrics_listen else {
+        return;
+    };
+    match crate::server::http::bind(addr) {
+        Ok(listener) => {
+            eprintln!("shard 0: metrics on http://{addr}/metrics, health on /health");
+            let (n, barriers) = (config.shards as usize, barriers.clone());
+            let ready = move || barriers.ready.load(Ordering::Acquire) >= n;
+            glommio::spawn_local(crate::server::http::serve(listener, router.clone(), ready))
+                .detach();
+        }
+        Err(e) => eprintln!("shard 0: metrics disabled: cannot listen on {addr}: {e}"),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn shard_main(
     i: usize,
@@ -183,6 +207,9 @@ async fn shard_main(
 ) -> Result<(), String> {
     let n = config.shards as usize;
     eprintln!("shard {i}: started");
+    if i == 0 {
+        start_http(&config, &router, &barriers);
+    }
     let t0 = std::time::Instant::now();
     shard.apply_metadata(image).await;
     shard.start_groups().await?;
@@ -204,7 +231,12 @@ async fn shard_main(
         eprintln!("shard {i}: ready, not accepting (--bench-accept-shard)");
         None
     };
-    let ctx = Rc::new(ServerCtx::new(config.clone(), router.clone(), metadata));
+    let ctx = Rc::new(ServerCtx::new(
+        config.clone(),
+        router.clone(),
+        metadata,
+        shard.metrics.clone(),
+    ));
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
         eprintln!(
             "ringmq ready: listening on {}, advertised as {}:{}, {n} shard(s), data in {}",

@@ -58,6 +58,8 @@ pub struct FileConfig {
     pub auto_create_topics: Option<bool>,
     pub default_partitions: Option<i32>,
     pub max_request_bytes: Option<usize>,
+    /// `HOST:PORT` for `/metrics` and `/health`, or `off`.
+    pub metrics_listen: Option<String>,
     /// Topic config defaults, by Kafka name (`"retention.ms" = "86400000"`).
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, String>,
@@ -82,6 +84,8 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicConfigs,
     pub node_id: i32,
     pub cluster_id: String,
+    /// Where `/metrics` and `/health` are served (shard 0); `None` turns them off.
+    pub metrics_listen: Option<SocketAddr>,
     /// Measurement aid: only this shard accepts connections.
     pub bench_accept_shard: Option<u16>,
     /// Measurement aid: every data partition is owned by this shard.
@@ -110,6 +114,7 @@ impl BrokerConfig {
             topic_defaults: TopicConfigs::default(),
             node_id: 0,
             cluster_id: "ringmq-cluster".into(),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             bench_accept_shard: None,
             bench_owner_shard: None,
         }

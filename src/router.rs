@@ -179,6 +179,8 @@ pub enum ShardCall {
     ApplyMetadata(Arc<MetadataImage>),
     /// A consumer-group request, on the shard that coordinates the group.
     Group(GroupCall),
+    /// A copy of the shard's metrics.
+    Metrics,
 }
 
 #[derive(Debug)]
@@ -191,6 +193,7 @@ pub enum ShardReply {
     Admin(Result<AdminReply, AdminError>),
     Applied,
     Group(GroupAnswer),
+    Metrics(Box<crate::metrics::Snapshot>),
 }
 
 /// What travels over the mesh.

@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Broker default for a topic config, e.g. `--topic-default durability=never` (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     pub topic_default: Vec<String>,
+    /// Where /metrics and /health are served, or `off`.
+    #[arg(long, value_name = "HOST:PORT|off")]
+    pub metrics_listen: Option<String>,
     /// Measurement aid: only shard N accepts connections.
     #[arg(long, value_name = "N", hide = true)]
     pub bench_accept_shard: Option<u16>,
@@ -152,7 +155,7 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
     let data_dir = layer(
         args.data_dir.clone(),
         from_env(env, "RINGMQ_DATA_DIR")?,
-        file.data_dir,
+        file.data_dir.clone(),
     );
     let source = data_dir.map_or(Source::Default, |(d, s)| {
         c.data_dir = d;
@@ -190,6 +193,7 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
         &mut c.max_request_bytes,
     );
     c.inflight_bytes_per_shard = c.inflight_bytes_per_shard.max(2 * c.max_request_bytes);
+    resolve_metrics(args, env, &file, &mut c, &mut settings)?;
     let topic_settings = resolve_topic_defaults(args, env, file.topic_defaults, &mut c)?;
     settings.extend(topic_settings);
     c.bench_accept_shard = args.bench_accept_shard;
@@ -221,6 +225,39 @@ fn apply<T: Copy + ToString>(
         s
     });
     settings.push(setting(name, target.to_string(), source));
+}
+
+/// `metrics_listen`: an address, or `off` for no metrics endpoint.
+fn resolve_metrics(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) -> Result<(), String> {
+    let chosen = layer(
+        args.metrics_listen.clone(),
+        env("RINGMQ_METRICS_LISTEN"),
+        file.metrics_listen.clone(),
+    );
+    let source = match &chosen {
+        None => Source::Default,
+        Some((text, source)) => {
+            let name = match source {
+                Source::Env => "RINGMQ_METRICS_LISTEN",
+                Source::File => "metrics_listen (file)",
+                _ => "--metrics-listen",
+            };
+            c.metrics_listen = match text.trim() {
+                "off" => None,
+                a => Some(a.parse().map_err(|e| format!("{name} {a}: {e}"))?),
+            };
+            *source
+        }
+    };
+    let value = c.metrics_listen.map_or("off".into(), |a| a.to_string());
+    settings.push(setting("metrics_listen", value, source));
+    Ok(())
 }
 
 /// `listen` and `advertise` (the advertised address derives from listen when not given).
@@ -432,6 +469,29 @@ mod tests {
             topic_env_name("message.timestamp.type"),
             "RINGMQ_TOPIC_MESSAGE_TIMESTAMP_TYPE"
         );
+    }
+
+    #[test]
+    fn metrics_listen_takes_an_address_or_off() {
+        let r = resolve_with(&[], &[]).unwrap();
+        assert_eq!(
+            source_of(&r, "metrics_listen"),
+            ("127.0.0.1:9644".into(), Source::Default)
+        );
+        let r = resolve_with(&[], &[("RINGMQ_METRICS_LISTEN", "off")]).unwrap();
+        assert_eq!(r.config.metrics_listen, None);
+        assert_eq!(source_of(&r, "metrics_listen"), ("off".into(), Source::Env));
+        let r = resolve_with(
+            &["--metrics-listen", "0.0.0.0:9900"],
+            &[("RINGMQ_METRICS_LISTEN", "off")],
+        )
+        .unwrap();
+        assert_eq!(
+            source_of(&r, "metrics_listen"),
+            ("0.0.0.0:9900".into(), Source::Flag)
+        );
+        let e = resolve_with(&[], &[("RINGMQ_METRICS_LISTEN", "nowhere")]).unwrap_err();
+        assert!(e.starts_with("RINGMQ_METRICS_LISTEN nowhere"), "{e}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream) {
         .unwrap_or_default()
         .into();
     ctx.connections.set(ctx.connections.get() + 1);
+    ctx.metrics.connections.set(ctx.connections.get() as u64);
     let (read_half, write_half) = futures_lite::io::split(stream);
     let (tx, rx) = glommio::channels::local_channel::new_bounded::<(
         Pending,
@@ -51,6 +52,7 @@ pub async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream) {
         ctx.log_client_error(&peer, &why);
     }
     ctx.connections.set(ctx.connections.get() - 1);
+    ctx.metrics.connections.set(ctx.connections.get() as u64);
 }
 
 async fn read_frames(

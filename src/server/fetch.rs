@@ -170,7 +170,13 @@ pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse,
         wait_for_data(ctx, &plan, left).await;
         slots = read_all(ctx, &plan).await?;
     }
-    Ok(respond(&req, &plan, slots))
+    let response = respond(&req, &plan, slots);
+    for p in response.responses.iter().flat_map(|t| t.partitions.iter()) {
+        if p.error_code != 0 {
+            ctx.metrics.error(API_KEY, p.error_code);
+        }
+    }
+    Ok(response)
 }
 
 /// Bytes of response a request may produce: its max_bytes, or the sum of its partition

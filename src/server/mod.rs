@@ -11,6 +11,7 @@ pub mod conn;
 pub mod errors;
 pub mod fetch;
 pub mod groups;
+pub mod http;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -75,6 +76,7 @@ pub struct ServerCtx {
     /// Bytes of request frames admitted and not yet answered (admission control).
     pub inflight: Rc<Semaphore>,
     pub connections: Cell<usize>,
+    pub metrics: Rc<crate::metrics::ShardMetrics>,
     /// Client errors logged in the current second (rate limit).
     log_budget: Cell<(u64, u32)>,
 }
@@ -83,7 +85,12 @@ pub struct ServerCtx {
 const CLIENT_ERROR_LOGS_PER_SECOND: u32 = 20;
 
 impl ServerCtx {
-    pub fn new(config: Arc<BrokerConfig>, router: Rc<Router>, metadata: Rc<LocalMetadata>) -> Self {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        router: Rc<Router>,
+        metadata: Rc<LocalMetadata>,
+        metrics: Rc<crate::metrics::ShardMetrics>,
+    ) -> Self {
         let inflight = Rc::new(Semaphore::new(config.inflight_bytes_per_shard as u64));
         ServerCtx {
             config,
@@ -91,6 +98,7 @@ impl ServerCtx {
             metadata,
             inflight,
             connections: Cell::new(0),
+            metrics,
             log_budget: Cell::new((0, 0)),
         }
     }
@@ -142,6 +150,24 @@ impl ServerCtx {
 /// (header + body, without the size prefix), `None` when the request gets no response
 /// (acks=0 produce), or an error that closes the connection.
 pub async fn handle_request(
+    ctx: &ServerCtx,
+    header: RequestHeader,
+    peer: &str,
+    body: Reader,
+) -> Result<Option<Vec<Bytes>>, RequestError> {
+    let key = header.api_key;
+    ctx.metrics.request(key);
+    let started = std::time::Instant::now();
+    let result = dispatch(ctx, header, peer, body).await;
+    match key {
+        crate::protocol::produce::API_KEY => ctx.metrics.produce_latency.record(started.elapsed()),
+        crate::protocol::fetch::API_KEY => ctx.metrics.fetch_latency.record(started.elapsed()),
+        _ => {}
+    }
+    result
+}
+
+async fn dispatch(
     ctx: &ServerCtx,
     header: RequestHeader,
     peer: &str,

@@ -96,7 +96,7 @@ pub async fn handle(
     if req.acks == 0 {
         return Ok(None);
     }
-    let responses = req
+    let responses: Vec<TopicProduceResponse> = req
         .topic_data
         .iter()
         .zip(slots)
@@ -120,6 +120,11 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
+    for p in responses.iter().flat_map(|t| t.partition_responses.iter()) {
+        if p.error_code != 0 {
+            ctx.metrics.error(API_KEY, p.error_code);
+        }
+    }
     Ok(Some(ProduceResponse {
         responses,
         throttle_time_ms: 0,

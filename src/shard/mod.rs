@@ -70,6 +70,7 @@ pub struct Shard {
     router: Rc<Router>,
     /// Set when shutdown starts: new calls are refused.
     closing: Cell<bool>,
+    pub metrics: Rc<crate::metrics::ShardMetrics>,
     /// The consumer-group coordinator of the groups this shard owns (set at start).
     groups: RefCell<Option<Rc<groups::GroupShard>>>,
 }
@@ -138,6 +139,7 @@ impl Shard {
         metadata: Rc<LocalMetadata>,
         store: Option<MetadataStore>,
         router: Rc<Router>,
+        metrics: Rc<crate::metrics::ShardMetrics>,
     ) -> Rc<Self> {
         Rc::new(Shard {
             id: router.me(),
@@ -150,6 +152,7 @@ impl Shard {
             router,
             closing: Cell::new(false),
             groups: RefCell::new(None),
+            metrics,
         })
     }
 
@@ -275,11 +278,12 @@ impl Shard {
         // acks=-1 on `always` topics: wait for the group commits, all partitions at once.
         let syncs = appended.into_iter().map(|(result, sync)| async move {
             match (result, sync) {
-                (Ok(outcome), Some((log, last))) if acks == -1 => log
-                    .sync_through(last)
-                    .await
-                    .map(|()| outcome)
-                    .map_err(storage_error),
+                (Ok(outcome), Some((log, last))) if acks == -1 => {
+                    let started = std::time::Instant::now();
+                    let synced = log.sync_through(last).await;
+                    self.metrics.fsync_latency.record(started.elapsed());
+                    synced.map(|()| outcome).map_err(storage_error)
+                }
                 (r, _) => r,
             }
         });
@@ -302,8 +306,12 @@ impl Shard {
                 None,
             );
         };
+        let (bytes, count) = batch_size(&records);
         match log.append(records, 0).await {
             Ok(info) => {
+                if !info.duplicate {
+                    self.metrics.appended(&part.tp.topic, bytes, count);
+                }
                 let durability = self
                     .metadata()
                     .topics
@@ -347,6 +355,18 @@ impl Shard {
             .read(part.fetch_offset, part.partition_max_bytes)
             .await
             .map_err(storage_error)?;
+        let counter = if read.from_cache {
+            &self.metrics.cache_hits
+        } else {
+            &self.metrics.cache_misses
+        };
+        counter.set(counter.get() + 1);
+        let (bytes, records) = read
+            .batches
+            .iter()
+            .map(|b| batch_size(b))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        self.metrics.fetched(&part.tp.topic, bytes, records);
         fetched.batches = read.batches;
         Ok(fetched)
     }
@@ -597,6 +617,15 @@ impl Shard {
     }
 }
 
+/// Bytes and record count of a batch (0 records if its header is unreadable: validation
+/// happens in the log, this is for counting only).
+fn batch_size(batch: &[u8]) -> (usize, u64) {
+    let records = crate::model::BatchHeader::parse(batch)
+        .map(|h| u64::try_from(h.records_count()).unwrap_or(0))
+        .unwrap_or(0);
+    (batch.len(), records)
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -665,6 +694,12 @@ impl ShardHandler for Shard {
                         }
                     };
                     ShardReply::Group(groups.handle(call).await)
+                }
+                ShardCall::Metrics => {
+                    self.metrics
+                        .partitions
+                        .set(self.open_partition_count() as u64);
+                    ShardReply::Metrics(Box::new(self.metrics.snapshot(self.id.0)))
                 }
                 ShardCall::ApplyMetadata(image) => {
                     self.apply_metadata(image).await;

@@ -38,8 +38,8 @@
 //!   per partition (shared buffers, no copy). Beyond that, the oldest cannot be rewritten.
 //! - The partition leader epoch lies outside the CRC (as in Kafka): a bit flipped there on
 //!   disk is not detected.
-//! - `offset_for_timestamp` answers with the batch's base offset: batches are not
-//!   decompressed to find the exact record.
+//! - `offset_for_timestamp` answers with the batch's base offset (the shard then reads that
+//!   batch and finds the exact record, decompressing it if needed: `crate::records`).
 //! - Rewriting the partially filled last block assumes that a torn sector write leaves each
 //!   byte old or new; bytes the rewrite does not change are never corrupted.
 //!
@@ -100,7 +100,9 @@
 //! exactly its file size is trusted without reading it; otherwise it is scanned (all of them
 //! if the checkpoint is missing or damaged, since the producer state must then be rebuilt). The active (last) segment is scanned from the
 //! checkpoint's recovery point (or from its start if the checkpoint does not match), checking
-//! each batch's length, magic, counts, CRC-32C and that offsets are dense and increasing. The
+//! each batch's length, magic, counts, CRC-32C and that offsets are dense and increasing;
+//! the scan always starts at least `VERIFY_TAIL_BYTES` (4 MiB) before the end the checkpoint
+//! covers, so damage done to the tail while the broker was stopped is found at start. The
 //! log is truncated at the first torn or corrupt batch (zero padding included); each
 //! truncation is logged on one line with the offset, position and bytes cut. Start-up time
 //! therefore grows with the tail written since the last checkpoint (at most

@@ -220,8 +220,23 @@ impl Drop for Broker {
                 self.data_dir.display()
             );
         } else {
-            let _ = std::fs::remove_dir_all(&self.data_dir);
+            remove_dir_retrying(&self.data_dir);
         }
+    }
+}
+
+/// `remove_dir_all`, retried for a second: I/O the killed broker left in flight (io_uring
+/// requests finish after the process is reaped) can make one pass fail with ENOTEMPTY.
+fn remove_dir_retrying(dir: &Path) {
+    for _ in 0..10 {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == ErrorKind::NotFound => return,
+            Err(_) => thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        eprintln!("could not remove data dir {}: {e}", dir.display());
     }
 }
 

@@ -1,0 +1,339 @@
+//! Per-shard counters and latency histograms, rendered as Prometheus text.
+//!
+//! Each shard owns one [`ShardMetrics`] (plain `Cell`s: only its executor touches it). A
+//! scrape of `/metrics` (served by shard 0, see `server::http`) asks every shard for a
+//! [`Snapshot`] through the router and renders them all, one `shard` label per shard.
+//! Nothing here allocates on the produce or fetch path except the first time a topic is seen.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram buckets, in microseconds.
+pub const LATENCY_BUCKETS_US: &[u64] = &[
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+/// A fixed-bucket latency histogram.
+pub struct Histogram {
+    counts: [Cell<u64>; LATENCY_BUCKETS_US.len() + 1],
+    sum_us: Cell<u64>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: std::array::from_fn(|_| Cell::new(0)),
+            sum_us: Cell::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn record(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = LATENCY_BUCKETS_US.partition_point(|&b| b < us);
+        self.counts[i].set(self.counts[i].get() + 1);
+        self.sum_us.set(self.sum_us.get().saturating_add(us));
+    }
+    fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            counts: self.counts.iter().map(Cell::get).collect(),
+            sum_us: self.sum_us.get(),
+        }
+    }
+}
+
+/// Bytes and records in and out of one topic on one shard.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct TopicCounters {
+    pub bytes_in: u64,
+    pub records_in: u64,
+    pub bytes_out: u64,
+    pub records_out: u64,
+}
+
+/// One shard's metrics. `!Send`: owned by the shard's executor.
+#[derive(Default)]
+pub struct ShardMetrics {
+    topics: RefCell<HashMap<Arc<str>, TopicCounters>>,
+    requests: RefCell<BTreeMap<i16, u64>>,
+    errors: RefCell<BTreeMap<(i16, i16), u64>>,
+    pub produce_latency: Histogram,
+    pub fetch_latency: Histogram,
+    pub fsync_latency: Histogram,
+    pub cache_hits: Cell<u64>,
+    pub cache_misses: Cell<u64>,
+    pub connections: Cell<u64>,
+    pub partitions: Cell<u64>,
+}
+
+impl ShardMetrics {
+    fn topic(&self, topic: &Arc<str>, f: impl FnOnce(&mut TopicCounters)) {
+        let mut topics = self.topics.borrow_mut();
+        match topics.get_mut(topic) {
+            Some(c) => f(c),
+            None => f(topics.entry(topic.clone()).or_default()),
+        }
+    }
+    pub fn appended(&self, topic: &Arc<str>, bytes: usize, records: u64) {
+        self.topic(topic, |c| {
+            c.bytes_in += bytes as u64;
+            c.records_in += records;
+        });
+    }
+    pub fn fetched(&self, topic: &Arc<str>, bytes: usize, records: u64) {
+        self.topic(topic, |c| {
+            c.bytes_out += bytes as u64;
+            c.records_out += records;
+        });
+    }
+    pub fn request(&self, api_key: i16) {
+        *self.requests.borrow_mut().entry(api_key).or_default() += 1;
+    }
+    pub fn error(&self, api_key: i16, code: i16) {
+        *self.errors.borrow_mut().entry((api_key, code)).or_default() += 1;
+    }
+    pub fn snapshot(&self, shard: u16) -> Snapshot {
+        Snapshot {
+            shard,
+            topics: self
+                .topics
+                .borrow()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            requests: self
+                .requests
+                .borrow()
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+            errors: self.errors.borrow().iter().map(|(k, v)| (*k, *v)).collect(),
+            produce_latency: self.produce_latency.snapshot(),
+            fetch_latency: self.fetch_latency.snapshot(),
+            fsync_latency: self.fsync_latency.snapshot(),
+            cache_hits: self.cache_hits.get(),
+            cache_misses: self.cache_misses.get(),
+            connections: self.connections.get(),
+            partitions: self.partitions.get(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct HistogramSnapshot {
+    pub counts: Vec<u64>,
+    pub sum_us: u64,
+}
+
+/// A copy of one shard's metrics, sent to the shard that renders them.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub shard: u16,
+    pub topics: Vec<(String, TopicCounters)>,
+    pub requests: Vec<(i16, u64)>,
+    pub errors: Vec<((i16, i16), u64)>,
+    pub produce_latency: HistogramSnapshot,
+    pub fetch_latency: HistogramSnapshot,
+    pub fsync_latency: HistogramSnapshot,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub connections: u64,
+    pub partitions: u64,
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    snaps: &[Snapshot],
+    pick: fn(&Snapshot) -> &HistogramSnapshot,
+) {
+    family(out, name, "histogram", help);
+    for s in snaps {
+        let h = pick(s);
+        let mut cumulative = 0;
+        for (i, count) in h.counts.iter().enumerate() {
+            cumulative += count;
+            let le = LATENCY_BUCKETS_US
+                .get(i)
+                .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{shard=\"{}\",le=\"{le}\"}} {cumulative}",
+                s.shard
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum{{shard=\"{}\"}} {}",
+            s.shard,
+            h.sum_us as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{shard=\"{}\"}} {cumulative}", s.shard);
+    }
+}
+
+/// Prometheus text exposition (format 0.0.4) of every shard's snapshot.
+pub fn render(snaps: &[Snapshot]) -> String {
+    let mut out = String::new();
+    let topic_counters: [(&str, &str, fn(&TopicCounters) -> u64); 4] = [
+        (
+            "ringmq_topic_bytes_in_total",
+            "Record batch bytes appended",
+            |c| c.bytes_in,
+        ),
+        ("ringmq_topic_records_in_total", "Records appended", |c| {
+            c.records_in
+        }),
+        (
+            "ringmq_topic_bytes_out_total",
+            "Record batch bytes served to fetches",
+            |c| c.bytes_out,
+        ),
+        (
+            "ringmq_topic_records_out_total",
+            "Records served to fetches (whole batches)",
+            |c| c.records_out,
+        ),
+    ];
+    for (name, help, get) in topic_counters {
+        family(&mut out, name, "counter", help);
+        for s in snaps {
+            for (topic, c) in &s.topics {
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{}\",topic=\"{}\"}} {}",
+                    s.shard,
+                    escape(topic),
+                    get(c)
+                );
+            }
+        }
+    }
+    family(
+        &mut out,
+        "ringmq_requests_total",
+        "counter",
+        "Requests handled, by Kafka API key",
+    );
+    for s in snaps {
+        for (api, n) in &s.requests {
+            let _ = writeln!(
+                out,
+                "ringmq_requests_total{{shard=\"{}\",api_key=\"{api}\"}} {n}",
+                s.shard
+            );
+        }
+    }
+    family(
+        &mut out,
+        "ringmq_errors_total",
+        "counter",
+        "Partition-level error codes answered, by API key and code",
+    );
+    for s in snaps {
+        for ((api, code), n) in &s.errors {
+            let _ = writeln!(
+                out,
+                "ringmq_errors_total{{shard=\"{}\",api_key=\"{api}\",code=\"{code}\"}} {n}",
+                s.shard
+            );
+        }
+    }
+    histogram(
+        &mut out,
+        "ringmq_produce_latency_seconds",
+        "Produce request handling time",
+        snaps,
+        |s| &s.produce_latency,
+    );
+    histogram(
+        &mut out,
+        "ringmq_fetch_latency_seconds",
+        "Fetch request handling time, long-poll wait included",
+        snaps,
+        |s| &s.fetch_latency,
+    );
+    histogram(
+        &mut out,
+        "ringmq_fsync_latency_seconds",
+        "Group commit (write + fdatasync) wait of acks=-1 produces",
+        snaps,
+        |s| &s.fsync_latency,
+    );
+    let gauges: [(&str, &str, &str, fn(&Snapshot) -> u64); 4] = [
+        (
+            "ringmq_batch_cache_hits_total",
+            "counter",
+            "Fetch reads served from the batch cache",
+            |s| s.cache_hits,
+        ),
+        (
+            "ringmq_batch_cache_misses_total",
+            "counter",
+            "Fetch reads served from disk",
+            |s| s.cache_misses,
+        ),
+        (
+            "ringmq_connections",
+            "gauge",
+            "Open client connections",
+            |s| s.connections,
+        ),
+        (
+            "ringmq_partitions",
+            "gauge",
+            "Partitions owned and open",
+            |s| s.partitions,
+        ),
+    ];
+    for (name, kind, help, get) in gauges {
+        family(&mut out, name, kind, help);
+        for s in snaps {
+            let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, get(s));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_renders() {
+        let m = ShardMetrics::default();
+        let t: Arc<str> = Arc::from("orders");
+        m.appended(&t, 100, 3);
+        m.appended(&t, 50, 2);
+        m.request(0);
+        m.error(0, 2);
+        m.produce_latency.record(Duration::from_micros(120));
+        let text = render(&[m.snapshot(0)]);
+        assert!(text.contains("ringmq_topic_records_in_total{shard=\"0\",topic=\"orders\"} 5"));
+        assert!(text.contains("ringmq_topic_bytes_in_total{shard=\"0\",topic=\"orders\"} 150"));
+        assert!(text.contains("ringmq_errors_total{shard=\"0\",api_key=\"0\",code=\"2\"} 1"));
+        assert!(
+            text.contains("ringmq_produce_latency_seconds_bucket{shard=\"0\",le=\"0.00025\"} 1")
+        );
+        assert!(text.contains("ringmq_produce_latency_seconds_bucket{shard=\"0\",le=\"0.0001\"} 0"));
+        assert!(text.contains("ringmq_produce_latency_seconds_count{shard=\"0\"} 1"));
+    }
+}
