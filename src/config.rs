@@ -58,6 +58,8 @@ pub struct FileConfig {
     pub auto_create_topics: Option<bool>,
     pub default_partitions: Option<i32>,
     pub max_request_bytes: Option<usize>,
+    /// `HOST:PORT` for `/metrics` and `/health`, or `off`.
+    pub metrics_listen: Option<String>,
     /// Topic config defaults, by Kafka name (`"retention.ms" = "86400000"`).
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, String>,

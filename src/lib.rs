@@ -28,6 +28,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -11,6 +11,11 @@ use crate::protocol::fetch::{FetchRequest, FetchResponse};
 use crate::protocol::list_offsets::{ListOffsetsRequest, ListOffsetsResponse};
 use crate::protocol::metadata::{MetadataRequest, MetadataResponse};
 use crate::protocol::produce::{ProduceRequest, ProduceResponse};
+use crate::protocol::{
+    create_partitions, delete_groups, delete_topics, describe_cluster, describe_configs,
+    describe_groups, find_coordinator, incremental_alter_configs, list_groups, offset_commit,
+    offset_fetch,
+};
 use crate::protocol::{create_topics, fetch, list_offsets, metadata, produce};
 use crate::protocol::{DecodeResult, Reader, Writer};
 
@@ -69,6 +74,73 @@ api!(
     create_topics::MIN_VERSION
 );
 
+api!(
+    create_partitions::CreatePartitionsRequest,
+    create_partitions::CreatePartitionsResponse,
+    create_partitions,
+    create_partitions::MIN_VERSION
+);
+api!(
+    delete_topics::DeleteTopicsRequest,
+    delete_topics::DeleteTopicsResponse,
+    delete_topics,
+    delete_topics::MIN_VERSION
+);
+api!(
+    describe_cluster::DescribeClusterRequest,
+    describe_cluster::DescribeClusterResponse,
+    describe_cluster,
+    describe_cluster::MIN_VERSION
+);
+api!(
+    describe_configs::DescribeConfigsRequest,
+    describe_configs::DescribeConfigsResponse,
+    describe_configs,
+    describe_configs::MIN_VERSION
+);
+api!(
+    incremental_alter_configs::IncrementalAlterConfigsRequest,
+    incremental_alter_configs::IncrementalAlterConfigsResponse,
+    incremental_alter_configs,
+    incremental_alter_configs::MIN_VERSION
+);
+api!(
+    list_groups::ListGroupsRequest,
+    list_groups::ListGroupsResponse,
+    list_groups,
+    list_groups::MIN_VERSION
+);
+api!(
+    describe_groups::DescribeGroupsRequest,
+    describe_groups::DescribeGroupsResponse,
+    describe_groups,
+    describe_groups::MIN_VERSION
+);
+api!(
+    delete_groups::DeleteGroupsRequest,
+    delete_groups::DeleteGroupsResponse,
+    delete_groups,
+    delete_groups::MIN_VERSION
+);
+api!(
+    offset_fetch::OffsetFetchRequest,
+    offset_fetch::OffsetFetchResponse,
+    offset_fetch,
+    offset_fetch::MIN_VERSION
+);
+api!(
+    offset_commit::OffsetCommitRequest,
+    offset_commit::OffsetCommitResponse,
+    offset_commit,
+    offset_commit::MIN_VERSION
+);
+api!(
+    find_coordinator::FindCoordinatorRequest,
+    find_coordinator::FindCoordinatorResponse,
+    find_coordinator,
+    find_coordinator::MIN_VERSION
+);
+
 /// The broker's advertised (api_key, min, max) rows.
 #[derive(Debug, Clone, Default)]
 pub struct VersionTable {
@@ -84,6 +156,11 @@ impl VersionTable {
                 .map(|k| (k.api_key, k.min_version, k.max_version))
                 .collect(),
         }
+    }
+
+    /// The advertised (api_key, min_version, max_version) rows, in the broker's order.
+    pub fn rows(&self) -> &[(i16, i16, i16)] {
+        &self.rows
     }
 
     /// Highest version in both the broker's range and `A`'s.

@@ -186,7 +186,7 @@ impl Connection {
 
     async fn api_versions(&mut self, version: i16) -> Result<ApiVersionsResponse, ClientError> {
         let req = ApiVersionsRequest {
-            client_software_name: "ringmq-bench".into(),
+            client_software_name: self.writer.client_id.clone(),
             client_software_version: env!("CARGO_PKG_VERSION").into(),
         };
         let id = self

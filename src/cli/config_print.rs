@@ -1,0 +1,510 @@
+//! The broker's settings in layers — default < TOML file < `RINGMQ_*` environment < flag — and
+//! `ringmq config print`, which shows the effective value of each and the layer it came from.
+//!
+//! `ringmq serve` and `ringmq config print` take the same [`ServeArgs`] and resolve them with
+//! the same [`resolve`], so what `config print` shows is what `serve` would run with. The
+//! environment is passed in as a function, so tests need not touch the process environment.
+//!
+//! Environment names: `RINGMQ_` + the setting in upper snake case (`RINGMQ_DATA_DIR`,
+//! `RINGMQ_SHARDS`, ...), `RINGMQ_CONFIG` for the file, and per topic default
+//! `RINGMQ_TOPIC_` + the Kafka name with `.` as `_` (`RINGMQ_TOPIC_RETENTION_MS`). A value that
+//! does not parse stops start-up naming the variable and the reason.
+
+use super::output::{Json, Table};
+use crate::config::{BrokerConfig, FileConfig, TopicConfigs};
+use clap::Parser;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Flags of `ringmq serve` (and of `ringmq config print`).
+#[derive(Parser, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to accept Kafka clients on.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Address Metadata tells clients (default: the --listen address; loopback if wildcard).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// Directory for partition logs and metadata.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Number of shards (glommio executors, one per CPU).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u16>,
+    /// TOML configuration file; environment and flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Create unknown topics on Metadata requests that allow it.
+    #[arg(long, value_name = "BOOL")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of an auto-created topic.
+    #[arg(long, value_name = "N")]
+    pub default_partitions: Option<i32>,
+    /// Largest request frame accepted, in bytes.
+    #[arg(long, value_name = "N")]
+    pub max_request_bytes: Option<usize>,
+    /// Broker default for a topic config, e.g. `--topic-default durability=never` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub topic_default: Vec<String>,
+    /// Where /metrics and /health are served, or `off`.
+    #[arg(long, value_name = "HOST:PORT|off")]
+    pub metrics_listen: Option<String>,
+    /// Measurement aid: only shard N accepts connections.
+    #[arg(long, value_name = "N", hide = true)]
+    pub bench_accept_shard: Option<u16>,
+    /// Measurement aid: shard N owns every data partition (measures the router's cost).
+    #[arg(long, value_name = "N", hide = true)]
+    pub bench_owner_shard: Option<u16>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    Env,
+    Flag,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::File => "file",
+            Source::Env => "env",
+            Source::Flag => "flag",
+        }
+    }
+}
+
+/// One effective setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub name: String,
+    pub value: String,
+    pub source: Source,
+}
+
+/// The environment, as a lookup (`|name| std::env::var(name).ok()` in the binary).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The effective configuration and the provenance of every setting.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub config: BrokerConfig,
+    pub settings: Vec<Setting>,
+}
+
+/// `RINGMQ_TOPIC_RETENTION_MS` for `retention.ms`.
+pub fn topic_env_name(key: &str) -> String {
+    format!(
+        "RINGMQ_TOPIC_{}",
+        key.replace(['.', '-'], "_").to_uppercase()
+    )
+}
+
+fn from_env<T: FromStr>(env: Env<'_>, var: &str) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    match env(var) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{var}='{v}': {e}")),
+    }
+}
+
+/// The first present of flag, env and file, with its source.
+fn layer<T>(flag: Option<T>, env: Option<T>, file: Option<T>) -> Option<(T, Source)> {
+    flag.map(|v| (v, Source::Flag))
+        .or(env.map(|v| (v, Source::Env)))
+        .or(file.map(|v| (v, Source::File)))
+}
+
+fn read_file(args: &ServeArgs, env: Env<'_>) -> Result<(FileConfig, Option<PathBuf>), String> {
+    let path = args
+        .config
+        .clone()
+        .or(env("RINGMQ_CONFIG").map(PathBuf::from));
+    let Some(path) = path else {
+        return Ok((FileConfig::default(), None));
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file =
+        toml::from_str::<FileConfig>(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((file, Some(path)))
+}
+
+/// Resolve `args` over the environment, the file and the defaults, and validate the result.
+pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
+    let (file, path) = read_file(args, env)?;
+    let mut c = BrokerConfig::defaults();
+    let mut settings = Vec::new();
+    if let Some(p) = &path {
+        let source = if args.config.is_some() {
+            Source::Flag
+        } else {
+            Source::Env
+        };
+        settings.push(setting("config", p.display().to_string(), source));
+    }
+    resolve_network(args, env, &file, &mut c, &mut settings)?;
+    let data_dir = layer(
+        args.data_dir.clone(),
+        from_env(env, "RINGMQ_DATA_DIR")?,
+        file.data_dir.clone(),
+    );
+    let source = data_dir.map_or(Source::Default, |(d, s)| {
+        c.data_dir = d;
+        s
+    });
+    settings.push(setting(
+        "data_dir",
+        c.data_dir.display().to_string(),
+        source,
+    ));
+    let shards = layer(args.shards, from_env(env, "RINGMQ_SHARDS")?, file.shards);
+    apply(&mut settings, "shards", shards, &mut c.shards);
+    let auto = from_env(env, "RINGMQ_AUTO_CREATE_TOPICS")?;
+    let auto = layer(args.auto_create_topics, auto, file.auto_create_topics);
+    apply(
+        &mut settings,
+        "auto_create_topics",
+        auto,
+        &mut c.auto_create_topics,
+    );
+    let parts = from_env(env, "RINGMQ_DEFAULT_PARTITIONS")?;
+    let parts = layer(args.default_partitions, parts, file.default_partitions);
+    apply(
+        &mut settings,
+        "default_partitions",
+        parts,
+        &mut c.default_partitions,
+    );
+    let max = from_env(env, "RINGMQ_MAX_REQUEST_BYTES")?;
+    let max = layer(args.max_request_bytes, max, file.max_request_bytes);
+    apply(
+        &mut settings,
+        "max_request_bytes",
+        max,
+        &mut c.max_request_bytes,
+    );
+    c.inflight_bytes_per_shard = c.inflight_bytes_per_shard.max(2 * c.max_request_bytes);
+    resolve_metrics(args, env, &file, &mut c, &mut settings)?;
+    let topic_settings = resolve_topic_defaults(args, env, file.topic_defaults, &mut c)?;
+    settings.extend(topic_settings);
+    c.bench_accept_shard = args.bench_accept_shard;
+    c.bench_owner_shard = args.bench_owner_shard;
+    c.validate()?;
+    Ok(Resolved {
+        config: c,
+        settings,
+    })
+}
+
+fn setting(name: &str, value: String, source: Source) -> Setting {
+    Setting {
+        name: name.to_string(),
+        value,
+        source,
+    }
+}
+
+/// Set `target` to the chosen layer's value (if any) and record the setting.
+fn apply<T: Copy + ToString>(
+    settings: &mut Vec<Setting>,
+    name: &str,
+    chosen: Option<(T, Source)>,
+    target: &mut T,
+) {
+    let source = chosen.map_or(Source::Default, |(v, s)| {
+        *target = v;
+        s
+    });
+    settings.push(setting(name, target.to_string(), source));
+}
+
+/// `metrics_listen`: an address, or `off` for no metrics endpoint.
+fn resolve_metrics(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) -> Result<(), String> {
+    let chosen = layer(
+        args.metrics_listen.clone(),
+        env("RINGMQ_METRICS_LISTEN"),
+        file.metrics_listen.clone(),
+    );
+    let source = match &chosen {
+        None => Source::Default,
+        Some((text, source)) => {
+            let name = match source {
+                Source::Env => "RINGMQ_METRICS_LISTEN",
+                Source::File => "metrics_listen (file)",
+                _ => "--metrics-listen",
+            };
+            c.metrics_listen = match text.trim() {
+                "off" => None,
+                a => Some(a.parse().map_err(|e| format!("{name} {a}: {e}"))?),
+            };
+            *source
+        }
+    };
+    let value = c.metrics_listen.map_or("off".into(), |a| a.to_string());
+    settings.push(setting("metrics_listen", value, source));
+    Ok(())
+}
+
+/// `listen` and `advertise` (the advertised address derives from listen when not given).
+fn resolve_network(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) -> Result<(), String> {
+    let listen = layer(
+        args.listen.clone(),
+        env("RINGMQ_LISTEN"),
+        file.listen.clone(),
+    );
+    let advertise = layer(
+        args.advertise.clone(),
+        env("RINGMQ_ADVERTISE"),
+        file.advertise.clone(),
+    );
+    let listen_text = listen
+        .as_ref()
+        .map_or_else(|| c.listen.to_string(), |(v, _)| v.clone());
+    c.set_listen(&listen_text, advertise.as_ref().map(|(v, _)| v.as_str()))?;
+    let source = |l: Option<(String, Source)>| l.map_or(Source::Default, |(_, s)| s);
+    settings.push(setting("listen", c.listen.to_string(), source(listen)));
+    let adv = format!("{}:{}", c.advertise_host, c.advertise_port);
+    settings.push(setting("advertise", adv, source(advertise)));
+    Ok(())
+}
+
+fn resolve_topic_defaults(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: std::collections::BTreeMap<String, String>,
+    c: &mut BrokerConfig,
+) -> Result<Vec<Setting>, String> {
+    let mut chosen: Vec<(String, String, Source)> = Vec::new();
+    let mut set = |k: &str, v: &str, source: Source| {
+        chosen.retain(|(name, _, _)| name != k);
+        chosen.push((k.to_string(), v.to_string(), source));
+    };
+    for (k, v) in &file {
+        set(k, v, Source::File);
+    }
+    for key in TopicConfigs::default().values.keys() {
+        if let Some(v) = env(&topic_env_name(key)) {
+            set(key, &v, Source::Env);
+        }
+    }
+    for kv in &args.topic_default {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--topic-default {kv}: expected KEY=VALUE"))?;
+        set(k, v, Source::Flag);
+    }
+    c.topic_defaults = c
+        .topic_defaults
+        .with_overrides(chosen.iter().map(|(k, v, _)| (k.as_str(), v.as_str())))
+        .map_err(|e| match chosen.iter().find(|(k, _, _)| *k == e.name) {
+            Some((k, _, Source::Env)) => format!("{}: {e}", topic_env_name(k)),
+            _ => e.to_string(),
+        })?;
+    Ok(c.topic_defaults
+        .values
+        .iter()
+        .map(|(k, v)| Setting {
+            name: format!("topic.{k}"),
+            value: v.clone(),
+            source: chosen
+                .iter()
+                .find(|(name, _, _)| name == k)
+                .map_or(Source::Default, |(_, _, s)| *s),
+        })
+        .collect())
+}
+
+/// `ringmq config ...`
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum ConfigCommand {
+    /// Show the settings `ringmq serve` would run with, and where each came from.
+    Print(ConfigPrintArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigPrintArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `ringmq config print` against the process environment.
+pub fn print(a: &ConfigPrintArgs) -> Result<(), String> {
+    let resolved = resolve(&a.serve, &|k| std::env::var(k).ok())?;
+    let value = Json::Obj(
+        resolved
+            .settings
+            .iter()
+            .map(|s| {
+                let entry = Json::obj([
+                    ("value", Json::str(&s.value)),
+                    ("source", Json::str(s.source.as_str())),
+                ]);
+                (s.name.clone(), entry)
+            })
+            .collect(),
+    );
+    super::emit(a.json, &value, || {
+        let mut t = Table::new(&["SETTING", "VALUE", "SOURCE"]);
+        for s in &resolved.settings {
+            t.row(vec![
+                s.name.clone(),
+                s.value.clone(),
+                s.source.as_str().into(),
+            ]);
+        }
+        t.render()
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve_with(args: &[&str], env: &[(&str, &str)]) -> Result<Resolved, String> {
+        let mut argv = vec!["serve"];
+        argv.extend_from_slice(args);
+        let args = ServeArgs::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        resolve(&args, &move |k| env.get(k).cloned())
+    }
+
+    fn source_of(r: &Resolved, name: &str) -> (String, Source) {
+        let s = r.settings.iter().find(|s| s.name == name).expect("setting");
+        (s.value.clone(), s.source)
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let dir = std::env::temp_dir().join(format!("ringmq-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ringmq.toml");
+        std::fs::write(
+            &file,
+            "shards = 3\ndefault_partitions = 7\nmax_request_bytes = 2000000\n[topic_defaults]\n\"retention.ms\" = \"1000\"\n\"segment.ms\" = \"5000\"\n",
+        )
+        .unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let env = [
+            ("RINGMQ_CONFIG", path.as_str()),
+            ("RINGMQ_SHARDS", "2"),
+            ("RINGMQ_DEFAULT_PARTITIONS", "5"),
+            ("RINGMQ_TOPIC_RETENTION_MS", "2000"),
+        ];
+        let r = resolve_with(
+            &["--shards", "1", "--topic-default", "segment.ms=9000"],
+            &env,
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(r.config.shards, 1);
+        assert_eq!(source_of(&r, "shards"), ("1".into(), Source::Flag));
+        assert_eq!(
+            source_of(&r, "default_partitions"),
+            ("5".into(), Source::Env)
+        );
+        assert_eq!(
+            source_of(&r, "max_request_bytes"),
+            ("2000000".into(), Source::File)
+        );
+        assert_eq!(
+            source_of(&r, "auto_create_topics"),
+            ("true".into(), Source::Default)
+        );
+        assert_eq!(
+            source_of(&r, "topic.retention.ms"),
+            ("2000".into(), Source::Env)
+        );
+        assert_eq!(
+            source_of(&r, "topic.segment.ms"),
+            ("9000".into(), Source::Flag)
+        );
+        assert_eq!(source_of(&r, "topic.cleanup.policy").1, Source::Default);
+        assert_eq!(source_of(&r, "config"), (path, Source::Env));
+        assert_eq!(r.config.topic_defaults.get("retention.ms"), "2000");
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable() {
+        let e = resolve_with(&[], &[("RINGMQ_SHARDS", "many")]).unwrap_err();
+        assert!(e.starts_with("RINGMQ_SHARDS='many'"), "{e}");
+        let e = resolve_with(&[], &[("RINGMQ_TOPIC_RETENTION_MS", "soon")]).unwrap_err();
+        assert!(
+            e.starts_with("RINGMQ_TOPIC_RETENTION_MS: config retention.ms"),
+            "{e}"
+        );
+        let e = resolve_with(&[], &[("RINGMQ_AUTO_CREATE_TOPICS", "yes")]).unwrap_err();
+        assert!(e.contains("RINGMQ_AUTO_CREATE_TOPICS"), "{e}");
+        let e = resolve_with(&["--topic-default", "x"], &[]).unwrap_err();
+        assert!(e.contains("expected KEY=VALUE"), "{e}");
+        assert_eq!(
+            topic_env_name("message.timestamp.type"),
+            "RINGMQ_TOPIC_MESSAGE_TIMESTAMP_TYPE"
+        );
+    }
+
+    #[test]
+    fn metrics_listen_takes_an_address_or_off() {
+        let r = resolve_with(&[], &[]).unwrap();
+        assert_eq!(
+            source_of(&r, "metrics_listen"),
+            ("127.0.0.1:9644".into(), Source::Default)
+        );
+        let r = resolve_with(&[], &[("RINGMQ_METRICS_LISTEN", "off")]).unwrap();
+        assert_eq!(r.config.metrics_listen, None);
+        assert_eq!(source_of(&r, "metrics_listen"), ("off".into(), Source::Env));
+        let r = resolve_with(
+            &["--metrics-listen", "0.0.0.0:9900"],
+            &[("RINGMQ_METRICS_LISTEN", "off")],
+        )
+        .unwrap();
+        assert_eq!(
+            source_of(&r, "metrics_listen"),
+            ("0.0.0.0:9900".into(), Source::Flag)
+        );
+        let e = resolve_with(&[], &[("RINGMQ_METRICS_LISTEN", "nowhere")]).unwrap_err();
+        assert!(e.starts_with("RINGMQ_METRICS_LISTEN nowhere"), "{e}");
+    }
+
+    #[test]
+    fn listen_from_env_derives_the_advertised_address() {
+        let r = resolve_with(&[], &[("RINGMQ_LISTEN", "127.0.0.1:19999")]).unwrap();
+        assert_eq!(
+            source_of(&r, "listen"),
+            ("127.0.0.1:19999".into(), Source::Env)
+        );
+        assert_eq!(
+            source_of(&r, "advertise"),
+            ("127.0.0.1:19999".into(), Source::Default)
+        );
+        assert_eq!(r.config.listen.port(), 19999);
+    }
+}
