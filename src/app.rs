@@ -92,6 +92,7 @@ fn port_has_listener(port: u16) -> bool {
 }
 
 pub fn run(config: BrokerConfig) -> Result<(), String> {
+    crate::log::init_from_env()?;
     config.validate()?;
     let _lock = guard_exclusive(&config)?;
     let store = MetadataStore::open(&config.data_dir).map_err(|e| e.to_string())?;
@@ -151,7 +152,7 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
     match failed {
         Some(e) => Err(e),
         None => {
-            eprintln!("ringmq stopped cleanly");
+            crate::info!("ringmq stopped cleanly");
             Ok(())
         }
     }
@@ -167,7 +168,7 @@ fn spawn_signal_thread(txs: Vec<flume::Sender<()>>) -> Result<(), String> {
         .name("signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                eprintln!("ringmq: signal {sig} received, shutting down");
+                crate::info!("ringmq: signal {sig} received, shutting down");
                 for tx in &txs {
                     let _ = tx.try_send(());
                 }
@@ -184,13 +185,13 @@ fn start_http(config: &BrokerConfig, router: &Rc<Router>, barriers: &Arc<Barrier
     };
     match crate::server::http::bind(addr) {
         Ok(listener) => {
-            eprintln!("shard 0: metrics on http://{addr}/metrics, health on /health");
+            crate::info!("shard 0: metrics on http://{addr}/metrics, health on /health");
             let (n, barriers) = (config.shards as usize, barriers.clone());
             let ready = move || barriers.ready.load(Ordering::Acquire) >= n;
             glommio::spawn_local(crate::server::http::serve(listener, router.clone(), ready))
                 .detach();
         }
-        Err(e) => eprintln!("shard 0: metrics disabled: cannot listen on {addr}: {e}"),
+        Err(e) => crate::warn!("shard 0: metrics disabled: cannot listen on {addr}: {e}"),
     }
 }
 
@@ -206,14 +207,14 @@ async fn shard_main(
     image: Arc<crate::cluster::MetadataImage>,
 ) -> Result<(), String> {
     let n = config.shards as usize;
-    eprintln!("shard {i}: started");
+    crate::info!("shard {i}: started");
     if i == 0 {
         start_http(&config, &router, &barriers);
     }
     let t0 = std::time::Instant::now();
     shard.apply_metadata(image).await;
     shard.start_groups().await?;
-    eprintln!(
+    crate::info!(
         "shard {i}: recovered {} partitions in {} ms",
         shard.open_partition_count(),
         t0.elapsed().as_millis()
@@ -225,10 +226,10 @@ async fn shard_main(
     let listener = if accepts {
         let l = glommio::net::TcpListener::bind(config.listen)
             .map_err(|e| format!("bind {}: {e}", config.listen))?;
-        eprintln!("shard {i}: accepting on {}", config.listen);
+        crate::info!("shard {i}: accepting on {}", config.listen);
         Some(l)
     } else {
-        eprintln!("shard {i}: not accepting (--bench-accept-shard)");
+        crate::info!("shard {i}: not accepting (--bench-accept-shard)");
         None
     };
     let ctx = Rc::new(ServerCtx::new(
@@ -238,7 +239,7 @@ async fn shard_main(
         shard.metrics.clone(),
     ));
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
-        eprintln!(
+        crate::info!(
             "ringmq ready: listening on {}, advertised as {}:{}, {n} shard(s), data in {}",
             config.listen,
             config.advertise_host,
@@ -256,7 +257,7 @@ async fn shard_main(
                     glommio::spawn_local(crate::server::conn::serve(ctx.clone(), stream)).detach();
                 }
                 Err(e) => {
-                    eprintln!("shard {i}: accept failed: {e}");
+                    crate::warn!("shard {i}: accept failed: {e}");
                     glommio::timer::sleep(Duration::from_millis(10)).await;
                 }
             }
@@ -275,7 +276,7 @@ async fn shard_main(
     barriers.drained.fetch_add(1, Ordering::AcqRel);
     wait_all(&barriers.drained, n).await;
     shard.close_all().await;
-    eprintln!("shard {i}: partitions flushed and closed");
+    crate::info!("shard {i}: partitions flushed and closed");
     barriers.closed.fetch_add(1, Ordering::AcqRel);
     wait_all(&barriers.closed, n).await;
     router.close();

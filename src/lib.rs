@@ -34,6 +34,8 @@ pub mod cluster;
 pub mod config;
 pub mod groups;
 pub mod io;
+#[macro_use]
+pub mod log;
 pub mod metrics;
 pub mod model;
 pub mod protocol;

@@ -115,7 +115,7 @@ impl ServerCtx {
         let count = if at == second { count + 1 } else { 1 };
         self.log_budget.set((second, count));
         if count <= CLIENT_ERROR_LOGS_PER_SECOND {
-            eprintln!(
+            crate::warn!(
                 "shard {}: closing connection from {peer}: {why}",
                 self.router.me().0
             );

@@ -152,7 +152,7 @@ impl GroupShard {
         let records = self.coordinator.borrow_mut().take_records();
         if !records.is_empty() {
             if let Err(e) = self.persist(records).await {
-                eprintln!("group log: {e}");
+                crate::error!("group log: {e}");
             }
         }
         let completions = self.coordinator.borrow_mut().take_completions();
@@ -174,6 +174,7 @@ impl GroupShard {
         let mut by_partition: BTreeMap<i32, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
             BTreeMap::new();
         for r in &records {
+            log_group_event(r);
             let group_id = match r {
                 GroupRecord::OffsetCommit { group_id, .. }
                 | GroupRecord::GroupMetadata { group_id, .. } => group_id,
@@ -222,7 +223,7 @@ impl GroupShard {
             let records = self.coordinator.borrow_mut().take_records();
             if !records.is_empty() {
                 if let Err(e) = self.persist(records).await {
-                    eprintln!("group log: {e}");
+                    crate::error!("group log: {e}");
                 }
             }
             self.deliver(completions);
@@ -235,6 +236,21 @@ impl GroupShard {
         let logs: Vec<Log> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
         for log in logs {
             let _ = log.close().await;
+        }
+    }
+}
+
+/// One log line per notable group event: a new generation, or a group deleted.
+fn log_group_event(r: &GroupRecord) {
+    if let GroupRecord::GroupMetadata { group_id, value } = r {
+        match value {
+            Some(v) => crate::info!(
+                "group '{group_id}' rebalanced: generation {}, {} member(s), protocol {}",
+                v.generation_id,
+                v.members.len(),
+                v.protocol_name.as_deref().unwrap_or("-")
+            ),
+            None => crate::info!("group '{group_id}' removed (deleted, or empty and expired)"),
         }
     }
 }
@@ -258,7 +274,7 @@ async fn replay_into(log: &Log, out: &mut Vec<GroupRecord>) -> Result<(), String
                 let Some(key) = key else { continue };
                 match GroupRecord::decode(key.into(), value.map(Into::into)) {
                     Ok(r) => out.push(r),
-                    Err(e) => eprintln!("group log: skipping an unreadable record: {e:?}"),
+                    Err(e) => crate::error!("group log: skipping an unreadable record: {e:?}"),
                 }
             }
         }

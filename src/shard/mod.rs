@@ -212,7 +212,7 @@ impl Shard {
             let log = self.logs.borrow_mut().remove(&tp);
             if let Some(log) = log {
                 if let Err(e) = log.remove().await {
-                    eprintln!("shard {}: removing {tp}: {e}", self.id.0);
+                    crate::error!("shard {}: removing {tp}: {e}", self.id.0);
                 }
             }
         }
@@ -241,7 +241,7 @@ impl Shard {
             Ok(log) => {
                 self.logs.borrow_mut().insert(tp, log);
             }
-            Err(e) => eprintln!("shard {}: cannot open partition {tp}: {e}", self.id.0),
+            Err(e) => crate::error!("shard {}: cannot open partition {tp}: {e}", self.id.0),
         }
     }
 
@@ -540,6 +540,7 @@ impl Shard {
             };
             result.map_err(admin_error)?
         };
+        log_metadata_change(&self.metadata(), &image);
         self.broadcast(image.clone()).await;
         Ok(AdminReply::Done(image))
     }
@@ -567,7 +568,7 @@ impl Shard {
         let logs: Vec<(TopicPartition, Log)> = self.logs.borrow_mut().drain().collect();
         for (tp, log) in logs {
             if let Err(e) = log.close().await {
-                eprintln!("shard {}: closing {tp}: {e}", self.id.0);
+                crate::error!("shard {}: closing {tp}: {e}", self.id.0);
             }
         }
     }
@@ -604,7 +605,7 @@ impl Shard {
                 }
                 if run_retention {
                     if let Err(e) = log.enforce_retention(now_ms()).await {
-                        eprintln!("shard {}: retention on {tp}: {e}", self.id.0);
+                        crate::error!("shard {}: retention on {tp}: {e}", self.id.0);
                     }
                 }
             }
@@ -612,6 +613,33 @@ impl Shard {
                 last_retention = std::time::Instant::now();
             }
         }
+    }
+}
+
+/// One log line per topic created, deleted, grown or reconfigured.
+fn log_metadata_change(before: &MetadataImage, after: &MetadataImage) {
+    for (name, t) in &after.topics {
+        match before.topics.get(name) {
+            None => crate::info!("topic '{name}' created with {} partition(s)", t.partitions),
+            Some(old) if old.partitions != t.partitions => {
+                crate::info!(
+                    "topic '{name}' grown from {} to {} partitions",
+                    old.partitions,
+                    t.partitions
+                )
+            }
+            Some(old) if old.configs != t.configs => {
+                crate::info!("topic '{name}' configs set to {:?}", t.configs)
+            }
+            Some(_) => {}
+        }
+    }
+    for name in before
+        .topics
+        .keys()
+        .filter(|n| !after.topics.contains_key(*n))
+    {
+        crate::info!("topic '{name}' deleted");
     }
 }
 

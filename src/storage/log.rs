@@ -483,7 +483,7 @@ impl<D: Disk> PartitionLog<D> {
         if due {
             let _write = self.lock_writes().await?;
             if let Err(e) = self.write_checkpoint_locked().await {
-                eprintln!(
+                crate::warn!(
                     "ringmq storage: {}: checkpoint failed: {e}",
                     self.shared.dir.display()
                 );
@@ -619,7 +619,7 @@ impl<D: Disk> PartitionLog<D> {
         let [_, index_path, time_path] = segment_paths(&self.shared.dir, mark.segment_base);
         for (p, bytes) in [(&index_path, &index), (&time_path, &time_index)] {
             if let Err(e) = write_atomic(&self.shared.disk, p, bytes).await {
-                eprintln!(
+                crate::warn!(
                     "ringmq storage: {}: index write failed (rebuilt at recovery): {e}",
                     p.display()
                 );
@@ -650,7 +650,7 @@ impl<D: Disk> PartitionLog<D> {
             st.synced = fresh;
         }
         if let Err(e) = self.write_checkpoint_locked().await {
-            eprintln!(
+            crate::warn!(
                 "ringmq storage: {}: checkpoint failed: {e}",
                 self.shared.dir.display()
             );
@@ -815,7 +815,7 @@ impl<D: Disk> PartitionLog<D> {
         base: Offset,
         pos: u64,
     ) -> Result<Vec<Bytes>, StorageError> {
-        eprintln!(
+        crate::warn!(
             "ringmq storage: {} segment {base}: corrupt batch at position {pos}: {e}",
             self.shared.dir.display()
         );
@@ -1110,7 +1110,7 @@ mod tests {
                 t.await;
             }
             let syncs = disk.stats().syncs - before;
-            eprintln!("group commit: 320 durable acks took {syncs} fdatasyncs");
+            crate::warn!("group commit: 320 durable acks took {syncs} fdatasyncs");
             assert!(syncs <= 40, "320 durable acks took {syncs} fdatasyncs");
             disk.crash();
             let log = open_sim(&disk, LogConfig::default()).await;

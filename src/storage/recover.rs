@@ -49,7 +49,7 @@ async fn preallocate<F: DiskFile>(file: &F, path: &Path, config: &LogConfig) {
     if config.preallocate {
         let bytes = config.segment_bytes.min(MAX_SEGMENT_BYTES);
         if let Err(e) = file.allocate(0, bytes).await {
-            eprintln!(
+            crate::warn!(
                 "ringmq storage: {}: preallocation failed: {e}",
                 path.display()
             );
@@ -92,7 +92,7 @@ async fn list_segments<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<Offset>, Sto
 
 async fn remove_quietly<D: Disk>(disk: &D, path: &Path) {
     if let Err(e) = disk.remove(path).await {
-        eprintln!(
+        crate::warn!(
             "ringmq storage: {}: could not remove leftover: {e}",
             path.display()
         );
@@ -231,7 +231,7 @@ impl<D: Disk> PartitionLog<D> {
             shared: Rc::new(shared),
         };
         if let Err(e) = log.remove_segments_below_start().await {
-            eprintln!("ringmq storage: {}: {e}", log.dir().display());
+            crate::warn!("ringmq storage: {}: {e}", log.dir().display());
         }
         Ok(log)
     }
@@ -294,7 +294,7 @@ async fn recover_segments<D: Disk>(
             .next_back()
             .map(|s: &Segment<_>| s.next_offset);
         if expected.is_some_and(|n| n != base) {
-            eprintln!(
+            crate::warn!(
                 "ringmq storage: {}: segment {base} does not follow offset {expected:?}; \
                  dropping it and every later segment",
                 dir.display()
@@ -379,7 +379,7 @@ async fn recover_one<D: Disk>(
     let end = seg.size_bytes;
     let clean = outcome.stop_reason.is_none();
     if let Some(reason) = &outcome.stop_reason {
-        eprintln!(
+        crate::warn!(
             "ringmq storage: {} segment {base}: truncated at offset {} (position {end}), cutting {} \
              bytes: {reason} (scan started at position {}, offset {})",
             dir.display(),
@@ -437,7 +437,7 @@ async fn drop_segments<D: Disk>(disk: &D, dir: &Path, bases: &[Offset]) {
         for path in segment_paths(dir, base) {
             if let Err(e) = disk.remove(&path).await {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!("ringmq storage: {}: could not remove: {e}", path.display());
+                    crate::warn!("ringmq storage: {}: could not remove: {e}", path.display());
                 }
             }
         }
