@@ -129,8 +129,39 @@ impl Coordinator {
             }
             group.maybe_complete_join(now_ms, &mut self.fx);
         }
+        self.expire_offsets(now_ms);
         self.drop_abandoned_groups();
         self.take_completions()
+    }
+
+    /// KIP-211: offsets of an Empty group expire `offsets_retention_ms` after the later of
+    /// the group becoming empty and the commit; each expiry is persisted as a tombstone.
+    fn expire_offsets(&mut self, now_ms: i64) {
+        let retention = self.cfg.offsets_retention_ms;
+        for (group_id, g) in self
+            .groups
+            .iter_mut()
+            .filter(|(_, g)| g.state == GroupState::Empty)
+        {
+            let since = g.state_timestamp_ms;
+            let expired: Vec<(String, i32)> = g
+                .offsets
+                .iter()
+                .filter(|(_, v)| {
+                    now_ms >= since.max(v.commit_timestamp_ms).saturating_add(retention)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for (topic, partition) in expired {
+                g.offsets.remove(&(topic.clone(), partition));
+                self.fx.records.push(GroupRecord::OffsetCommit {
+                    group_id: group_id.clone(),
+                    topic,
+                    partition,
+                    value: None,
+                });
+            }
+        }
     }
 
     /// Forget groups with nothing left: no members, no pending ids, no offsets (e.g. created
@@ -655,6 +686,39 @@ mod tests {
 
     const T0: i64 = 1_000_000;
     const DELAY: i64 = 3_000;
+
+    #[test]
+    fn offsets_of_an_empty_group_expire_after_retention() {
+        let mut cfg = config();
+        cfg.offsets_retention_ms = 10_000;
+        let mut c = Coordinator::new(cfg);
+        let resp = c.commit_offsets(T0, &commit_req("", -1, 0, 42));
+        assert_eq!(commit_error(&resp), ErrorCode::NONE);
+        let _ = c.take_records();
+        c.tick(T0 + 9_999);
+        assert!(
+            c.take_records().is_empty(),
+            "nothing expires before the retention"
+        );
+        assert_eq!(c.groups[GROUP].offsets.len(), 1);
+        c.tick(T0 + 10_000);
+        let records = c.take_records();
+        assert!(
+            records.iter().any(|r| matches!(
+                r,
+                GroupRecord::OffsetCommit {
+                    value: None,
+                    partition: 0,
+                    ..
+                }
+            )),
+            "expiry is persisted as a tombstone: {records:?}"
+        );
+        assert!(
+            !c.groups.contains_key(GROUP),
+            "a group left with nothing is forgotten"
+        );
+    }
 
     #[test]
     fn three_members_join_and_sync() {

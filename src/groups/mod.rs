@@ -110,6 +110,9 @@ pub struct GroupConfig {
     /// Mixed into generated member ids so that ids differ across restarts (the caller passes
     /// something random or time based; tests pass a constant).
     pub member_id_seed: u64,
+    /// `offsets.retention.minutes` in ms: the committed offsets of a group that has been
+    /// Empty this long (counted from the later of becoming empty and the commit) expire.
+    pub offsets_retention_ms: i64,
 }
 
 impl Default for GroupConfig {
@@ -121,6 +124,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3_000,
             offset_metadata_max_bytes: 4_096,
             member_id_seed: 0,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
         }
     }
 }
