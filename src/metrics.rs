@@ -120,6 +120,8 @@ impl ShardMetrics {
             cache_misses: self.cache_misses.get(),
             connections: self.connections.get(),
             partitions: self.partitions.get(),
+            log_ends: Vec::new(),
+            committed: Vec::new(),
         }
     }
 }
@@ -144,6 +146,10 @@ pub struct Snapshot {
     pub cache_misses: u64,
     pub connections: u64,
     pub partitions: u64,
+    /// (topic, partition, high watermark) of the partitions this shard owns.
+    pub log_ends: Vec<(String, i32, i64)>,
+    /// (group, topic, partition, committed offset) of the groups this shard coordinates.
+    pub committed: Vec<(String, String, i32, i64)>,
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -310,7 +316,36 @@ pub fn render(snaps: &[Snapshot]) -> String {
             let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, get(s));
         }
     }
+    group_lag(&mut out, snaps);
     out
+}
+
+/// `ringmq_consumer_group_lag`: high watermark minus committed offset, per group partition
+/// (the two come from different shards: the partition's owner and the group's coordinator).
+fn group_lag(out: &mut String, snaps: &[Snapshot]) {
+    let ends: HashMap<(&str, i32), i64> = snaps
+        .iter()
+        .flat_map(|s| s.log_ends.iter().map(|(t, p, e)| ((t.as_str(), *p), *e)))
+        .collect();
+    family(
+        out,
+        "ringmq_consumer_group_lag",
+        "gauge",
+        "Records between a group's committed offset and the high watermark",
+    );
+    let mut rows: Vec<&(String, String, i32, i64)> =
+        snaps.iter().flat_map(|s| s.committed.iter()).collect();
+    rows.sort();
+    for (group, topic, partition, committed) in rows {
+        if let Some(end) = ends.get(&(topic.as_str(), *partition)) {
+            let lag = (end - committed).max(0);
+            let (group, topic) = (escape(group), escape(topic));
+            let _ = writeln!(
+                out,
+                "ringmq_consumer_group_lag{{group=\"{group}\",topic=\"{topic}\",partition=\"{partition}\"}} {lag}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -335,5 +370,24 @@ mod tests {
         );
         assert!(text.contains("ringmq_produce_latency_seconds_bucket{shard=\"0\",le=\"0.0001\"} 0"));
         assert!(text.contains("ringmq_produce_latency_seconds_count{shard=\"0\"} 1"));
+    }
+
+    #[test]
+    fn lag_joins_log_ends_and_commits_across_shards() {
+        let mut owner = ShardMetrics::default().snapshot(0);
+        owner.log_ends = vec![("t".into(), 0, 100), ("t".into(), 1, 5)];
+        let mut coordinator = ShardMetrics::default().snapshot(1);
+        coordinator.committed = vec![
+            ("g".into(), "t".into(), 0, 40),
+            ("g".into(), "t".into(), 1, 5),
+        ];
+        let text = render(&[owner, coordinator]);
+        assert!(
+            text.contains("ringmq_consumer_group_lag{group=\"g\",topic=\"t\",partition=\"0\"} 60"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringmq_consumer_group_lag{group=\"g\",topic=\"t\",partition=\"1\"} 0")
+        );
     }
 }

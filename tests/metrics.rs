@@ -74,6 +74,25 @@ fn record_counters_move_by_exactly_n_and_promtool_accepts() {
     );
     assert_eq!(http_get(port, "/nope").0, 404);
 
+    // Consumer-group lag: a group that committed offset 10 on partition 0 lags by end - 10.
+    let mut cfg = kafka::base_config(&broker.addr());
+    cfg.set("group.id", "lagger")
+        .set("enable.auto.commit", "false");
+    let c: rdkafka::consumer::BaseConsumer = cfg.create().expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(10))
+        .expect("tpl");
+    rdkafka::consumer::Consumer::commit(&c, &tpl, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit");
+    let (_, end0) = kafka::watermarks(&c, topic, 0);
+    let text = http_get(port, "/metrics").1;
+    let want = format!(
+        "ringmq_consumer_group_lag{{group=\"lagger\",topic=\"{topic}\",partition=\"0\"}} {}",
+        end0 - 10
+    );
+    assert!(text.contains(&want), "missing `{want}` in:\n{text}");
+    let read = text;
+
     if std::env::var("RINGMQ_SKIP_EXTERNAL").as_deref() == Ok("1") {
         return;
     }

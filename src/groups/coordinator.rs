@@ -134,6 +134,17 @@ impl Coordinator {
         self.take_completions()
     }
 
+    /// Every committed offset: (group, topic, partition, offset). For metrics (lag).
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let mut out = Vec::new();
+        for (group_id, g) in &self.groups {
+            for ((topic, partition), v) in &g.offsets {
+                out.push((group_id.clone(), topic.clone(), *partition, v.offset));
+            }
+        }
+        out
+    }
+
     /// KIP-211: offsets of an Empty group expire `offsets_retention_ms` after the later of
     /// the group becoming empty and the commit; each expiry is persisted as a tombstone.
     fn expire_offsets(&mut self, now_ms: i64) {

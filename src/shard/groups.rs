@@ -232,6 +232,11 @@ impl GroupShard {
         }
     }
 
+    /// (group, topic, partition, committed offset) of the groups this shard coordinates.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.coordinator.borrow().committed_offsets()
+    }
+
     pub async fn close(&self) {
         let logs: Vec<Log> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
         for log in logs {

@@ -261,6 +261,26 @@ impl Shard {
         Ok(())
     }
 
+    /// The shard's metrics, plus what lag needs: log end offsets of its partitions and the
+    /// committed offsets of the groups it coordinates.
+    fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        self.metrics
+            .partitions
+            .set(self.open_partition_count() as u64);
+        let mut snap = self.metrics.snapshot(self.id.0);
+        snap.log_ends = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|(tp, log)| (tp.topic.to_string(), tp.partition, log.high_watermark()))
+            .collect();
+        let groups = self.groups.borrow().clone();
+        if let Some(g) = groups {
+            snap.committed = g.committed_offsets();
+        }
+        snap
+    }
+
     pub fn open_partition_count(&self) -> usize {
         self.logs.borrow().len()
     }
@@ -721,12 +741,7 @@ impl ShardHandler for Shard {
                     };
                     ShardReply::Group(groups.handle(call).await)
                 }
-                ShardCall::Metrics => {
-                    self.metrics
-                        .partitions
-                        .set(self.open_partition_count() as u64);
-                    ShardReply::Metrics(Box::new(self.metrics.snapshot(self.id.0)))
-                }
+                ShardCall::Metrics => ShardReply::Metrics(Box::new(self.metrics_snapshot())),
                 ShardCall::ApplyMetadata(image) => {
                     self.apply_metadata(image).await;
                     ShardReply::Applied
