@@ -66,6 +66,10 @@ impl GroupShard {
             let log = PartitionLog::open(DmaDisk, dir, config.clone(), cache.clone())
                 .await
                 .map_err(|e| format!("group log partition {p}: {e}"))?;
+            crate::debug!(
+                "group log partition {p} opened: end {}",
+                log.log_end_offset()
+            );
             replay_into(&log, &mut records)
                 .await
                 .map_err(|e| format!("group log partition {p}: {e}"))?;

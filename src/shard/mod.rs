@@ -237,8 +237,15 @@ impl Shard {
 
     async fn open_log(&self, tp: TopicPartition, config: LogConfig) {
         let dir = self.partition_dir(&tp);
+        let started = std::time::Instant::now();
         match PartitionLog::open(DmaDisk, dir, config, self.cache.clone()).await {
             Ok(log) => {
+                crate::info!(
+                    "partition {tp} opened: log start {}, end {}, in {} ms",
+                    log.log_start_offset(),
+                    log.log_end_offset(),
+                    started.elapsed().as_millis()
+                );
                 self.logs.borrow_mut().insert(tp, log);
             }
             Err(e) => crate::error!("shard {}: cannot open partition {tp}: {e}", self.id.0),
