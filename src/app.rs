@@ -91,10 +91,14 @@ fn port_has_listener(port: u16) -> bool {
     })
 }
 
-pub fn run(config: BrokerConfig) -> Result<(), String> {
+pub fn run(mut config: BrokerConfig) -> Result<(), String> {
     crate::log::init_from_env()?;
     config.validate()?;
     let _lock = guard_exclusive(&config)?;
+    // glommio opens directories relative to nothing: relative paths fail with EBADF when a
+    // partition directory is synced, so work with the absolute path from here on.
+    config.data_dir = std::fs::canonicalize(&config.data_dir)
+        .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
     let store = MetadataStore::open(&config.data_dir).map_err(|e| e.to_string())?;
     let image = store.image();
     let n = config.shards as usize;
