@@ -165,6 +165,15 @@ impl Shard {
     pub fn owner(&self, topic: &str, partition: i32) -> ShardId {
         self.router.owner(topic, partition)
     }
+    /// A topic's `durability`: its override, else the broker default. Allocation-free: it
+    /// runs on every append (unlike [`Shard::topic_configs`], which builds the whole set).
+    fn durability(&self, topic: &TopicMeta) -> Durability {
+        match topic.configs.get("durability") {
+            Some(v) => Durability::parse(v).unwrap_or(Durability::Always),
+            None => self.config.topic_defaults.durability(),
+        }
+    }
+
     pub fn topic_configs(&self, topic: &TopicMeta) -> TopicConfigs {
         let overrides = topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         self.config
@@ -343,8 +352,7 @@ impl Shard {
                     .metadata()
                     .topics
                     .get(&part.tp.topic)
-                    .map(|t| self.topic_configs(t).durability())
-                    .unwrap_or(Durability::Always);
+                    .map_or(Durability::Always, |t| self.durability(t));
                 let sync =
                     (durability == Durability::Always).then(|| (log.clone(), info.last_offset));
                 let outcome = AppendOutcome {
@@ -616,10 +624,7 @@ impl Shard {
             let image = self.metadata();
             let run_retention = last_retention.elapsed() >= Duration::from_secs(1);
             for (tp, log) in logs {
-                let durability = image
-                    .topics
-                    .get(&tp.topic)
-                    .map(|t| self.topic_configs(t).durability());
+                let durability = image.topics.get(&tp.topic).map(|t| self.durability(t));
                 let _ = log.flush().await;
                 if let Some(Durability::IntervalMs(ms)) = durability {
                     let due = last_sync
