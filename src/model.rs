@@ -244,58 +244,83 @@ pub fn set_log_append_time(batch: &mut [u8], append_time_ms: TimestampMs) {
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Append a zig-zag varint (Kafka record format).
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Build an uncompressed RecordBatch v2 (no producer id) holding `records`, all stamped
+/// `timestamp_ms`. Used for the broker's internal logs (consumer-group state).
+pub fn build_batch(
+    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    timestamp_ms: TimestampMs,
+) -> Vec<u8> {
+    assert!(
+        !records.is_empty(),
+        "a record batch holds at least one record"
+    );
+    let mut body = Vec::new();
+    let mut rec = Vec::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        rec.clear();
+        rec.push(0); // attributes
+        put_varlong(&mut rec, 0); // timestamp delta
+        put_varlong(&mut rec, i as i64); // offset delta
+        for field in [key, value] {
+            match field {
+                Some(b) => {
+                    put_varlong(&mut rec, b.len() as i64);
+                    rec.extend_from_slice(b);
+                }
+                None => put_varlong(&mut rec, -1),
+            }
+        }
+        put_varlong(&mut rec, 0); // headers
+        put_varlong(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let n = records.len() as i32;
+    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(
+        &((BATCH_HEADER_BYTES - BATCH_LENGTH_PREFIX_BYTES + body.len()) as i32).to_be_bytes(),
+    );
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(n - 1).to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 #[cfg(test)]
 pub(crate) mod test_batches {
-    //! Builds valid uncompressed RecordBatch v2 bytes for tests.
+    //! Valid uncompressed RecordBatch v2 bytes for tests.
     use super::*;
-
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            let byte = (z & 0x7f) as u8;
-            z >>= 7;
-            if z == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
-    }
 
     /// One batch of `values.len()` records with null keys, timestamps all `ts`.
     pub fn batch(values: &[&[u8]], ts: TimestampMs) -> Vec<u8> {
-        let mut records = Vec::new();
-        for (i, v) in values.iter().enumerate() {
-            let mut rec = vec![0u8]; // attributes
-            put_varint(&mut rec, 0); // timestamp delta
-            put_varint(&mut rec, i as i64); // offset delta
-            put_varint(&mut rec, -1); // null key
-            put_varint(&mut rec, v.len() as i64);
-            rec.extend_from_slice(v);
-            put_varint(&mut rec, 0); // headers
-            put_varint(&mut records, rec.len() as i64);
-            records.extend_from_slice(&rec);
-        }
-        let n = values.len() as i32;
-        let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
-        b.extend_from_slice(&0i64.to_be_bytes());
-        let len = (BATCH_HEADER_BYTES - BATCH_LENGTH_PREFIX_BYTES + records.len()) as i32;
-        b.extend_from_slice(&len.to_be_bytes());
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.push(2);
-        b.extend_from_slice(&0u32.to_be_bytes());
-        b.extend_from_slice(&0i16.to_be_bytes());
-        b.extend_from_slice(&(n - 1).max(0).to_be_bytes());
-        b.extend_from_slice(&ts.to_be_bytes());
-        b.extend_from_slice(&ts.to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes());
-        b.extend_from_slice(&(-1i16).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        b.extend_from_slice(&n.to_be_bytes());
-        b.extend_from_slice(&records);
-        let crc = crc32c::crc32c(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
+        let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+            values.iter().map(|v| (None, Some(*v))).collect();
+        build_batch(&records, ts)
     }
 }
 

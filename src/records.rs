@@ -6,6 +6,8 @@
 //! buffer capped at [`MAX_DECOMPRESSED_BYTES`], so a hostile batch cannot make us allocate
 //! without bound. zstd is not decoded: callers fall back to the batch's base offset.
 
+#[cfg(test)]
+use crate::model::build_batch;
 use crate::model::{BatchHeader, Offset, TimestampMs, BATCH_HEADER_BYTES};
 use std::io::Read;
 
@@ -203,70 +205,6 @@ pub fn record_key_values(batch: &[u8]) -> Result<Vec<KeyValue>, RecordsError> {
         out.push((key, value));
     }
     Ok(out)
-}
-
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        let byte = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// Build an uncompressed RecordBatch v2 (no producer id) holding `records`, all stamped
-/// `timestamp_ms`. Used for the broker's internal logs (consumer-group state).
-pub fn build_batch(
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
-    timestamp_ms: TimestampMs,
-) -> Vec<u8> {
-    assert!(
-        !records.is_empty(),
-        "a record batch holds at least one record"
-    );
-    let mut body = Vec::new();
-    let mut rec = Vec::new();
-    for (i, (key, value)) in records.iter().enumerate() {
-        rec.clear();
-        rec.push(0); // attributes
-        put_varlong(&mut rec, 0); // timestamp delta
-        put_varlong(&mut rec, i as i64); // offset delta
-        for field in [key, value] {
-            match field {
-                Some(b) => {
-                    put_varlong(&mut rec, b.len() as i64);
-                    rec.extend_from_slice(b);
-                }
-                None => put_varlong(&mut rec, -1),
-            }
-        }
-        put_varlong(&mut rec, 0); // headers
-        put_varlong(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
-    }
-    let n = records.len() as i32;
-    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&((BATCH_HEADER_BYTES - 12 + body.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(&0u32.to_be_bytes());
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&(n - 1).to_be_bytes());
-    b.extend_from_slice(&timestamp_ms.to_be_bytes());
-    b.extend_from_slice(&timestamp_ms.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&n.to_be_bytes());
-    b.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
 }
 
 /// The first record of `batch` with a timestamp at or after `target`.

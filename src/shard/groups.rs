@@ -200,7 +200,7 @@ impl GroupShard {
                 .iter()
                 .map(|(k, v)| (Some(&k[..]), v.as_deref()))
                 .collect();
-            let batch = crate::records::build_batch(&refs, now_ms());
+            let batch = crate::model::build_batch(&refs, now_ms());
             let info = log
                 .append(bytes::Bytes::from(batch), 0)
                 .await
