@@ -18,7 +18,6 @@ use crate::shard::join_all;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -245,6 +244,3 @@ fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
         responses,
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: Arc<str>) {}

@@ -165,6 +165,16 @@ impl Shard {
     pub fn owner(&self, topic: &str, partition: i32) -> ShardId {
         self.router.owner(topic, partition)
     }
+    /// Check topic config overrides (the store keeps them as given).
+    fn validate_overrides(&self, configs: &BTreeMap<String, String>) -> Result<(), AdminError> {
+        let overrides = configs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        self.config
+            .topic_defaults
+            .with_overrides(overrides)
+            .map(|_| ())
+            .map_err(|e| AdminError::InvalidConfig(e.to_string()))
+    }
+
     /// A topic's `durability`: its override, else the broker default. Allocation-free: it
     /// runs on every append (unlike [`Shard::topic_configs`], which builds the whole set).
     fn durability(&self, topic: &TopicMeta) -> Durability {
@@ -517,12 +527,7 @@ impl Shard {
                     configs,
                     validate_only,
                 } => {
-                    let resolved = self
-                        .config
-                        .topic_defaults
-                        .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                        .map_err(|e| AdminError::InvalidConfig(e.to_string()))?;
-                    let _ = resolved;
+                    self.validate_overrides(&configs)?;
                     if validate_only {
                         crate::cluster::validate_topic_name(&name).map_err(admin_error)?;
                         if store.image().topics.contains_key(name.as_str()) {
@@ -563,10 +568,7 @@ impl Shard {
                     configs,
                     validate_only,
                 } => {
-                    self.config
-                        .topic_defaults
-                        .with_overrides(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                        .map_err(|e| AdminError::InvalidConfig(e.to_string()))?;
+                    self.validate_overrides(&configs)?;
                     if validate_only {
                         return Ok(AdminReply::Done(store.image()));
                     }
@@ -762,6 +764,3 @@ impl ShardHandler for Shard {
         })
     }
 }
-
-#[allow(dead_code)]
-fn _assert_types(_: BTreeMap<String, String>) {}
