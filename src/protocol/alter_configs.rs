@@ -355,21 +355,17 @@ mod tests {
     fn every_truncation_is_an_error() {
         for version in MIN_VERSION..=MAX_VERSION {
             let req = encode_request(&sample_request(), version);
-            for len in 0..req.len() {
-                let mut r = Reader::new(req.slice(..len));
-                assert!(
-                    AlterConfigsRequest::decode(&mut r, version).is_err(),
-                    "v{version} len {len}"
-                );
-            }
+            crate::protocol::api::testkit::truncations_fail(
+                &req,
+                version,
+                AlterConfigsRequest::decode,
+            );
             let resp = encode_response(&sample_response(), version);
-            for len in 0..resp.len() {
-                let mut r = Reader::new(resp.slice(..len));
-                assert!(
-                    AlterConfigsResponse::decode(&mut r, version).is_err(),
-                    "v{version} len {len}"
-                );
-            }
+            crate::protocol::api::testkit::truncations_fail(
+                &resp,
+                version,
+                AlterConfigsResponse::decode,
+            );
         }
     }
 

@@ -609,21 +609,17 @@ mod tests {
     fn every_truncation_is_an_error() {
         for version in MIN_VERSION..=MAX_VERSION {
             let req = encode_request(&sample_request(), version);
-            for len in 0..req.len() {
-                let mut r = Reader::new(req.slice(..len));
-                assert!(
-                    CreateTopicsRequest::decode(&mut r, version).is_err(),
-                    "v{version} len {len}"
-                );
-            }
+            crate::protocol::api::testkit::truncations_fail(
+                &req,
+                version,
+                CreateTopicsRequest::decode,
+            );
             let resp = encode_response(&sample_response(version), version);
-            for len in 0..resp.len() {
-                let mut r = Reader::new(resp.slice(..len));
-                assert!(
-                    CreateTopicsResponse::decode(&mut r, version).is_err(),
-                    "v{version} len {len}"
-                );
-            }
+            crate::protocol::api::testkit::truncations_fail(
+                &resp,
+                version,
+                CreateTopicsResponse::decode,
+            );
         }
     }
 
