@@ -34,7 +34,7 @@ done
 # Defaults, then the workload file (plain KEY=value lines).
 MODE=produce TOPICS=1 PARTITIONS=16 PRODUCERS=1 CONSUMERS=1 RECORD_BYTES=1024
 BATCH_BYTES=16384 LINGER_MS=5 ACKS=1 RATE=0 KEYS=none DURATION=60 WARMUP=10
-DURABILITY=always SHARDS=1 BACKLOG_MB=0 PORT=19092
+DURABILITY=always SHARDS=1 BACKLOG_MB=0 PORT=19092 BROKER_SPIN_US=50 BENCH_SPIN_US=0
 # shellcheck disable=SC1090
 . "$WORKLOAD"
 NAME=$(basename "$WORKLOAD" .env)
@@ -85,6 +85,8 @@ json.dump({
   "data_dir": "$DATA_DIR",
   "shards": $SHARDS,
   "durability": "$DURABILITY",
+  "broker_spin_before_park_us": $BROKER_SPIN_US,
+  "bench_spin_us": $BENCH_SPIN_US,
   "broker": "${BOOTSTRAP:-ringmq (started by run.sh)}",
   "bench_cmd": "$BENCH_CMD",
   "date_utc": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
@@ -110,6 +112,7 @@ if [ -z "$BOOTSTRAP" ]; then
   "$RINGMQ" serve --listen "$BOOTSTRAP" --data-dir "$DATA_DIR" --shards "$SHARDS" \
     --topic-default "durability=$DURABILITY" --topic-default "segment.bytes=67108864" \
     --topic-default "retention.bytes=$(( ${PERF_RETENTION_MB:-128} * 1048576 ))" \
+    --spin-before-park-us "$BROKER_SPIN_US" \
     > "$OUT/broker.log" 2>&1 &
   BROKER_PID=$!
   PIDS_TO_STOP+=("$BROKER_PID")
@@ -126,7 +129,7 @@ bench() { # bench MODE TOPIC RATE JSON [extra flags...]
   $BENCH_CMD "$mode" --bootstrap "$BOOTSTRAP" --topic "$topic" --partitions "$PARTITIONS" \
     --producers "$PRODUCERS" --consumers "$CONSUMERS" --record-bytes "$RECORD_BYTES" \
     --batch-bytes "$BATCH_BYTES" --linger-ms "$LINGER_MS" --acks "$ACKS" --rate "$rate" \
-    --keys "$KEYS" --json "$json" "$@"
+    --keys "$KEYS" --spin-us "$BENCH_SPIN_US" --json "$json" "$@"
 }
 
 if [ "$BACKLOG_MB" -gt 0 ]; then

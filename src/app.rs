@@ -123,7 +123,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
         let store = if i == 0 { store.take() } else { None };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(i % cpus))
             .name(&format!("shard-{i}"))
-            .spin_before_park(Duration::from_micros(50))
+            .spin_before_park(Duration::from_micros(config.spin_before_park_us))
             .spawn(move || async move {
                 let (senders, receivers) = mesh.join().await.expect("mesh join");
                 let router = Router::new(senders, n as u16);

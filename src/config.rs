@@ -60,6 +60,7 @@ pub struct FileConfig {
     pub max_request_bytes: Option<usize>,
     /// `HOST:PORT` for `/metrics` and `/health`, or `off`.
     pub metrics_listen: Option<String>,
+    pub spin_before_park_us: Option<u64>,
     /// Topic config defaults, by Kafka name (`"retention.ms" = "86400000"`).
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, String>,
@@ -86,6 +87,9 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// Where `/metrics` and `/health` are served (shard 0); `None` turns them off.
     pub metrics_listen: Option<SocketAddr>,
+    /// How long an idle shard polls its ring before it sleeps in the kernel. Waking a
+    /// sleeping core costs tens of µs per request at low rates; polling costs CPU.
+    pub spin_before_park_us: u64,
     /// Measurement aid: only this shard accepts connections.
     pub bench_accept_shard: Option<u16>,
     /// Measurement aid: every data partition is owned by this shard.
@@ -94,6 +98,9 @@ pub struct BrokerConfig {
 
 pub const DEFAULT_PORT: u16 = 9092;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+pub const DEFAULT_SPIN_BEFORE_PARK_US: u64 = 50;
+/// Upper bound of `spin_before_park_us`: one second of polling is already a busy core.
+pub const MAX_SPIN_BEFORE_PARK_US: u64 = 1_000_000;
 
 impl BrokerConfig {
     /// Defaults for a fresh machine: port 9092, `./ringmq-data`, one shard per CPU.
@@ -115,6 +122,7 @@ impl BrokerConfig {
             node_id: 0,
             cluster_id: "ringmq-cluster".into(),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+            spin_before_park_us: DEFAULT_SPIN_BEFORE_PARK_US,
             bench_accept_shard: None,
             bench_owner_shard: None,
         }
@@ -147,6 +155,11 @@ impl BrokerConfig {
         }
         if self.max_request_bytes < 1024 || self.max_request_bytes > (1 << 30) {
             return Err("max_request_bytes: must be between 1 KiB and 1 GiB".into());
+        }
+        if self.spin_before_park_us > MAX_SPIN_BEFORE_PARK_US {
+            return Err(format!(
+                "spin_before_park_us: must be at most {MAX_SPIN_BEFORE_PARK_US}"
+            ));
         }
         for (name, v) in [
             ("bench-accept-shard", self.bench_accept_shard),

@@ -110,6 +110,12 @@ pub struct BenchArgs {
     /// Write the summary, timeline and percentile spectrum here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Each bench thread polls this long for work before it parks (0 = park at once).
+    /// Waking a parked vCPU costs tens of µs, which an open-loop latency run would charge
+    /// to the broker; spinning keeps send times and reply pick-up prompt at the cost of
+    /// one busy client core. Meant for low-rate latency runs.
+    #[arg(long, default_value_t = 0, value_name = "MICROSECONDS")]
+    pub spin_us: u64,
 }
 
 /// The run's shared time base.
@@ -367,8 +373,12 @@ fn spawn_workers(
         let mine: Vec<(Role, u64)> = all.iter().copied().skip(t).step_by(threads).collect();
         let (plan, tx) = (plan.clone(), tx.clone());
         let cpu = cpus - 1 - (t % cpus);
-        let h = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(cpu))
-            .name(&format!("bench-{t}"))
+        let mut builder = glommio::LocalExecutorBuilder::new(glommio::Placement::Fixed(cpu))
+            .name(&format!("bench-{t}"));
+        if plan.args.spin_us > 0 {
+            builder = builder.spin_before_park(Duration::from_micros(plan.args.spin_us));
+        }
+        let h = builder
             .spawn(move || worker(plan, mine, tx))
             .map_err(|e| format!("start bench thread {t}: {e}"))?;
         handles.push(h);

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Where /metrics and /health are served, or `off`.
     #[arg(long, value_name = "HOST:PORT|off")]
     pub metrics_listen: Option<String>,
+    /// Microseconds an idle shard polls before it sleeps (lower latency at low rates,
+    /// more CPU when idle).
+    #[arg(long, value_name = "MICROSECONDS")]
+    pub spin_before_park_us: Option<u64>,
     /// Measurement aid: only shard N accepts connections.
     #[arg(long, value_name = "N", hide = true)]
     pub bench_accept_shard: Option<u16>,
@@ -193,6 +197,14 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
         &mut c.max_request_bytes,
     );
     c.inflight_bytes_per_shard = c.inflight_bytes_per_shard.max(2 * c.max_request_bytes);
+    let spin = from_env(env, "RINGMQ_SPIN_BEFORE_PARK_US")?;
+    let spin = layer(args.spin_before_park_us, spin, file.spin_before_park_us);
+    apply(
+        &mut settings,
+        "spin_before_park_us",
+        spin,
+        &mut c.spin_before_park_us,
+    );
     resolve_metrics(args, env, &file, &mut c, &mut settings)?;
     let topic_settings = resolve_topic_defaults(args, env, file.topic_defaults, &mut c)?;
     settings.extend(topic_settings);
@@ -450,6 +462,24 @@ mod tests {
         assert_eq!(source_of(&r, "topic.cleanup.policy").1, Source::Default);
         assert_eq!(source_of(&r, "config"), (path, Source::Env));
         assert_eq!(r.config.topic_defaults.get("retention.ms"), "2000");
+    }
+
+    #[test]
+    fn spin_before_park_is_a_setting_with_a_bound() {
+        let r = resolve_with(&[], &[]).unwrap();
+        assert_eq!(
+            source_of(&r, "spin_before_park_us"),
+            ("50".into(), Source::Default)
+        );
+        let r = resolve_with(&[], &[("RINGMQ_SPIN_BEFORE_PARK_US", "0")]).unwrap();
+        assert_eq!(r.config.spin_before_park_us, 0);
+        let r = resolve_with(&["--spin-before-park-us", "800"], &[]).unwrap();
+        assert_eq!(
+            source_of(&r, "spin_before_park_us"),
+            ("800".into(), Source::Flag)
+        );
+        let e = resolve_with(&["--spin-before-park-us", "2000000"], &[]).unwrap_err();
+        assert!(e.contains("spin_before_park_us"), "{e}");
     }
 
     #[test]
