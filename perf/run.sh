@@ -55,6 +55,8 @@ log() { echo "[perf] $*" >&2; }
 PIDS_TO_STOP=()
 cleanup() {
   for p in "${PIDS_TO_STOP[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  # Let the broker finish its clean stop (it writes checkpoints) before its data goes.
+  [ -n "${BROKER_PID:-}" ] && for _ in $(seq 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
   rm -rf "$OUT/data" "$OUT/fio-scratch"
 }
 trap cleanup EXIT
