@@ -1,8 +1,9 @@
 //! [`DmaDisk`]: glommio `DmaFile`s (O_DIRECT through io_uring).
 //!
 //! Data operations (write, read, fdatasync, fallocate, ftruncate) go through the ring.
-//! Directory operations (list, remove, rename, mkdir) are rare (segment roll and deletion) and
-//! use the blocking std calls: each takes microseconds on a local filesystem.
+//! Directory operations are rare (segment roll and deletion). Remove, rename and removing a
+//! directory tree run on glommio's blocking-thread pool (they can wait on the filesystem
+//! journal for tens of ms); list and mkdir use the blocking std calls on the shard.
 //!
 //! On tmpfs glommio silently turns direct I/O off; use a real filesystem for tests.
 
@@ -37,6 +38,16 @@ impl IoBuffer for DmaBuffer {
 
 fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+/// Run a blocking filesystem call on glommio's blocking-thread pool. Unlinking a large
+/// segment (retention) or renaming under a busy ext4 journal can take 10-100+ ms; on the
+/// shard's own thread that stalled every partition and connection of the shard.
+async fn off_shard<F>(f: F) -> io::Result<()>
+where
+    F: FnOnce() -> io::Result<()> + Send + 'static,
+{
+    glommio::executor().spawn_blocking(f).await
 }
 
 thread_local! {
@@ -94,11 +105,13 @@ impl Disk for DmaDisk {
     }
 
     async fn remove(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
+        let path = path.to_path_buf();
+        off_shard(move || std::fs::remove_file(path)).await
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
+        let (from, to) = (from.to_path_buf(), to.to_path_buf());
+        off_shard(move || std::fs::rename(from, to)).await
     }
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
@@ -122,7 +135,8 @@ impl Disk for DmaDisk {
     }
 
     async fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_dir_all(path)
+        let path = path.to_path_buf();
+        off_shard(move || std::fs::remove_dir_all(path)).await
     }
 }
 
