@@ -20,7 +20,7 @@ use super::cache::{BatchCache, LogId};
 use super::checkpoint::{Checkpoint, Mark, CHECKPOINT_FILE};
 use super::format::write_atomic;
 use super::producer::{ProducerBatch, ProducerStates, SequenceCheck};
-use super::recover::create_segment;
+use super::recover::create_segment_file;
 use super::segment::{segment_paths, Segment, MAX_SEGMENT_BYTES};
 use super::CHECKPOINT_INTERVAL_BYTES;
 use super::{AppendInfo, LogConfig, ReadBatches, StorageError, TimestampType};
@@ -37,6 +37,10 @@ pub const MAX_UNSYNCED_RETAINED_BYTES: usize = 16 * 1024 * 1024;
 /// queue depth 1 run ~1.0 GB/s at 128 KiB and ~1.8-2.0 GB/s at 1 MiB on the development VM.
 /// A batch larger than the buffer gets a buffer of its own size.
 pub const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+/// Full write buffers a partition may queue for a background write while appends go on into
+/// a fresh buffer; with this many queued, an append waits for the writes. Bounds a
+/// partition's buffers at (this + 1) × `MAX_WRITE_BUFFER_BYTES` (plus oversized batches).
+pub const MAX_QUEUED_WRITES: usize = 3;
 /// Largest single direct-I/O read issued by a fetch.
 const MAX_READ_CHUNK_BYTES: usize = 16 << 20;
 /// Smallest read issued by a fetch (read-ahead for small fetches).
@@ -83,6 +87,19 @@ pub(super) struct State<D: Disk> {
     pub checkpointed: Mark,
     pub checkpoint_interval_bytes: u64,
     pub rolling: bool,
+    /// The segment sealed by the last roll, until it is fdatasync'ed and its indexes and
+    /// the checkpoint are written. Appends go on into the new segment meanwhile; every
+    /// fdatasync of the new segment and every checkpoint finishes this first, so `synced`
+    /// never passes unsynced bytes of the sealed segment.
+    pub sealing: Option<Sealing<D>>,
+}
+
+pub(super) struct Sealing<D: Disk> {
+    file: Rc<FileOf<D>>,
+    /// End of the sealed segment (its next offset is the new segment's base).
+    mark: Mark,
+    index: Vec<u8>,
+    time_index: Vec<u8>,
 }
 
 pub(super) struct Shared<D: Disk> {
@@ -91,6 +108,8 @@ pub(super) struct Shared<D: Disk> {
     pub cache: BatchCache,
     pub log_id: LogId,
     pub write_lock: Semaphore,
+    /// A background task is writing the queued buffers (`Writer::pending`).
+    pub writing_queued: Cell<bool>,
     pub rounds: Rounds,
     pub state: RefCell<State<D>>,
 }
@@ -159,6 +178,16 @@ enum Step {
     Done(AppendInfo),
     Roll(Offset),
     Flush,
+}
+
+/// What `make_room` did.
+#[derive(PartialEq)]
+enum Room {
+    Ready,
+    /// The full buffer was queued for a background write; a fresh one has room.
+    Queued,
+    /// Too many writes queued: flush before appending.
+    Wait,
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -279,7 +308,8 @@ impl<D: Disk> PartitionLog<D> {
                 duplicate: true,
             }));
         }
-        if !self.make_room(&mut st, batch.len()) {
+        let room = self.make_room(&mut st, batch.len());
+        if room == Room::Wait {
             return Ok(Step::Flush);
         }
         let log_append = st.config.timestamp_type == TimestampType::LogAppendTime;
@@ -315,6 +345,9 @@ impl<D: Disk> PartitionLog<D> {
         let stamped = cached.then(|| Bytes::copy_from_slice(dst));
         let log_start_offset = *log_start;
         drop(st);
+        if room == Room::Queued {
+            self.write_queued_in_background();
+        }
         if let Some(stamped) = stamped {
             let cache = &self.shared.cache;
             cache.insert(self.shared.log_id, base_offset, last_offset, stamped);
@@ -328,23 +361,69 @@ impl<D: Disk> PartitionLog<D> {
         }))
     }
 
-    /// Ensure the write buffer can take `len` more bytes. Grows the buffer when it holds
-    /// nothing unwritten; otherwise the caller must flush first (returns false).
-    fn make_room(&self, st: &mut State<D>, len: usize) -> bool {
-        let capacity = st.writer.buf.as_bytes().len();
-        if st.writer.len + len <= capacity {
-            return true;
+    /// Ensure the write buffer can take `len` more bytes. A full buffer holding unwritten
+    /// bytes is queued for writing (up to `MAX_QUEUED_WRITES`) and replaced by a fresh one,
+    /// so that appending overlaps writing; past the bound the caller must flush first.
+    fn make_room(&self, st: &mut State<D>, len: usize) -> Room {
+        if st.writer.len + len <= st.writer.buf.as_bytes().len() {
+            return Room::Ready;
         }
+        let mut room = Room::Ready;
         if st.written.next_offset != st.log_end() || !st.writer.pending.is_empty() {
-            return false;
+            let unwritten = st.written.next_offset != st.log_end();
+            if !unwritten || st.writer.pending.len() >= MAX_QUEUED_WRITES {
+                return Room::Wait;
+            }
+            let job = Self::take_job(st);
+            st.writer.pending.push_back(job);
+            room = Room::Queued;
+            if st.writer.len + len <= st.writer.buf.as_bytes().len() {
+                return room;
+            }
         }
+        // Grow: the buffer holds nothing unwritten, or only the partial last block of a
+        // queued write, so the copy is small.
         let file = st.active().file.clone();
         let needed = align_up((st.writer.len + len) as u64, file.alignment()) as usize;
         let mut bigger = file.alloc_buffer(needed.max(WRITE_BUFFER_BYTES));
         let kept = st.writer.len;
         bigger.as_bytes_mut()[..kept].copy_from_slice(&st.writer.buf.as_bytes()[..kept]);
         st.writer.buf = bigger;
-        true
+        room
+    }
+
+    /// Start a task writing the queued buffers, unless one is running. A failed write stays
+    /// queued: the next flush, sync or append past the bound retries it and reports the error.
+    fn write_queued_in_background(&self) {
+        if self.shared.writing_queued.replace(true) {
+            return;
+        }
+        let log = self.clone();
+        glommio::spawn_local(async move {
+            let result = log.write_queued().await;
+            log.shared.writing_queued.set(false);
+            if let Err(e) = result {
+                crate::warn!("ringmq storage: {}: queued write: {e}", log.dir().display());
+            }
+        })
+        .detach();
+    }
+
+    /// Write the queued buffers, oldest first.
+    async fn write_queued(&self) -> Result<(), StorageError> {
+        let _write = self.lock_writes().await?;
+        self.write_queued_locked().await
+    }
+
+    /// As `write_queued`; the caller holds `write_lock`.
+    async fn write_queued_locked(&self) -> Result<(), StorageError> {
+        loop {
+            let job = self.state_mut().writer.pending.pop_front();
+            match job {
+                Some(job) => self.run_job(job).await?,
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Write buffered bytes to the file (no fdatasync).
@@ -471,6 +550,7 @@ impl<D: Disk> PartitionLog<D> {
     async fn sync_round(&self) -> Result<(), StorageError> {
         let (file, mark) = {
             let _write = self.lock_writes().await?;
+            self.finish_seal_locked().await?;
             self.flush_locked().await?
         };
         self.sync_file(&file, mark).await?;
@@ -550,6 +630,10 @@ impl<D: Disk> PartitionLog<D> {
     ) -> Result<(), StorageError> {
         let (mark, index, time_index, checkpoint) = {
             let st = self.state();
+            debug_assert!(
+                st.sealing.is_none(),
+                "a checkpoint must not pass a sealing segment"
+            );
             let active = st.active();
             let mark = if st.synced.segment_base == active.base_offset {
                 st.synced
@@ -585,29 +669,39 @@ impl<D: Disk> PartitionLog<D> {
         Ok(())
     }
 
-    /// Seal the active segment (if it is still `seen_base`) and start a new one.
+    /// Seal the active segment (if it is still `seen_base`) and start a new one. Returns
+    /// once appends can go to the new segment; the sealed one is synced in the background.
     async fn roll(&self, seen_base: Offset) -> Result<(), StorageError> {
-        let _write = self.lock_writes().await?;
-        {
-            let mut st = self.state_mut();
-            st.check_open()?;
-            if st.active().base_offset != seen_base {
-                return Ok(());
+        let result = {
+            let _write = self.lock_writes().await?;
+            {
+                let mut st = self.state_mut();
+                st.check_open()?;
+                if st.active().base_offset != seen_base {
+                    return Ok(());
+                }
+                st.rolling = true;
             }
-            st.rolling = true;
+            let result = self.roll_locked().await;
+            self.state_mut().rolling = false;
+            result
+        };
+        if result.is_ok() {
+            self.finish_seal_in_background();
         }
-        let result = self.roll_locked().await;
-        self.state_mut().rolling = false;
         result
     }
 
+    /// Write out the active segment, truncate it to its logical size and switch appends
+    /// to a new segment. What only durability needs (the fdatasync, indexes, checkpoint) is
+    /// left in `sealing` for `finish_seal_locked`, so a roll does not stall producers.
     async fn roll_locked(&self) -> Result<(), StorageError> {
+        self.finish_seal_locked().await?;
         let (file, mark) = self.flush_locked().await?;
         let path = self.path_of(mark.segment_base);
         file.truncate(mark.position)
             .await
             .map_err(|e| StorageError::io("truncate", &path, e))?;
-        self.sync_file(&file, mark).await?;
         let (index, time_index) = {
             let st = self.state();
             let active = st.active();
@@ -616,8 +710,96 @@ impl<D: Disk> PartitionLog<D> {
                 active.encode_time_index(mark.next_offset),
             )
         };
-        let [_, index_path, time_path] = segment_paths(&self.shared.dir, mark.segment_base);
-        for (p, bytes) in [(&index_path, &index), (&time_path, &time_index)] {
+        let new_base = mark.next_offset;
+        let config = self.config();
+        let segment =
+            create_segment_file(&self.shared.disk, &self.shared.dir, new_base, &config).await?;
+        let mut st = self.state_mut();
+        debug_assert!(
+            st.writer.pending.is_empty(),
+            "flush_locked wrote everything"
+        );
+        let old = std::mem::replace(
+            &mut st.writer,
+            Writer {
+                buf: segment.file.alloc_buffer(WRITE_BUFFER_BYTES),
+                pos: 0,
+                len: 0,
+                pending: VecDeque::new(),
+                unsynced: VecDeque::new(),
+                unsynced_bytes: 0,
+            },
+        );
+        // Written but unsynced bytes of the sealed segment stay retained for a retry.
+        st.writer.unsynced = old.unsynced;
+        st.writer.unsynced_bytes = old.unsynced_bytes;
+        st.segments.insert(new_base, segment);
+        st.written = Mark {
+            segment_base: new_base,
+            position: 0,
+            next_offset: new_base,
+        };
+        st.sealing = Some(Sealing {
+            file,
+            mark,
+            index,
+            time_index,
+        });
+        Ok(())
+    }
+
+    fn finish_seal_in_background(&self) {
+        let log = self.clone();
+        glommio::spawn_local(async move {
+            let result = match log.lock_writes().await {
+                Ok(_write) => log.finish_seal_locked().await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) | Err(StorageError::Closed) => {}
+                Err(e) => crate::warn!(
+                    "ringmq storage: {}: sealing a segment: {e} (retried at the next sync)",
+                    log.dir().display()
+                ),
+            }
+        })
+        .detach();
+    }
+
+    /// Make the sealed segment durable: the directory entry of its successor, its data, its
+    /// indexes, then a checkpoint past it. On failure it stays sealing and the error is
+    /// returned; the next sync, roll, checkpoint or close tries again. The caller holds
+    /// `write_lock`.
+    async fn finish_seal_locked(&self) -> Result<(), StorageError> {
+        let Some(sealing) = self.state_mut().sealing.take() else {
+            return Ok(());
+        };
+        let dir = &self.shared.dir;
+        let synced = async {
+            // Writes requeued after a failed fdatasync are rewritten whole blocks, which
+            // re-extends the sealed file past its logical end: cut it again.
+            self.write_queued_locked().await?;
+            let (file, mark) = (&sealing.file, sealing.mark);
+            file.truncate(mark.position)
+                .await
+                .map_err(|e| StorageError::io("truncate", self.path_of(mark.segment_base), e))?;
+            self.shared
+                .disk
+                .sync_dir(dir)
+                .await
+                .map_err(|e| StorageError::io("sync dir", dir, e))?;
+            self.sync_file(&sealing.file, sealing.mark).await
+        }
+        .await;
+        if let Err(e) = synced {
+            self.state_mut().sealing = Some(sealing);
+            return Err(e);
+        }
+        let [_, index_path, time_path] = segment_paths(dir, sealing.mark.segment_base);
+        for (p, bytes) in [
+            (&index_path, &sealing.index),
+            (&time_path, &sealing.time_index),
+        ] {
             if let Err(e) = write_atomic(&self.shared.disk, p, bytes).await {
                 crate::warn!(
                     "ringmq storage: {}: index write failed (rebuilt at recovery): {e}",
@@ -625,35 +807,8 @@ impl<D: Disk> PartitionLog<D> {
                 );
             }
         }
-        let new_base = mark.next_offset;
-        let config = self.config();
-        let segment =
-            create_segment(&self.shared.disk, &self.shared.dir, new_base, &config).await?;
-        let writer = Writer {
-            buf: segment.file.alloc_buffer(WRITE_BUFFER_BYTES),
-            pos: 0,
-            len: 0,
-            pending: VecDeque::new(),
-            unsynced: VecDeque::new(),
-            unsynced_bytes: 0,
-        };
-        {
-            let mut st = self.state_mut();
-            st.segments.insert(new_base, segment);
-            st.writer = writer;
-            let fresh = Mark {
-                segment_base: new_base,
-                position: 0,
-                next_offset: new_base,
-            };
-            st.written = fresh;
-            st.synced = fresh;
-        }
         if let Err(e) = self.write_checkpoint_locked().await {
-            crate::warn!(
-                "ringmq storage: {}: checkpoint failed: {e}",
-                self.shared.dir.display()
-            );
+            crate::warn!("ringmq storage: {}: checkpoint failed: {e}", dir.display());
         }
         Ok(())
     }
@@ -920,6 +1075,7 @@ impl<D: Disk> PartitionLog<D> {
     async fn advance_log_start(&self, offset: Offset) -> Result<(), StorageError> {
         {
             let _write = self.lock_writes().await?;
+            self.finish_seal_locked().await?;
             self.write_checkpoint_with_start(Some(offset)).await?;
             let mut st = self.state_mut();
             st.log_start = st.log_start.max(offset);
@@ -940,8 +1096,12 @@ impl<D: Disk> PartitionLog<D> {
                 (st.config.retention_ms, st.config.retention_bytes);
             let mut total: u64 = st.segments.values().map(|s| s.size_bytes).sum();
             let mut new_start = None;
+            let sealing = st.sealing.as_ref().map(|s| s.mark.segment_base);
             let sealed = st.segments.values().take(st.segments.len() - 1);
             for seg in sealed {
+                if Some(seg.base_offset) == sealing {
+                    break; // not yet synced: kept until sealing is done
+                }
                 let by_time = retention_ms >= 0
                     && seg.max_timestamp >= 0
                     && now_ms - seg.max_timestamp > retention_ms;
@@ -1000,6 +1160,7 @@ impl<D: Disk> PartitionLog<D> {
         if self.state().closed {
             return Ok(());
         }
+        self.finish_seal_locked().await?;
         let (file, mark) = self.flush_locked().await?;
         self.sync_file(&file, mark).await?;
         self.write_checkpoint_locked().await?;
@@ -1012,6 +1173,7 @@ impl<D: Disk> PartitionLog<D> {
     pub async fn remove(self) -> Result<(), StorageError> {
         let _write = self.lock_writes().await?;
         self.state_mut().closed = true;
+        self.state_mut().sealing = None;
         self.shared.cache.forget(self.shared.log_id);
         let dir = &self.shared.dir;
         self.shared
@@ -1267,6 +1429,66 @@ mod tests {
             let h = BatchHeader::parse(&r.batches[0]).unwrap();
             assert!(h.is_log_append_time() && h.validate().is_ok());
             assert_eq!(h.max_timestamp(), info.log_append_time_ms);
+        });
+    }
+
+    /// Streaming appends fill write buffers faster than one write at a time drains them:
+    /// full buffers are queued (bounded) and written in the background, segments roll while
+    /// their predecessors are sealed in the background, and nothing is lost or reordered,
+    /// with EIO injected into some writes and syncs along the way.
+    #[test]
+    fn queued_writes_and_background_seals_keep_every_batch() {
+        run(|| async {
+            let disk = SimDisk::new(11);
+            let config = LogConfig {
+                segment_bytes: 3 << 20,
+                ..LogConfig::default()
+            };
+            let log = open_sim(&disk, config.clone()).await;
+            let mut expected = Vec::new();
+            for i in 0..400u32 {
+                if i == 150 {
+                    disk.set_faults(SimFaults {
+                        io_error_per_million: 50_000,
+                        ..Default::default()
+                    });
+                }
+                if i == 250 {
+                    disk.set_faults(SimFaults::default());
+                }
+                let b = batch(4, 8 * 1024 + i as usize, i64::from(i));
+                match log.append(b.clone(), 0).await {
+                    Ok(info) => {
+                        assert_eq!(info.base_offset, 4 * expected.len() as i64);
+                        expected.push(b);
+                    }
+                    Err(e) => assert!(matches!(e, StorageError::Io { .. }), "{e}"),
+                }
+                if i % 97 == 0 {
+                    // Let the background writes and seals run now and then.
+                    glommio::executor().yield_task_queue_now().await;
+                }
+            }
+            let last = log.log_end_offset() - 1;
+            log.sync_through(last).await.unwrap();
+            assert!(log.shared.state.borrow().segments.len() > 3, "rolled");
+            disk.crash();
+            let log = open_sim(&disk, config).await;
+            assert_eq!(log.log_end_offset(), 4 * expected.len() as i64);
+            let mut offset = 0;
+            let mut got = Vec::new();
+            while offset < log.log_end_offset() {
+                let read = log.read(offset, 1 << 20).await.unwrap();
+                for b in &read.batches {
+                    offset = BatchHeader::parse(b).unwrap().last_offset() + 1;
+                    got.push(b.clone());
+                }
+            }
+            assert_eq!(got.len(), expected.len());
+            for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+                // Stored bytes differ only in the stamped baseOffset and leader epoch.
+                assert_eq!(g[12..], e[12..], "batch {i}");
+            }
         });
     }
 

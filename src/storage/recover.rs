@@ -30,6 +30,21 @@ pub(super) async fn create_segment<D: Disk>(
     base: Offset,
     config: &LogConfig,
 ) -> Result<Segment<FileOf<D>>, StorageError> {
+    let segment = create_segment_file(disk, dir, base, config).await?;
+    disk.sync_dir(dir)
+        .await
+        .map_err(|e| StorageError::io("sync dir", dir, e))?;
+    Ok(segment)
+}
+
+/// As [`create_segment`] without syncing the directory: the caller must sync it before
+/// anything written to the new segment is reported durable.
+pub(super) async fn create_segment_file<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    base: Offset,
+    config: &LogConfig,
+) -> Result<Segment<FileOf<D>>, StorageError> {
     let path = segment_paths(dir, base)[0].clone();
     let file = disk
         .open(&path, true)
@@ -39,9 +54,6 @@ pub(super) async fn create_segment<D: Disk>(
         .await
         .map_err(|e| StorageError::io("truncate", &path, e))?;
     preallocate(&file, &path, config).await;
-    disk.sync_dir(dir)
-        .await
-        .map_err(|e| StorageError::io("sync dir", dir, e))?;
     Ok(Segment::new(base, Rc::new(file), now_ms()))
 }
 
@@ -216,6 +228,7 @@ impl<D: Disk> PartitionLog<D> {
             checkpointed,
             checkpoint_interval_bytes: DEFAULT_CHECKPOINT_INTERVAL_BYTES,
             rolling: false,
+            sealing: None,
         };
         let log_id = cache.register();
         let shared = Shared {
@@ -224,6 +237,7 @@ impl<D: Disk> PartitionLog<D> {
             cache,
             log_id,
             write_lock: Semaphore::new(1),
+            writing_queued: Default::default(),
             rounds: Default::default(),
             state: RefCell::new(state),
         };

@@ -57,8 +57,14 @@ fn dir() -> PathBuf {
 }
 
 fn random_config(rng: &mut SimRng) -> LogConfig {
+    // One seed in four has segments large enough for write buffers to fill.
+    let segment_bytes = if rng.below(4) == 0 {
+        256 * 1024 + rng.below(2 << 20)
+    } else {
+        2048 + rng.below(16 * 1024)
+    };
     LogConfig {
-        segment_bytes: 2048 + rng.below(16 * 1024),
+        segment_bytes,
         index_interval_bytes: 128 + rng.below(2048) as u32,
         retention_ms: -1,
         retention_bytes: -1,
@@ -105,11 +111,16 @@ impl Sim {
     }
 
     async fn append_plain(&mut self) -> Result<(), String> {
-        let records = 1 + self.rng.below(5) as usize;
-        let value = if self.rng.below(20) == 0 {
-            3000 + self.rng.below(6000)
-        } else {
-            self.rng.below(400)
+        let mut records = 1 + self.rng.below(5) as usize;
+        let big_segments = self.config.segment_bytes > 256 * 1024;
+        let value = match self.rng.below(40) {
+            // Large batches fill the 128 KiB write buffer between flushes: queued writes.
+            0..=9 if big_segments => {
+                records = 1;
+                30_000 + self.rng.below(30_000)
+            }
+            10 | 11 => 3000 + self.rng.below(6000),
+            _ => self.rng.below(400),
         };
         let b = batch(records, value as usize, 1000 + self.model.log_end);
         match self.log.append(b.clone(), 3).await {
