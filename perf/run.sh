@@ -105,6 +105,12 @@ if [ "$LIMITS" = 1 ]; then
   "$ROOT/perf/tools/limits.sh" "$OUT/fio-scratch" > "$OUT/limits.json" || log "limits measurement failed"
 fi
 
+# The CPU/RSS samplers fork a few processes a second. On a small machine whose cores are
+# all busy (a polling broker and bench) they would preempt the measured processes, so they
+# run as SCHED_IDLE: they take only CPU time nobody else wants.
+SAMPLER="$ROOT/perf/tools/sample.sh"
+command -v chrt >/dev/null && SAMPLER="chrt -i 0 $SAMPLER"
+
 # ---- broker --------------------------------------------------------------------------
 if [ -z "$BOOTSTRAP" ]; then
   BOOTSTRAP=127.0.0.1:$PORT
@@ -120,7 +126,7 @@ if [ -z "$BOOTSTRAP" ]; then
   PIDS_TO_STOP+=("$BROKER_PID")
   for _ in $(seq 100); do grep -q "ready" "$OUT/broker.log" 2>/dev/null && break; sleep 0.1; done
   grep -q "ready" "$OUT/broker.log" || { log "broker did not start"; cat "$OUT/broker.log" >&2; exit 1; }
-  "$ROOT/perf/tools/sample.sh" "$BROKER_PID" > "$OUT/broker-usage.csv" &
+  $SAMPLER "$BROKER_PID" > "$OUT/broker-usage.csv" &
   PIDS_TO_STOP+=("$!")
 fi
 
@@ -152,7 +158,7 @@ for i in $(seq "$TOPICS"); do
   bench "$MODE" "$NAME-$i" "$TOPIC_RATE" "$OUT/bench-$i.json" --duration "$DURATION" --warmup "$WARMUP" \
     > "$OUT/bench-$i.log" 2>&1 &
   BENCH_PIDS+=("$!")
-  "$ROOT/perf/tools/sample.sh" "$!" > "$OUT/bench-usage-$i.csv" &
+  $SAMPLER "$!" > "$OUT/bench-usage-$i.csv" &
   PIDS_TO_STOP+=("$!")
 done
 STATUS=0

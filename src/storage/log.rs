@@ -32,7 +32,7 @@ use crate::model::{set_log_append_time, stamp_batch, BatchError, BatchHeader, Of
 pub const WRITE_BUFFER_BYTES: usize = 128 * 1024;
 /// Written but unsynced data kept per partition so that a failed fdatasync can be followed
 /// by rewriting it (beyond this the oldest is released; `never` durability never syncs).
-pub const MAX_UNSYNCED_RETAINED_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_UNSYNCED_RETAINED_BYTES: usize = 4 * 1024 * 1024;
 /// A partition that keeps filling its buffer doubles it up to this: direct-I/O writes at
 /// queue depth 1 run ~1.0 GB/s at 128 KiB and ~1.8-2.0 GB/s at 1 MiB on the development VM.
 /// A batch larger than the buffer gets a buffer of its own size.
