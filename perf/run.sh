@@ -115,10 +115,10 @@ command -v chrt >/dev/null && SAMPLER="chrt -i 0 $SAMPLER"
 if [ -z "$BOOTSTRAP" ]; then
   BOOTSTRAP=127.0.0.1:$PORT
   log "starting ringmq on $BOOTSTRAP, data in $DATA_DIR"
-  # Retention keeps a max-rate run from filling the disk (~1 GB/s here): 64 MiB segments,
-  # at most PERF_RETENTION_MB per partition (raise it for a large catch-up backlog).
+  # Retention keeps a max-rate run from filling the disk (~1 GB/s here): PERF_SEGMENT_MB
+  # (64) segments, at most PERF_RETENTION_MB per partition (raise it for a large backlog).
   "$RINGMQ" serve --listen "$BOOTSTRAP" --data-dir "$DATA_DIR" --shards "$SHARDS" \
-    --topic-default "durability=$DURABILITY" --topic-default "segment.bytes=67108864" \
+    --topic-default "durability=$DURABILITY" --topic-default "segment.bytes=$(( ${PERF_SEGMENT_MB:-64} * 1048576 ))" \
     --topic-default "retention.bytes=$(( ${PERF_RETENTION_MB:-128} * 1048576 ))" \
     --spin-before-park-us "$BROKER_SPIN_US" \
     > "$OUT/broker.log" 2>&1 &

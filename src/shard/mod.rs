@@ -610,11 +610,11 @@ impl Shard {
         }
     }
 
-    /// Periodic work: retention, and fdatasync for `interval:<ms>` durability. Runs until
-    /// shutdown; ticks every `tick`.
+    /// Periodic work: flushes, fdatasync for `interval:<ms>` durability, and (in a task of
+    /// its own) retention. Runs until shutdown; ticks every `tick`.
     pub async fn housekeeping(self: Rc<Self>, tick: Duration) {
+        glommio::spawn_local(self.clone().retention(Duration::from_secs(1))).detach();
         let mut last_sync: HashMap<TopicPartition, std::time::Instant> = HashMap::new();
-        let mut last_retention = std::time::Instant::now();
         while !self.closing.get() {
             glommio::timer::sleep(tick).await;
             let logs: Vec<(TopicPartition, Log)> = self
@@ -624,7 +624,6 @@ impl Shard {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let image = self.metadata();
-            let run_retention = last_retention.elapsed() >= Duration::from_secs(1);
             for (tp, log) in logs {
                 let durability = image.topics.get(&tp.topic).map(|t| self.durability(t));
                 let _ = log.flush().await;
@@ -637,14 +636,29 @@ impl Shard {
                         last_sync.insert(tp.clone(), std::time::Instant::now());
                     }
                 }
-                if run_retention {
-                    if let Err(e) = log.enforce_retention(now_ms()).await {
-                        crate::error!("shard {}: retention on {tp}: {e}", self.id.0);
-                    }
-                }
             }
-            if run_retention {
-                last_retention = std::time::Instant::now();
+        }
+    }
+
+    /// Retention, every `period`, in its own task: deleting segments waits on fsyncs and
+    /// unlinks (~100 ms per partition under load), which must not delay the flushes above.
+    async fn retention(self: Rc<Self>, period: Duration) {
+        while !self.closing.get() {
+            glommio::timer::sleep(period).await;
+            let logs: Vec<(TopicPartition, Log)> = self
+                .logs
+                .borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (tp, log) in logs {
+                if self.closing.get() {
+                    break;
+                }
+                match log.enforce_retention(now_ms()).await {
+                    Ok(()) | Err(crate::storage::StorageError::Closed) => {}
+                    Err(e) => crate::error!("shard {}: retention on {tp}: {e}", self.id.0),
+                }
             }
         }
     }
