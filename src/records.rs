@@ -123,8 +123,20 @@ impl Cursor<'_> {
     }
 }
 
-/// (offset, timestamp) of each record of a batch whose bytes have been validated.
-pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(Offset, TimestampMs)>, RecordsError> {
+/// One record seen by [`each_record`]: its timestamp and offset deltas, and a cursor at its
+/// key.
+struct RecordView<'a> {
+    timestamp_delta: i64,
+    offset_delta: i64,
+    rest: Cursor<'a>,
+}
+
+/// Walk the records of a batch whose bytes have been validated (decompressing them if
+/// needed), collecting what `f` makes of each.
+fn each_record<T>(
+    batch: &[u8],
+    mut f: impl FnMut(&BatchHeader<'_>, RecordView<'_>) -> Result<T, RecordsError>,
+) -> Result<Vec<T>, RecordsError> {
     let h = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed("short batch"))?;
     let total = h
         .total_bytes()
@@ -153,16 +165,30 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(Offset, TimestampMs)>, Rec
         };
         c.skip(len)?;
         rec.skip(1)?; // attributes
-        let ts_delta = rec.varlong()?;
+        let timestamp_delta = rec.varlong()?;
         let offset_delta = rec.varlong()?;
+        out.push(f(
+            &h,
+            RecordView {
+                timestamp_delta,
+                offset_delta,
+                rest: rec,
+            },
+        )?);
+    }
+    Ok(out)
+}
+
+/// (offset, timestamp) of each record of a batch whose bytes have been validated.
+pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(Offset, TimestampMs)>, RecordsError> {
+    each_record(batch, |h, r| {
         let ts = if h.is_log_append_time() {
             h.max_timestamp()
         } else {
-            h.base_timestamp() + ts_delta
+            h.base_timestamp() + r.timestamp_delta
         };
-        out.push((h.base_offset() + offset_delta, ts));
-    }
-    Ok(out)
+        Ok((h.base_offset() + r.offset_delta, ts))
+    })
 }
 
 /// Key and value of each record of an uncompressed or compressed batch (for internal logs).
@@ -170,41 +196,11 @@ pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The records of a batch whose bytes have been validated, as (key, value) pairs.
 pub fn record_key_values(batch: &[u8]) -> Result<Vec<KeyValue>, RecordsError> {
-    let h = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed("short batch"))?;
-    let total = h
-        .total_bytes()
-        .map_err(|_| RecordsError::Malformed("batch length"))?;
-    let body = batch
-        .get(BATCH_HEADER_BYTES..total)
-        .ok_or(RecordsError::Malformed("batch length"))?;
-    let inflated;
-    let records = match h.compression() {
-        0 => body,
-        codec => {
-            inflated = decompress(codec, body)?;
-            &inflated[..]
-        }
-    };
-    let count = usize::try_from(h.records_count()).map_err(|_| RecordsError::Malformed("count"))?;
-    let mut out = Vec::with_capacity(count.min(records.len()));
-    let mut c = Cursor { b: records };
-    for _ in 0..count {
-        let len =
-            usize::try_from(c.varlong()?).map_err(|_| RecordsError::Malformed("record length"))?;
-        let mut rec = Cursor {
-            b: c.b
-                .get(..len)
-                .ok_or(RecordsError::Malformed("record length"))?,
-        };
-        c.skip(len)?;
-        rec.skip(1)?; // attributes
-        rec.varlong()?; // timestamp delta
-        rec.varlong()?; // offset delta
-        let key = rec.nullable_bytes()?;
-        let value = rec.nullable_bytes()?;
-        out.push((key, value));
-    }
-    Ok(out)
+    each_record(batch, |_, mut r| {
+        let key = r.rest.nullable_bytes()?;
+        let value = r.rest.nullable_bytes()?;
+        Ok((key, value))
+    })
 }
 
 /// The first record of `batch` with a timestamp at or after `target`.
