@@ -3,7 +3,7 @@
 //! Data operations (write, read, fdatasync, fallocate, ftruncate) go through the ring.
 //! Directory operations are rare (segment roll and deletion). Remove, rename and removing a
 //! directory tree run on glommio's blocking-thread pool (they can wait on the filesystem
-//! journal for tens of ms); list and mkdir use the blocking std calls on the shard.
+//! journal); list and mkdir use the blocking std calls on the shard.
 //!
 //! On tmpfs glommio silently turns direct I/O off; use a real filesystem for tests.
 
@@ -41,8 +41,9 @@ fn invalid(msg: &str) -> io::Error {
 }
 
 /// Run a blocking filesystem call on glommio's blocking-thread pool. Unlinking a large
-/// segment (retention) or renaming under a busy ext4 journal can take 10-100+ ms; on the
-/// shard's own thread that stalled every partition and connection of the shard.
+/// segment (retention) or renaming waits on the filesystem journal, which is busy under
+/// load; on the shard's own thread that wait would stall every partition and connection
+/// of the shard. (Not timed on its own: max-rate runs were within noise before and after.)
 async fn off_shard<F>(f: F) -> io::Result<()>
 where
     F: FnOnce() -> io::Result<()> + Send + 'static,

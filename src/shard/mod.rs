@@ -610,6 +610,12 @@ impl Shard {
         }
     }
 
+    /// The open partition logs, copied out so that the caller may await between them.
+    fn open_logs(&self) -> Vec<(TopicPartition, Log)> {
+        let logs = self.logs.borrow();
+        logs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     /// Periodic work: flushes, fdatasync for `interval:<ms>` durability, and (in a task of
     /// its own) retention. Runs until shutdown; ticks every `tick`.
     pub async fn housekeeping(self: Rc<Self>, tick: Duration) {
@@ -617,12 +623,7 @@ impl Shard {
         let mut last_sync: HashMap<TopicPartition, std::time::Instant> = HashMap::new();
         while !self.closing.get() {
             glommio::timer::sleep(tick).await;
-            let logs: Vec<(TopicPartition, Log)> = self
-                .logs
-                .borrow()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let logs = self.open_logs();
             let image = self.metadata();
             for (tp, log) in logs {
                 let durability = image.topics.get(&tp.topic).map(|t| self.durability(t));
@@ -645,12 +646,7 @@ impl Shard {
     async fn retention(self: Rc<Self>, period: Duration) {
         while !self.closing.get() {
             glommio::timer::sleep(period).await;
-            let logs: Vec<(TopicPartition, Log)> = self
-                .logs
-                .borrow()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let logs = self.open_logs();
             for (tp, log) in logs {
                 if self.closing.get() {
                     break;

@@ -369,8 +369,8 @@ impl<D: Disk> PartitionLog<D> {
             return Room::Ready;
         }
         let mut room = Room::Ready;
-        if st.written.next_offset != st.log_end() || !st.writer.pending.is_empty() {
-            let unwritten = st.written.next_offset != st.log_end();
+        let unwritten = st.written.next_offset != st.log_end();
+        if unwritten || !st.writer.pending.is_empty() {
             if !unwritten || st.writer.pending.len() >= MAX_QUEUED_WRITES {
                 return Room::Wait;
             }
@@ -435,13 +435,7 @@ impl<D: Disk> PartitionLog<D> {
     /// Write everything appended so far; returns the active file and the written mark.
     /// The caller holds `write_lock`.
     pub(super) async fn flush_locked(&self) -> Result<(Rc<FileOf<D>>, Mark), StorageError> {
-        loop {
-            let pending = self.state_mut().writer.pending.pop_front();
-            match pending {
-                Some(job) => self.run_job(job).await?,
-                None => break,
-            }
-        }
+        self.write_queued_locked().await?;
         let job = {
             let mut st = self.state_mut();
             if st.written.next_offset == st.log_end() {
@@ -1096,12 +1090,10 @@ impl<D: Disk> PartitionLog<D> {
                 (st.config.retention_ms, st.config.retention_bytes);
             let mut total: u64 = st.segments.values().map(|s| s.size_bytes).sum();
             let mut new_start = None;
-            let sealing = st.sealing.as_ref().map(|s| s.mark.segment_base);
+            // A segment still sealing may be chosen: `advance_log_start` finishes the seal
+            // before its checkpoint and before anything is deleted.
             let sealed = st.segments.values().take(st.segments.len() - 1);
             for seg in sealed {
-                if Some(seg.base_offset) == sealing {
-                    break; // not yet synced: kept until sealing is done
-                }
                 let by_time = retention_ms >= 0
                     && seg.max_timestamp >= 0
                     && now_ms - seg.max_timestamp > retention_ms;
