@@ -92,7 +92,7 @@ fn port_has_listener(port: u16) -> bool {
 }
 
 pub fn run(mut config: BrokerConfig) -> Result<(), String> {
-    crate::log::init_from_env()?;
+    crate::base::logging::init_from_env()?;
     config.validate()?;
     let _lock = guard_exclusive(&config)?;
     // glommio opens directories relative to nothing: relative paths fail with EBADF when a

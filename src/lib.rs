@@ -27,6 +27,8 @@
 //! `always`) → replies are assembled in request order and written back.
 
 pub mod app;
+#[macro_use]
+pub mod base;
 pub mod bench;
 pub mod cli;
 pub mod client;
@@ -34,8 +36,6 @@ pub mod cluster;
 pub mod config;
 pub mod groups;
 pub mod io;
-#[macro_use]
-pub mod log;
 pub mod metrics;
 pub mod model;
 pub mod protocol;

@@ -31,6 +31,15 @@ use std::time::Duration;
 /// request's worth of work for that shard (or its reply).
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 
+/// The shard that coordinates `group_id`: the owner of its partition of the group log.
+pub fn group_owner(group_id: &str, shard_count: u16) -> ShardId {
+    crate::model::owner_shard(
+        crate::groups::GROUP_LOG_TOPIC,
+        crate::groups::group_partition(group_id, crate::groups::GROUP_LOG_PARTITIONS),
+        shard_count,
+    )
+}
+
 /// Why a partition-level operation failed on its owning shard. Mapped to a Kafka error code
 /// in one place, at the server edge.
 #[derive(Debug, Clone, PartialEq, Eq)]

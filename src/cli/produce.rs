@@ -14,6 +14,7 @@
 use super::admin::{parse_kv, require_topic};
 use super::output::Json;
 use super::{check_code, connect, emit, CliError, ConnArgs};
+use crate::base::now_ms;
 use crate::client::batch::BatchBuilder;
 use crate::client::conn::Connection;
 use crate::protocol::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
@@ -182,12 +183,6 @@ pub async fn run(a: ProduceArgs) -> Result<(), CliError> {
 fn trim_newline(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn send(conn: &mut Connection, a: &ProduceArgs, p: &mut Pending) -> Result<(), CliError> {

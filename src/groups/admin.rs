@@ -5,7 +5,7 @@
 //! with no error (DescribeGroups v0–5 has no "not found" answer).
 
 use super::group::{Group, GroupState};
-use super::records::GroupRecord;
+use super::group_log::GroupRecord;
 use super::Coordinator;
 use crate::protocol::delete_groups::{
     DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse,

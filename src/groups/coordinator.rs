@@ -6,7 +6,7 @@
 //! module docs of [`crate::groups`] for how waiting calls are answered.
 
 use super::group::{join_error, Effects, Group, GroupState, Member};
-use super::records::{replay, GroupRecord};
+use super::group_log::{replay, GroupRecord};
 use super::{ClientInfo, GroupConfig, Outcome, Reply, Ticket};
 use crate::protocol::heartbeat::{HeartbeatRequest, HeartbeatResponse};
 use crate::protocol::join_group::{JoinGroupRequest, JoinGroupResponse};

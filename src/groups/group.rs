@@ -11,7 +11,7 @@
 //! Side effects (answers to waiting tickets, records to persist) go to [`Effects`], which the
 //! coordinator drains; the group itself never sees a clock, only `now_ms` arguments.
 
-use super::records::{GroupMetadataValue, GroupRecord, MemberMetadataValue, OffsetCommitValue};
+use super::group_log::{GroupMetadataValue, GroupRecord, MemberMetadataValue, OffsetCommitValue};
 use super::{GroupConfig, Reply, Ticket};
 use crate::protocol::join_group::{JoinGroupMember, JoinGroupResponse};
 use crate::protocol::sync_group::SyncGroupResponse;

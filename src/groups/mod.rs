@@ -26,7 +26,7 @@
 //!
 //! State changes that must survive a restart (committed offsets, a completed generation with
 //! its members and assignments, deleted groups) are emitted as [`GroupRecord`]s, encoded as
-//! Kafka's `__consumer_offsets` keys and values ([`records`]). The lead appends them to the
+//! Kafka's `__consumer_offsets` keys and values ([`group_log`]). The lead appends them to the
 //! group log partition on the owning shard; at start the partition is read back and fed to
 //! [`Coordinator::load`]. For OffsetCommit the response should be sent only once the
 //! records of that call are durable (the coordinator applies the commit in memory at once).
@@ -44,8 +44,8 @@ mod admin;
 pub mod call;
 mod coordinator;
 mod group;
+pub mod group_log;
 mod offsets;
-pub mod records;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -55,7 +55,7 @@ mod wire_tests;
 
 pub use coordinator::Coordinator;
 pub use group::GroupState;
-pub use records::{
+pub use group_log::{
     replay, GroupMetadataValue, GroupRecord, MemberMetadataValue, OffsetCommitValue, RecordError,
 };
 
@@ -131,6 +131,10 @@ impl Default for GroupConfig {
 
 /// Kafka's default `offsets.topic.num.partitions`.
 pub const DEFAULT_GROUP_PARTITIONS: i32 = 50;
+/// Name of the group log's partitions on disk (Kafka's internal topic name).
+pub const GROUP_LOG_TOPIC: &str = "__consumer_offsets";
+/// Partitions of the group log (Kafka's `offsets.topic.num.partitions` default).
+pub const GROUP_LOG_PARTITIONS: i32 = DEFAULT_GROUP_PARTITIONS;
 
 /// Partition of the group log that owns `group_id`: `Utils.abs(groupId.hashCode) %
 /// partitions`, with Java's `String.hashCode` over UTF-16 code units, as Kafka computes it.

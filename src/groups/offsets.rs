@@ -8,7 +8,7 @@
 
 use super::coordinator::check_member;
 use super::group::{Group, GroupState};
-use super::records::{GroupRecord, OffsetCommitValue};
+use super::group_log::{GroupRecord, OffsetCommitValue};
 use super::Coordinator;
 use crate::protocol::offset_commit::{
     OffsetCommitPartitionResponse, OffsetCommitRequest, OffsetCommitResponse,

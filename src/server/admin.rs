@@ -4,11 +4,11 @@
 
 use super::errors::{admin_error_code, partition_error_code};
 use super::{RequestError, ServerCtx};
+use crate::base::join_all;
 use crate::config::{validate_topic_config, TOPIC_CONFIG_KEYS};
 use crate::model::{ShardId, TopicPartition};
 use crate::protocol::*;
 use crate::router::{AdminCall, AdminReply, PartitionError, ShardCall, ShardReply};
-use crate::shard::join_all;
 use std::collections::BTreeMap;
 
 /// DescribeConfigs resource types.

@@ -10,11 +10,11 @@
 
 use super::errors::partition_error_code;
 use super::{RequestError, ServerCtx};
+use crate::base::join_all;
 use crate::model::{Offset, ShardId, TopicPartition};
 use crate::protocol::fetch::*;
 use crate::protocol::ErrorCode;
 use crate::router::{FetchPart, FetchedPartition, PartitionError, ShardCall, ShardReply};
-use crate::shard::join_all;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;

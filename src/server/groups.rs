@@ -4,14 +4,14 @@
 //! request order, ListGroups asks every shard.
 
 use super::{RequestError, ServerCtx};
+use crate::base::join_all;
 use crate::groups::call::{GroupAnswer, GroupCall};
 use crate::groups::ClientInfo;
 use crate::model::ShardId;
 use crate::protocol::header::RequestHeader;
 use crate::protocol::*;
+use crate::router::group_owner;
 use crate::router::{ShardCall, ShardReply};
-use crate::shard::groups::group_owner;
-use crate::shard::join_all;
 
 async fn call(
     ctx: &ServerCtx,

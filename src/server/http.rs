@@ -84,7 +84,7 @@ async fn gather(router: &Router) -> Vec<Snapshot> {
             _ => None,
         }
     });
-    crate::shard::join_all(calls)
+    crate::base::join_all(calls)
         .await
         .into_iter()
         .flatten()

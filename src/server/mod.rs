@@ -110,7 +110,7 @@ impl ServerCtx {
     /// Log one line for a connection closed because of the client, at most
     /// [`CLIENT_ERROR_LOGS_PER_SECOND`] per second.
     pub fn log_client_error(&self, peer: &str, why: &str) {
-        let second = crate::shard::now_ms() as u64 / 1000;
+        let second = crate::base::now_ms() as u64 / 1000;
         let (at, count) = self.log_budget.get();
         let count = if at == second { count + 1 } else { 1 };
         self.log_budget.set((second, count));

@@ -3,10 +3,10 @@
 
 use super::errors::partition_error_code;
 use super::{RequestError, ServerCtx};
+use crate::base::join_all;
 use crate::model::{ShardId, TopicPartition};
 use crate::protocol::list_offsets::*;
 use crate::router::{OffsetQuery, PartitionError, ShardCall, ShardReply};
-use crate::shard::join_all;
 use std::collections::BTreeMap;
 
 pub async fn list_offsets(

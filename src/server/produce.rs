@@ -4,11 +4,11 @@
 
 use super::errors::{partition_error_code, partition_error_message};
 use super::{RequestError, ServerCtx};
+use crate::base::join_all;
 use crate::model::{ShardId, TopicPartition};
 use crate::protocol::produce::*;
 use crate::protocol::ErrorCode;
 use crate::router::{AppendOutcome, PartitionError, ProducePart, ShardCall, ShardReply};
-use crate::shard::join_all;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -9,11 +9,13 @@
 //! At start, every group-log partition this shard owns is read back and replayed into the
 //! coordinator before the shard listens.
 
-use super::{log_config, now_ms, Log};
+use super::{log_config, DiskLog};
+use crate::base::now_ms;
 use crate::config::TopicConfigs;
 use crate::groups::call::{GroupAnswer, GroupCall};
 use crate::groups::{
     group_partition, Coordinator, GroupConfig, GroupRecord, Outcome, Reply, Ticket,
+    GROUP_LOG_PARTITIONS, GROUP_LOG_TOPIC,
 };
 use crate::io::dma::DmaDisk;
 use crate::model::{owner_shard, ShardId};
@@ -24,26 +26,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-/// Name of the group log's partitions on disk (Kafka's internal topic name).
-pub const GROUP_LOG_TOPIC: &str = "__consumer_offsets";
-/// Partitions of the group log (Kafka's `offsets.topic.num.partitions` default).
-pub const GROUP_LOG_PARTITIONS: i32 = crate::groups::DEFAULT_GROUP_PARTITIONS;
 /// Bytes read per step when replaying a group log at start.
 const REPLAY_READ_BYTES: usize = 1 << 20;
-
-/// The shard that coordinates `group_id`.
-pub fn group_owner(group_id: &str, shard_count: u16) -> ShardId {
-    owner_shard(
-        GROUP_LOG_TOPIC,
-        group_partition(group_id, GROUP_LOG_PARTITIONS),
-        shard_count,
-    )
-}
 
 pub struct GroupShard {
     coordinator: RefCell<Coordinator>,
     parked: RefCell<HashMap<Ticket, LocalSender<Reply>>>,
-    logs: RefCell<HashMap<i32, Log>>,
+    logs: RefCell<HashMap<i32, DiskLog>>,
 }
 
 impl GroupShard {
@@ -242,7 +231,7 @@ impl GroupShard {
     }
 
     pub async fn close(&self) {
-        let logs: Vec<Log> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
+        let logs: Vec<DiskLog> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
         for log in logs {
             let _ = log.close().await;
         }
@@ -264,7 +253,7 @@ fn log_group_event(r: &GroupRecord) {
     }
 }
 
-async fn replay_into(log: &Log, out: &mut Vec<GroupRecord>) -> Result<(), String> {
+async fn replay_into(log: &DiskLog, out: &mut Vec<GroupRecord>) -> Result<(), String> {
     let mut offset = log.log_start_offset();
     while offset < log.high_watermark() {
         let read = log

@@ -11,6 +11,7 @@
 
 pub mod groups;
 
+use crate::base::{join_all, now_ms};
 use crate::cluster::{LocalMetadata, MetadataError, MetadataImage, MetadataStore, TopicMeta};
 use crate::config::{BrokerConfig, Durability, TimestampKind, TopicConfigs};
 use crate::io::dma::DmaDisk;
@@ -30,7 +31,8 @@ use std::time::Duration;
 /// Bytes of recent batches each shard keeps in memory for tail fetches.
 pub const BATCH_CACHE_BYTES_PER_SHARD: usize = 256 << 20;
 
-pub(crate) type Log = PartitionLog<DmaDisk>;
+/// A partition log on the real disk (glommio DMA files).
+pub(crate) type DiskLog = PartitionLog<DmaDisk>;
 
 /// Wakes every waiter when data is appended on this shard (fetch long polling).
 #[derive(Default)]
@@ -64,7 +66,7 @@ pub struct Shard {
     pub config: Arc<BrokerConfig>,
     metadata: Rc<LocalMetadata>,
     store: Option<RefCell<MetadataStore>>,
-    logs: RefCell<HashMap<TopicPartition, Log>>,
+    logs: RefCell<HashMap<TopicPartition, DiskLog>>,
     cache: BatchCache,
     pub data_notify: DataNotify,
     router: Rc<Router>,
@@ -198,7 +200,7 @@ impl Shard {
             .join(format!("{}-{}", tp.topic, tp.partition))
     }
 
-    fn log(&self, tp: &TopicPartition) -> Result<Log, PartitionError> {
+    fn log(&self, tp: &TopicPartition) -> Result<DiskLog, PartitionError> {
         if self.closing.get() {
             return Err(PartitionError::ShuttingDown);
         }
@@ -341,7 +343,10 @@ impl Shard {
     async fn append_one(
         &self,
         part: ProducePart,
-    ) -> (Result<AppendOutcome, PartitionError>, Option<(Log, Offset)>) {
+    ) -> (
+        Result<AppendOutcome, PartitionError>,
+        Option<(DiskLog, Offset)>,
+    ) {
         let log = match self.log(&part.tp) {
             Ok(log) => log,
             Err(e) => return (Err(e), None),
@@ -602,7 +607,7 @@ impl Shard {
         if let Some(g) = groups {
             g.close().await;
         }
-        let logs: Vec<(TopicPartition, Log)> = self.logs.borrow_mut().drain().collect();
+        let logs: Vec<(TopicPartition, DiskLog)> = self.logs.borrow_mut().drain().collect();
         for (tp, log) in logs {
             if let Err(e) = log.close().await {
                 crate::error!("shard {}: closing {tp}: {e}", self.id.0);
@@ -611,7 +616,7 @@ impl Shard {
     }
 
     /// The open partition logs, copied out so that the caller may await between them.
-    fn open_logs(&self) -> Vec<(TopicPartition, Log)> {
+    fn open_logs(&self) -> Vec<(TopicPartition, DiskLog)> {
         let logs = self.logs.borrow();
         logs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
@@ -694,44 +699,6 @@ fn batch_size(batch: &[u8]) -> (usize, u64) {
         .map(|h| u64::try_from(h.records_count()).unwrap_or(0))
         .unwrap_or(0);
     (batch.len(), records)
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Await all futures concurrently, keeping their order.
-pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let tasks: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut slots: Vec<Option<F::Output>> = tasks.iter().map(|_| None).collect();
-    let mut tasks: Vec<Option<Pin<Box<F>>>> = tasks.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (task, slot) in tasks.iter_mut().zip(slots.iter_mut()) {
-            if let Some(t) = task {
-                match t.as_mut().poll(cx) {
-                    Poll::Ready(v) => {
-                        *slot = Some(v);
-                        *task = None;
-                    }
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    slots
-        .into_iter()
-        .map(|s| s.expect("every future completed"))
-        .collect()
 }
 
 impl ShardHandler for Shard {

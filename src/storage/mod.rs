@@ -132,7 +132,7 @@
 mod cache;
 mod checkpoint;
 mod format;
-mod log;
+mod partition;
 mod producer;
 mod recover;
 mod segment;
@@ -148,7 +148,7 @@ use std::path::PathBuf;
 use crate::model::{BatchError, Offset};
 
 pub use cache::BatchCache;
-pub use log::PartitionLog;
+pub use partition::PartitionLog;
 
 /// Bytes of log between two checkpoints of the active segment: bounds the tail that
 /// recovery must scan after a crash (≈ 10 ms of scanning at CRC-32C speed).

@@ -11,8 +11,8 @@ use glommio::sync::Semaphore;
 use super::cache::BatchCache;
 use super::checkpoint::{Checkpoint, Mark, CHECKPOINT_FILE};
 use super::format::read_whole;
-use super::log::{
-    now_ms, FileOf, PartitionLog, Shared, State, Writer, DEFAULT_CHECKPOINT_INTERVAL_BYTES,
+use super::partition::{
+    FileOf, PartitionLog, Shared, State, Writer, DEFAULT_CHECKPOINT_INTERVAL_BYTES,
     WRITE_BUFFER_BYTES,
 };
 use super::producer::{ProducerBatch, ProducerStates};
@@ -20,6 +20,7 @@ use super::segment::{
     decode_index, decode_time_index, scan, segment_paths, Segment, MAX_SEGMENT_BYTES,
 };
 use super::{LogConfig, StorageError};
+use crate::base::now_ms;
 use crate::io::{align_down, align_up, Disk, DiskFile, IoBuffer};
 use crate::model::{BatchHeader, Offset};
 

@@ -24,6 +24,7 @@ use super::recover::create_segment_file;
 use super::segment::{segment_paths, Segment, MAX_SEGMENT_BYTES};
 use super::CHECKPOINT_INTERVAL_BYTES;
 use super::{AppendInfo, LogConfig, ReadBatches, StorageError, TimestampType};
+use crate::base::now_ms;
 use crate::io::{align_down, align_up, Disk, DiskFile, IoBuffer};
 use crate::model::{set_log_append_time, stamp_batch, BatchError, BatchHeader, Offset};
 
@@ -188,11 +189,6 @@ enum Room {
     Queued,
     /// Too many writes queued: flush before appending.
     Wait,
-}
-
-pub(super) fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map_or(0, |d| d.as_millis() as i64)
 }
 
 fn max_mark(a: Mark, b: Mark) -> Mark {

@@ -143,19 +143,19 @@ pub fn write(level: Level, target: &str, args: fmt::Arguments<'_>) {
 #[macro_export]
 macro_rules! log_at {
     ($level:expr, $($arg:tt)*) => {
-        if $crate::log::enabled($level, module_path!()) {
-            $crate::log::write($level, module_path!(), format_args!($($arg)*));
+        if $crate::base::logging::enabled($level, module_path!()) {
+            $crate::base::logging::write($level, module_path!(), format_args!($($arg)*));
         }
     };
 }
 #[macro_export]
-macro_rules! error { ($($arg:tt)*) => { $crate::log_at!($crate::log::Level::Error, $($arg)*) }; }
+macro_rules! error { ($($arg:tt)*) => { $crate::log_at!($crate::base::logging::Level::Error, $($arg)*) }; }
 #[macro_export]
-macro_rules! warn { ($($arg:tt)*) => { $crate::log_at!($crate::log::Level::Warn, $($arg)*) }; }
+macro_rules! warn { ($($arg:tt)*) => { $crate::log_at!($crate::base::logging::Level::Warn, $($arg)*) }; }
 #[macro_export]
-macro_rules! info { ($($arg:tt)*) => { $crate::log_at!($crate::log::Level::Info, $($arg)*) }; }
+macro_rules! info { ($($arg:tt)*) => { $crate::log_at!($crate::base::logging::Level::Info, $($arg)*) }; }
 #[macro_export]
-macro_rules! debug { ($($arg:tt)*) => { $crate::log_at!($crate::log::Level::Debug, $($arg)*) }; }
+macro_rules! debug { ($($arg:tt)*) => { $crate::log_at!($crate::base::logging::Level::Debug, $($arg)*) }; }
 
 #[cfg(test)]
 mod tests {
@@ -165,7 +165,7 @@ mod tests {
     fn filters_by_longest_prefix() {
         let f = Filter::parse("warn,ringmq::storage=debug,ringmq::storage::cache=off").unwrap();
         assert_eq!(f.level_for("ringmq::server"), Level::Warn);
-        assert_eq!(f.level_for("ringmq::storage::log"), Level::Debug);
+        assert_eq!(f.level_for("ringmq::storage::partition"), Level::Debug);
         assert_eq!(f.level_for("ringmq::storage::cache"), Level::Off);
         assert_eq!(Filter::parse("").unwrap().level_for("x"), Level::Info);
         assert!(Filter::parse("loud").is_err());
