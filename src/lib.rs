@@ -2,24 +2,9 @@
 //!
 //! See `ARCHITECTURE.md` for how a produce and a fetch travel through the code.
 //!
-//! Layers import one way:
-//!
-//! | module     | responsibility                                              | may import            |
-//! |------------|-------------------------------------------------------------|-----------------------|
-//! | `model`    | Kafka nouns, RecordBatch header view, partition ownership   | —                     |
-//! | `protocol` | sans-IO Kafka codec and version table                       | model                 |
-//! | `io`       | disk trait: glommio DMA files and a simulated faulty disk   | —                     |
-//! | `storage`  | one partition's log on direct-I/O segments                  | io, model             |
-//! | `records`  | record-level reading of a batch                             | model                 |
-//! | `config`   | broker settings and topic configs, validated                | —                     |
-//! | `cluster`  | the NameServer: metadata images and their persistence       | —                     |
-//! | `groups`   | consumer-group coordinator (no I/O), group-log records      | protocol, model       |
-//! | `router`   | typed cross-shard calls over the channel mesh               | model, cluster, groups|
-//! | `shard`    | per-core state; the only code that touches partition logs   | router, storage, ...  |
-//! | `server`   | connections, admission, one handler per API, error codes    | protocol, router, ... |
-//! | `app`      | composition root: executors, mesh, listeners, signals       | all but client, bench |
-//! | `client`   | our own minimal Kafka client                                | protocol, model       |
-//! | `bench`    | `ringmq bench`                                              | client, protocol      |
+//! Layers import one way. The one map of the modules, what each is for and what each may
+//! import, is the table in `ARCHITECTURE.md` ("Modules and the direction of imports");
+//! `tests/tidy/main.rs` reads that table and fails on any import or cycle it does not allow.
 //!
 //! Life of a produce: `server::conn` reads and admits a frame → `server::produce` splits it
 //! by owning shard → `router` hands one call per shard → `shard` appends to each
