@@ -2,9 +2,10 @@
 //! timestamp must name the exact record). The produce and fetch paths never come here: they
 //! keep batches as opaque, checksummed bytes.
 //!
-//! Compressed batches are decompressed (gzip, snappy raw or xerial-framed, lz4 frame) into a
-//! buffer capped at [`MAX_DECOMPRESSED_BYTES`], so a hostile batch cannot make us allocate
-//! without bound. zstd is not decoded: callers fall back to the batch's base offset.
+//! Compressed batches are decompressed (gzip, snappy raw or xerial-framed, lz4 frame, zstd
+//! frames) into a buffer capped at [`MAX_DECOMPRESSED_BYTES`], so a hostile batch (a
+//! decompression bomb) cannot make us allocate without bound: decoding stops one byte past the
+//! cap and the batch is refused as [`RecordsError::TooLarge`].
 
 #[cfg(test)]
 use crate::model::build_batch;
@@ -33,11 +34,33 @@ fn decompress(codec: u8, data: &[u8]) -> Result<Vec<u8>, RecordsError> {
         3 => lz4_flex::frame::FrameDecoder::new(data)
             .take(limit)
             .read_to_end(&mut out),
+        4 => return zstd(data),
         other => return Err(RecordsError::UnsupportedCompression(other)),
     };
     read.map_err(|_| RecordsError::Malformed("decompression failed"))?;
     if out.len() > MAX_DECOMPRESSED_BYTES {
         return Err(RecordsError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// zstd: one or more concatenated frames (the Java client and librdkafka write one), decoded
+/// by the pure-Rust `ruzstd` with the output capped like every codec. ruzstd grows its window
+/// buffer with the output, so the cap bounds its memory too.
+fn zstd(data: &[u8]) -> Result<Vec<u8>, RecordsError> {
+    let mut rest = data;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let room = (MAX_DECOMPRESSED_BYTES - out.len()) as u64 + 1;
+        let frame = ruzstd::decoding::StreamingDecoder::new(&mut rest)
+            .map_err(|_| RecordsError::Malformed("zstd frame header"))?;
+        frame
+            .take(room)
+            .read_to_end(&mut out)
+            .map_err(|_| RecordsError::Malformed("zstd data"))?;
+        if out.len() > MAX_DECOMPRESSED_BYTES {
+            return Err(RecordsError::TooLarge);
+        }
     }
     Ok(out)
 }
@@ -241,6 +264,109 @@ mod tests {
             ]
         );
         assert_eq!(record_timestamps(&b).unwrap(), vec![(0, 77), (1, 77)]);
+    }
+
+    /// A batch of one-byte records with the given timestamps (deltas from the first), its
+    /// record set compressed with `codec` the way clients do it; header maxTimestamp is
+    /// `max_ts` (clients differ: Sarama writes -1).
+    pub(crate) fn batch_with(timestamps: &[i64], codec: u8, max_ts: i64) -> Vec<u8> {
+        let plain = test_batches::batch(&vec![&b"x"[..]; timestamps.len()], timestamps[0]);
+        let mut records = Vec::new();
+        for (i, ts) in timestamps.iter().enumerate() {
+            let mut rec = vec![0u8];
+            for v in [ts - timestamps[0], i as i64] {
+                put_varlong(&mut rec, v);
+            }
+            rec.extend_from_slice(&[1, 2, b'x', 0]); // null key, value "x", no headers
+            put_varlong(&mut records, rec.len() as i64);
+            records.extend_from_slice(&rec);
+        }
+        let body = compress(codec, &records);
+        let mut b = plain[..BATCH_HEADER_BYTES].to_vec();
+        b.extend_from_slice(&body);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[21..23].copy_from_slice(&i16::from(codec).to_be_bytes());
+        b[35..43].copy_from_slice(&max_ts.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn put_varlong(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    pub(crate) fn compress(codec: u8, data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        match codec {
+            0 => data.to_vec(),
+            1 => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            2 => snap::raw::Encoder::new().compress_vec(data).unwrap(),
+            3 => {
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            4 => {
+                ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+            }
+            other => panic!("codec {other}"),
+        }
+    }
+
+    #[test]
+    fn every_codec_finds_the_exact_record() {
+        let ts: Vec<i64> = (0..200).map(|i| 1_000 + 3 * i).collect();
+        for codec in 0..=4u8 {
+            let mut b = batch_with(&ts, codec, *ts.last().unwrap());
+            stamp_batch(&mut b, 100, 0);
+            assert_eq!(BatchHeader::parse(&b).unwrap().validate().unwrap(), b.len());
+            let all = record_timestamps(&b).unwrap();
+            assert_eq!(all.len(), 200, "codec {codec}");
+            assert_eq!(all[111], (211, 1_333), "codec {codec}");
+            assert_eq!(first_at_or_after(&b, 1_332).unwrap(), Some((211, 1_333)));
+            assert_eq!(first_at_or_after(&b, 1_598).unwrap(), None, "codec {codec}");
+        }
+    }
+
+    #[test]
+    fn zstd_concatenated_frames_read_as_one_record_set() {
+        let ts = [5, 6, 7];
+        let one = batch_with(&ts, 0, 7);
+        let records = &one[BATCH_HEADER_BYTES..];
+        let (a, b) = records.split_at(5); // frames need not end at record boundaries
+        let mut two = compress(4, a);
+        two.extend_from_slice(&compress(4, b));
+        assert_eq!(zstd(&two).unwrap(), records);
+        assert!(
+            zstd(&two[..two.len() - 1]).is_err(),
+            "a truncated frame is malformed"
+        );
+    }
+
+    #[test]
+    fn zstd_bomb_is_refused_at_the_cap() {
+        let big = vec![0u8; MAX_DECOMPRESSED_BYTES + 1];
+        let bomb = compress(4, &big);
+        assert!(
+            bomb.len() < 1 << 20,
+            "compressed bomb is {} bytes",
+            bomb.len()
+        );
+        assert_eq!(zstd(&bomb), Err(RecordsError::TooLarge));
+        let exact = compress(4, &big[..MAX_DECOMPRESSED_BYTES]);
+        assert_eq!(zstd(&exact).map(|v| v.len()), Ok(MAX_DECOMPRESSED_BYTES));
+        assert!(zstd(b"\x28\xb5\x2f\xfd garbage").is_err());
     }
 
     #[test]
