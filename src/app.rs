@@ -91,6 +91,50 @@ fn port_has_listener(port: u16) -> bool {
     })
 }
 
+/// Check the data dir's node and cluster id against the configured ones (recording them at
+/// the first start) and run with the data dir's identity.
+fn adopt_identity(config: &mut BrokerConfig) -> Result<(), String> {
+    let id = crate::cluster::identity::establish(
+        &config.data_dir,
+        config.node_id_set.then_some(config.node_id),
+        config.cluster_id_set.then_some(config.cluster_id.as_str()),
+        &config.cluster_id,
+    )
+    .map_err(|e| e.to_string())?;
+    crate::info!(
+        "node {} of cluster '{}' (data dir {})",
+        id.node_id,
+        id.cluster_id,
+        config.data_dir.display()
+    );
+    config.node_id = id.node_id;
+    config.cluster_id = id.cluster_id;
+    Ok(())
+}
+
+/// The CPUs this process may run on (its affinity mask: `taskset`, systemd `CPUAffinity=`),
+/// in ascending order; shard i runs on the i-th of them (wrapping around).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: pid 0 is this thread; `set` is a valid, writable cpu_set_t of `size` bytes.
+    let rc = unsafe { libc::sched_getaffinity(0, size, &mut set) };
+    let cpus: Vec<usize> = if rc == 0 {
+        // SAFETY: CPU_ISSET reads the set we own, for indexes below CPU_SETSIZE.
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() {
+        vec![0]
+    } else {
+        cpus
+    }
+}
+
 pub fn run(mut config: BrokerConfig) -> Result<(), String> {
     crate::base::logging::init_from_env()?;
     config.validate()?;
@@ -99,6 +143,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
     // partition directory is synced, so work with the absolute path from here on.
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
+    adopt_identity(&mut config)?;
     let store = MetadataStore::open(&config.data_dir).map_err(|e| e.to_string())?;
     let image = store.image();
     let n = config.shards as usize;
@@ -106,9 +151,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
     let mesh = MeshBuilder::<Envelope, _>::full(n, MESH_CHANNEL_CAPACITY);
     let barriers = Arc::new(Barriers::default());
     let mut shutdown_txs = Vec::new();
-    let cpus = std::thread::available_parallelism()
-        .map(|c| c.get())
-        .unwrap_or(1);
+    let cpus = allowed_cpus();
     let mut store = Some(store);
     let mut handles = Vec::new();
     for i in 0..n {
@@ -121,7 +164,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
             barriers.clone(),
         );
         let store = if i == 0 { store.take() } else { None };
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(i % cpus))
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[i % cpus.len()]))
             .name(&format!("shard-{i}"))
             .spin_before_park(Duration::from_micros(config.spin_before_park_us))
             .spawn(move || async move {
@@ -289,6 +332,29 @@ async fn shard_main(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn allowed_cpus_follow_the_affinity_mask() {
+        let cpus = super::allowed_cpus();
+        assert!(cpus.windows(2).all(|w| w[0] < w[1]), "{cpus:?}");
+        let last = *cpus.last().expect("at least one CPU");
+        // A thread restricted to one CPU sees exactly that CPU.
+        let seen = std::thread::spawn(move || {
+            // SAFETY: plain-data cpu_set_t, set for this thread only.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(last, &mut set);
+                assert_eq!(
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+                    0
+                );
+            }
+            super::allowed_cpus()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen, vec![last]);
+    }
+
     #[test]
     fn sees_a_listening_port() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

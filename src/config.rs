@@ -61,6 +61,13 @@ pub struct FileConfig {
     /// `HOST:PORT` for `/metrics` and `/health`, or `off`.
     pub metrics_listen: Option<String>,
     pub spin_before_park_us: Option<u64>,
+    pub node_id: Option<i32>,
+    pub cluster_id: Option<String>,
+    pub rpc_listen: Option<String>,
+    pub rpc_advertise: Option<String>,
+    /// RPC addresses of the seed nodes (the controller voters).
+    pub seeds: Option<Vec<String>>,
+    pub rack: Option<String>,
     /// Topic config defaults, by Kafka name (`"retention.ms" = "86400000"`).
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, String>,
@@ -83,8 +90,23 @@ pub struct BrokerConfig {
     pub inflight_bytes_per_shard: usize,
     /// Broker-wide defaults for topic configs, validated.
     pub topic_defaults: TopicConfigs,
+    /// This node's id (unique in the cluster). Persisted in the data dir at first start.
     pub node_id: i32,
+    /// Whether `node_id` was configured; a default id adopts the one the data dir holds.
+    pub node_id_set: bool,
+    /// The cluster's id. Persisted in the data dir; another cluster's data dir is refused.
     pub cluster_id: String,
+    /// Whether `cluster_id` was configured; a default id adopts the one the data dir holds.
+    pub cluster_id_set: bool,
+    /// Node-to-node traffic (TCP for RPC, UDP for gossip) is accepted here.
+    pub rpc_listen: SocketAddr,
+    /// Host and port that other nodes dial for RPC and gossip.
+    pub rpc_advertise_host: String,
+    pub rpc_advertise_port: u16,
+    /// `HOST:PORT` RPC addresses of the seed nodes; empty (or only this node) = a cluster of one.
+    pub seeds: Vec<String>,
+    /// Rack (failure domain) of this node, for placement.
+    pub rack: Option<String>,
     /// Where `/metrics` and `/health` are served (shard 0); `None` turns them off.
     pub metrics_listen: Option<SocketAddr>,
     /// How long an idle shard polls its ring before it sleeps in the kernel. Waking a
@@ -97,6 +119,12 @@ pub struct BrokerConfig {
 }
 
 pub const DEFAULT_PORT: u16 = 9092;
+/// Default RPC (and gossip) port.
+pub const DEFAULT_RPC_PORT: u16 = 33145;
+/// Default cluster id of a node that is given none and has none persisted.
+pub const DEFAULT_CLUSTER_ID: &str = "ringmq-cluster";
+/// Most seeds accepted (the controller voters are 1, 3 or 5 of them).
+pub const MAX_SEEDS: usize = 64;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 pub const DEFAULT_SPIN_BEFORE_PARK_US: u64 = 50;
 /// Upper bound of `spin_before_park_us`: one second of polling is already a busy core.
@@ -120,7 +148,14 @@ impl BrokerConfig {
             inflight_bytes_per_shard: 2 * DEFAULT_MAX_REQUEST_BYTES + (16 << 20),
             topic_defaults: TopicConfigs::default(),
             node_id: 0,
-            cluster_id: "ringmq-cluster".into(),
+            node_id_set: false,
+            cluster_id: DEFAULT_CLUSTER_ID.into(),
+            cluster_id_set: false,
+            rpc_listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_RPC_PORT)),
+            rpc_advertise_host: "127.0.0.1".into(),
+            rpc_advertise_port: DEFAULT_RPC_PORT,
+            seeds: Vec::new(),
+            rack: None,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
             spin_before_park_us: DEFAULT_SPIN_BEFORE_PARK_US,
             bench_accept_shard: None,
@@ -146,7 +181,41 @@ impl BrokerConfig {
         Ok(())
     }
 
+    /// Apply the RPC listen address (default: the Kafka listen host, port 33145) and derive
+    /// the advertised one when none is given: the RPC listen host unless it is a wildcard, in
+    /// which case the Kafka advertised host.
+    pub fn set_rpc_listen(
+        &mut self,
+        listen: Option<&str>,
+        advertise: Option<&str>,
+    ) -> Result<(), String> {
+        self.rpc_listen = match listen {
+            Some(l) => l
+                .to_socket_addrs()
+                .map_err(|e| format!("--rpc-listen {l}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("--rpc-listen {l}: no address"))?,
+            None => SocketAddr::new(self.listen.ip(), DEFAULT_RPC_PORT),
+        };
+        let (host, port) = match advertise {
+            Some(a) => split_host_port(a).map_err(|e| format!("--rpc-advertise: {e}"))?,
+            None if self.rpc_listen.ip().is_unspecified() => {
+                (self.advertise_host.clone(), self.rpc_listen.port())
+            }
+            None => (self.rpc_listen.ip().to_string(), self.rpc_listen.port()),
+        };
+        self.rpc_advertise_host = host;
+        self.rpc_advertise_port = port;
+        Ok(())
+    }
+
+    /// `HOST:PORT` that other nodes dial for RPC.
+    pub fn rpc_advertise(&self) -> String {
+        join_host_port(&self.rpc_advertise_host, self.rpc_advertise_port)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_node()?;
         if self.shards == 0 {
             return Err("shards: must be at least 1".into());
         }
@@ -179,11 +248,64 @@ impl BrokerConfig {
     }
 }
 
-fn split_host_port(s: &str) -> Result<(String, u16), String> {
+impl BrokerConfig {
+    /// Node identity and cluster settings.
+    fn validate_node(&self) -> Result<(), String> {
+        if self.node_id < 0 {
+            return Err(format!("node_id: {} is below 0", self.node_id));
+        }
+        validate_cluster_id(&self.cluster_id)?;
+        if self.seeds.len() > MAX_SEEDS {
+            return Err(format!("seeds: at most {MAX_SEEDS} are accepted"));
+        }
+        for seed in &self.seeds {
+            split_host_port(seed).map_err(|e| format!("seeds: {e}"))?;
+        }
+        if let Some(rack) = &self.rack {
+            let ok = (1..=255).contains(&rack.len()) && rack.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(format!(
+                    "rack: '{rack}' must be 1 to 255 printable ASCII characters"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A cluster id is 1 to 64 of `[A-Za-z0-9._-]` (it travels in RPC handshakes and files).
+pub fn validate_cluster_id(id: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "cluster_id: '{id}' must be 1 to 64 of A-Z a-z 0-9 . _ -"
+        ))
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Split `HOST:PORT` (the host may be a bracketed IPv6 address).
+pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
     let (host, port) = s
         .rsplit_once(':')
         .ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
     let port = port.parse().map_err(|_| format!("'{s}': bad port"))?;
+    if host.is_empty() {
+        return Err(format!("'{s}': no host"));
+    }
     Ok((
         host.trim_matches(|c| c == '[' || c == ']').to_string(),
         port,

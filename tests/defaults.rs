@@ -24,6 +24,9 @@ fn default_relative_data_dir_serves() {
             "off",
             "--shards",
             "2",
+            // Tests never use the default RPC port (other brokers run on this machine).
+            "--rpc-listen",
+            &format!("127.0.0.1:{}", free_port()),
         ])
         .current_dir(&cwd)
         .stderr(Stdio::piped())

@@ -53,6 +53,25 @@ pub struct ServeArgs {
     /// more CPU when idle).
     #[arg(long, value_name = "MICROSECONDS")]
     pub spin_before_park_us: Option<u64>,
+    /// This node's id (integer >= 0, unique in the cluster; persisted in the data dir).
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<i32>,
+    /// The cluster's id (persisted in the data dir; another cluster's data dir is refused).
+    #[arg(long, value_name = "ID")]
+    pub cluster_id: Option<String>,
+    /// Address for node-to-node traffic (default: the --listen host, port 33145).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub rpc_listen: Option<String>,
+    /// RPC address other nodes dial (default: the --rpc-listen address; the --advertise host
+    /// if that is a wildcard).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub rpc_advertise: Option<String>,
+    /// RPC addresses of the seed nodes, comma-separated (the controller voters: 1, 3 or 5).
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
+    pub seeds: Option<Vec<String>>,
+    /// This node's rack (placement spreads replicas across racks).
+    #[arg(long, value_name = "NAME")]
+    pub rack: Option<String>,
     /// Measurement aid: only shard N accepts connections.
     #[arg(long, value_name = "N", hide = true)]
     pub bench_accept_shard: Option<u16>,
@@ -156,6 +175,7 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
         settings.push(setting("config", p.display().to_string(), source));
     }
     resolve_network(args, env, &file, &mut c, &mut settings)?;
+    resolve_node(args, env, &file, &mut c, &mut settings)?;
     let data_dir = layer(
         args.data_dir.clone(),
         from_env(env, "RINGMQ_DATA_DIR")?,
@@ -299,6 +319,79 @@ fn resolve_network(
     let adv = format!("{}:{}", c.advertise_host, c.advertise_port);
     settings.push(setting("advertise", adv, source(advertise)));
     Ok(())
+}
+
+/// Node identity and cluster membership: node_id, cluster_id, rpc_listen, rpc_advertise,
+/// seeds, rack. Runs after [`resolve_network`] (the RPC defaults derive from the listen host).
+fn resolve_node(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) -> Result<(), String> {
+    let node = layer(args.node_id, from_env(env, "RINGMQ_NODE_ID")?, file.node_id);
+    c.node_id_set = node.is_some();
+    apply(settings, "node_id", node, &mut c.node_id);
+    let cluster = layer(
+        args.cluster_id.clone(),
+        env("RINGMQ_CLUSTER_ID"),
+        file.cluster_id.clone(),
+    );
+    c.cluster_id_set = cluster.is_some();
+    let source = cluster.map_or(Source::Default, |(v, s)| {
+        c.cluster_id = v;
+        s
+    });
+    settings.push(setting("cluster_id", c.cluster_id.clone(), source));
+    let listen = layer(
+        args.rpc_listen.clone(),
+        env("RINGMQ_RPC_LISTEN"),
+        file.rpc_listen.clone(),
+    );
+    let advertise = layer(
+        args.rpc_advertise.clone(),
+        env("RINGMQ_RPC_ADVERTISE"),
+        file.rpc_advertise.clone(),
+    );
+    c.set_rpc_listen(
+        listen.as_ref().map(|(v, _)| v.as_str()),
+        advertise.as_ref().map(|(v, _)| v.as_str()),
+    )?;
+    let source = |l: &Option<(String, Source)>| l.as_ref().map_or(Source::Default, |(_, s)| *s);
+    settings.push(setting(
+        "rpc_listen",
+        c.rpc_listen.to_string(),
+        source(&listen),
+    ));
+    settings.push(setting(
+        "rpc_advertise",
+        c.rpc_advertise(),
+        source(&advertise),
+    ));
+    let env_seeds = env("RINGMQ_SEEDS").map(|v| split_list(&v));
+    let seeds = layer(args.seeds.clone(), env_seeds, file.seeds.clone());
+    let source = seeds.map_or(Source::Default, |(v, s)| {
+        c.seeds = v
+            .iter()
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect();
+        s
+    });
+    settings.push(setting("seeds", c.seeds.join(","), source));
+    let rack = layer(args.rack.clone(), env("RINGMQ_RACK"), file.rack.clone());
+    let source = rack.map_or(Source::Default, |(v, s)| {
+        c.rack = Some(v);
+        s
+    });
+    let value = c.rack.clone().unwrap_or_else(|| "-".into());
+    settings.push(setting("rack", value, source));
+    Ok(())
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',').map(|s| s.trim().to_string()).collect()
 }
 
 fn resolve_topic_defaults(
@@ -522,6 +615,47 @@ mod tests {
         );
         let e = resolve_with(&[], &[("RINGMQ_METRICS_LISTEN", "nowhere")]).unwrap_err();
         assert!(e.starts_with("RINGMQ_METRICS_LISTEN nowhere"), "{e}");
+    }
+
+    #[test]
+    fn node_settings_resolve_and_derive_the_rpc_address() {
+        let r = resolve_with(&["--listen", "10.1.2.3:9092"], &[]).unwrap();
+        assert_eq!(source_of(&r, "node_id"), ("0".into(), Source::Default));
+        assert!(!r.config.node_id_set && !r.config.cluster_id_set);
+        assert_eq!(source_of(&r, "rpc_listen").0, "10.1.2.3:33145");
+        assert_eq!(source_of(&r, "rpc_advertise").0, "10.1.2.3:33145");
+        let r = resolve_with(
+            &[
+                "--node-id",
+                "4",
+                "--seeds",
+                "a:1, b:2",
+                "--rpc-listen",
+                "0.0.0.0:4000",
+            ],
+            &[
+                ("RINGMQ_RACK", "r1"),
+                ("RINGMQ_CLUSTER_ID", "prod-1"),
+                ("RINGMQ_ADVERTISE", "node4.example:9092"),
+            ],
+        )
+        .unwrap();
+        assert_eq!((r.config.node_id, r.config.node_id_set), (4, true));
+        assert_eq!(r.config.seeds, vec!["a:1".to_string(), "b:2".to_string()]);
+        assert_eq!(source_of(&r, "seeds"), ("a:1,b:2".into(), Source::Flag));
+        assert_eq!(source_of(&r, "rack"), ("r1".into(), Source::Env));
+        assert_eq!(source_of(&r, "cluster_id"), ("prod-1".into(), Source::Env));
+        assert_eq!(r.config.rpc_advertise(), "node4.example:4000");
+        let r = resolve_with(&[], &[("RINGMQ_SEEDS", "x:1,y:2,z:3")]).unwrap();
+        assert_eq!(r.config.seeds.len(), 3);
+        let e = resolve_with(&["--node-id=-1"], &[]).unwrap_err();
+        assert!(e.contains("node_id"), "{e}");
+        let e = resolve_with(&["--seeds", "nohost"], &[]).unwrap_err();
+        assert!(e.starts_with("seeds:"), "{e}");
+        let e = resolve_with(&["--cluster-id", "a b"], &[]).unwrap_err();
+        assert!(e.starts_with("cluster_id:"), "{e}");
+        let e = resolve_with(&[], &[("RINGMQ_NODE_ID", "x")]).unwrap_err();
+        assert!(e.starts_with("RINGMQ_NODE_ID='x'"), "{e}");
     }
 
     #[test]

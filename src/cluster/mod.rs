@@ -16,6 +16,8 @@
 //! (name, value) strings`. A file whose magic, version, length or CRC is wrong is refused at
 //! start with a clear error, never half-read.
 
+pub mod identity;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;

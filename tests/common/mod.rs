@@ -40,6 +40,8 @@ static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct Broker {
     child: Option<Child>,
     pub port: u16,
+    /// The node-to-node (RPC and gossip) port, free like `port`; kept across restarts.
+    pub rpc_port: u16,
     pub data_dir: PathBuf,
     args: Vec<String>,
     log: Arc<Mutex<VecDeque<String>>>,
@@ -62,6 +64,7 @@ impl Broker {
         let mut broker = Broker {
             child: None,
             port,
+            rpc_port: free_port(),
             data_dir,
             args,
             log: Arc::new(Mutex::new(VecDeque::new())),
@@ -86,8 +89,12 @@ impl Broker {
         let data_dir = self.data_dir.to_string_lossy().into_owned();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmq"));
         cmd.arg("serve")
-            .args(["--listen", &listen, "--data-dir", &data_dir])
-            .args(&self.args)
+            .args(["--listen", &listen, "--data-dir", &data_dir]);
+        // Never the default RPC port: many brokers run on this machine at once.
+        if !self.args.iter().any(|a| a == "--rpc-listen") {
+            cmd.args(["--rpc-listen", &format!("127.0.0.1:{}", self.rpc_port)]);
+        }
+        cmd.args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -160,6 +167,12 @@ impl Broker {
             "restart: stop or kill the broker first"
         );
         self.spawn();
+    }
+
+    /// Starts the binary again on the same port and data dir, with other args.
+    pub fn restart_with(&mut self, args: Vec<String>) {
+        self.args = args;
+        self.restart();
     }
 
     /// Panics with the log if the process has exited.
