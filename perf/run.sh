@@ -166,7 +166,16 @@ for p in "${BENCH_PIDS[@]}"; do wait "$p" || STATUS=1; done
 [ "$STATUS" = 0 ] || log "a bench process failed; see $OUT/bench-*.log"
 tail -n 3 "$OUT"/bench-*.log >&2 || true
 
+# ---- the disk next to the broker (DISK_PATTERN=1, perf/tools/disk-pattern.sh) ---------
+if [ "${DISK_PATTERN:-0}" = 1 ]; then
+  log "disk pattern: fio and rdkafka_performance alternating against the broker"
+  RECORD_BYTES=$RECORD_BYTES BATCH_BYTES=$BATCH_BYTES ACKS=$ACKS PARTITIONS=$PARTITIONS RINGMQ=$RINGMQ \
+    "$ROOT/perf/tools/disk-pattern.sh" "$OUT" "$OUT/fio-scratch" "$BOOTSTRAP" "$NAME-rdkafka" >&2 ||
+    log "disk pattern failed; see $OUT/disk-pattern/"
+fi
+
 # ---- report --------------------------------------------------------------------------
 python3 "$ROOT/perf/report.py" "$OUT"
+[ -f "$OUT/disk-pattern.md" ] && cat "$OUT/disk-pattern.md" >> "$OUT/report.md"
 log "report: $OUT/report.md"
 exit "$STATUS"

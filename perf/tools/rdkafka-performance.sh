@@ -5,15 +5,17 @@
 # usage: rdkafka-performance.sh build
 #        rdkafka-performance.sh produce BOOTSTRAP TOPIC SECONDS [ACKS] [RECORD_BYTES] [extra -X ...]
 # The librdkafka.a comes from target/*/build/rdkafka-sys-*/out (built by `cargo build --tests`,
-# since rdkafka is a dev-dependency). Produce settings mirror the bench's defaults:
+# since rdkafka is a dev-dependency; $CARGO_TARGET_DIR instead of target/ if set).
+# Produce settings mirror the bench's defaults:
 # linger.ms=5, batch.size=16384 bytes, random partition per record, no compression.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$ROOT/target/rdkafka_performance
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/rdkafka_performance
 
 build() {
   local out="" d
-  for d in "$ROOT"/target/*/build/rdkafka-sys-*/out; do
+  for d in "$TARGET"/*/build/rdkafka-sys-*/out; do
     if [ -f "$d/src/librdkafka.a" ]; then out=$d; break; fi
   done
   [ -n "$out" ] || { echo "no built librdkafka.a; run: cargo build --tests" >&2; exit 1; }

@@ -22,6 +22,23 @@ pub struct DmaDisk;
 /// One O_DIRECT file.
 pub struct DmaDiskFile {
     file: DmaFile,
+    /// The device's logical block size, raised to the filesystem block (see `write_alignment`).
+    alignment: usize,
+}
+
+/// The alignment writes use: the larger of the device's logical block (what O_DIRECT
+/// requires) and the filesystem block (`st_blksize`, at most 4 KiB). ext4 serves a direct
+/// write that starts or ends inside a filesystem block under the inode's exclusive lock,
+/// zeroing the rest of the block if it is newly allocated, so io_uring's non-blocking
+/// attempt fails (EAGAIN) and the write is handed to a kernel worker thread.
+fn write_alignment(device: usize, path: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let fs_block = std::fs::metadata(path).map_or(0, |m| m.blksize() as usize);
+    if fs_block.is_power_of_two() && fs_block <= 4096 {
+        device.max(fs_block)
+    } else {
+        device
+    }
 }
 
 impl IoBuffer for DmaBuffer {
@@ -102,7 +119,8 @@ impl Disk for DmaDisk {
             .dma_open(path)
             .await
             .map_err(io::Error::from)?;
-        Ok(DmaDiskFile { file })
+        let alignment = write_alignment(file.alignment() as usize, path);
+        Ok(DmaDiskFile { file, alignment })
     }
 
     async fn remove(&self, path: &Path) -> io::Result<()> {
@@ -145,7 +163,7 @@ impl DiskFile for DmaDiskFile {
     type Buffer = DmaBuffer;
 
     fn alignment(&self) -> usize {
-        self.file.alignment() as usize
+        self.alignment
     }
 
     fn alloc_buffer(&self, len: usize) -> DmaBuffer {
@@ -189,6 +207,16 @@ impl DiskFile for DmaDiskFile {
         // fallocate(KEEP_SIZE) from 0 to the end reserves the range; existing data is untouched.
         self.file
             .pre_allocate(pos + len, true)
+            .await
+            .map_err(io::Error::from)
+    }
+
+    async fn extend_to(&self, len: u64) -> io::Result<()> {
+        if len <= self.size().await? {
+            return Ok(());
+        }
+        self.file
+            .pre_allocate(len, false)
             .await
             .map_err(io::Error::from)
     }
@@ -239,6 +267,13 @@ mod tests {
                     3 * align as u64,
                     "allocate keeps size"
                 );
+                f.extend_to(8 * align as u64).await.expect("extend");
+                assert_eq!(f.size().await.unwrap(), 8 * align as u64, "extended");
+                f.extend_to(align as u64).await.expect("never shrinks");
+                assert_eq!(f.size().await.unwrap(), 8 * align as u64);
+                let back = f.read_at(align as u64, 5).await.unwrap();
+                assert_eq!(&back, b"hello", "data kept");
+                assert_eq!(f.read_at(5 * align as u64, 4).await.unwrap(), [0; 4]);
                 f.truncate(10).await.unwrap();
                 assert_eq!(f.size().await.unwrap(), 10);
                 f.close().await.unwrap();

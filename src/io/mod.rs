@@ -75,6 +75,10 @@ pub trait DiskFile: 'static {
     async fn truncate(&self, len: u64) -> io::Result<()>;
     /// Reserve disk space for `[pos, pos + len)` without changing the reported size.
     async fn allocate(&self, pos: u64, len: u64) -> io::Result<()>;
+    /// Grow the file to `len` bytes of allocated space that reads as zeros (fallocate mode
+    /// 0): later writes below `len` then neither extend the file nor allocate blocks. Never
+    /// shrinks the file; data already there is untouched.
+    async fn extend_to(&self, len: u64) -> io::Result<()>;
     /// The file size in bytes.
     async fn size(&self) -> io::Result<u64>;
     /// Close the file.

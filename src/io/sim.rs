@@ -433,6 +433,21 @@ impl DiskFile for SimFile {
         }
     }
 
+    async fn extend_to(&self, len: u64) -> io::Result<()> {
+        self.check_alive()?;
+        if let Some(err) = self.disk.fault(true) {
+            return Err(err);
+        }
+        let mut f = self.data.borrow_mut();
+        if len > f.current.len() as u64 {
+            // A size change like any other: lost at a crash unless synced.
+            let op = PendingOp::Truncate(len);
+            apply(&mut f.current, &op);
+            f.pending.push(op);
+        }
+        Ok(())
+    }
+
     async fn size(&self) -> io::Result<u64> {
         self.check_alive()?;
         Ok(self.data.borrow().current.len() as u64)

@@ -630,18 +630,25 @@ impl Shard {
             glommio::timer::sleep(tick).await;
             let logs = self.open_logs();
             let image = self.metadata();
-            for (tp, log) in logs {
+            let mut synced = Vec::new();
+            let flushes = logs.iter().map(|(tp, log)| {
                 let durability = image.topics.get(&tp.topic).map(|t| self.durability(t));
-                let _ = log.flush().await;
-                if let Some(Durability::IntervalMs(ms)) = durability {
-                    let due = last_sync
-                        .get(&tp)
-                        .is_none_or(|t| t.elapsed() >= Duration::from_millis(ms));
-                    if due {
+                let sync_due = matches!(durability, Some(Durability::IntervalMs(ms))
+                    if last_sync.get(tp).is_none_or(|t| t.elapsed() >= Duration::from_millis(ms)));
+                if sync_due {
+                    synced.push(tp.clone());
+                }
+                async move {
+                    let _ = log.flush().await;
+                    if sync_due {
                         let _ = log.sync_through(log.log_end_offset() - 1).await;
-                        last_sync.insert(tp.clone(), std::time::Instant::now());
                     }
                 }
+            });
+            // All partitions at once: one at a time kept a single write in flight per shard.
+            join_all(flushes.collect::<Vec<_>>()).await;
+            for tp in synced {
+                last_sync.insert(tp, std::time::Instant::now());
             }
         }
     }

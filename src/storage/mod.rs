@@ -87,12 +87,25 @@
 //! come from glommio's DMA pool (`io_memory`): size the pool for two buffers per busy
 //! partition, or allocations fall back to the heap.
 //!
-//! Preallocation (`preallocate`, `fallocate(KEEP_SIZE)`) reserves extents but the file size
-//! still grows with every write, so each fdatasync still commits a size change. On the
-//! development VM (loaded, noisy) a 4 KiB write + fdatasync took p50 0.15-0.46 ms when
-//! overwriting and 0.2-3.6 ms when extending the file, while append throughput with and
-//! without preallocation was within the run-to-run noise. Recycling or pre-zeroing segment
-//! files would remove the size commit from durable acks; that is not done yet.
+//! Writes never extend the file: before a write would pass the active segment's size, the
+//! file is grown with `fallocate` (mode 0: allocated, sized, reading as zeros) a quarter of
+//! what it holds ahead (1-16 MiB, never past `segment.bytes`); the roll cuts it back to its
+//! logical size, and recovery reads the zeros beyond the last batch as the clean end. Write
+//! positions are aligned to the filesystem block (4 KiB on ext4) even where the device
+//! accepts 512 bytes. Both because ext4 runs an extending or block-unaligned direct write
+//! under the inode's exclusive lock, so io_uring's non-blocking attempt fails and the write
+//! is handed to a kernel worker thread, which blocks on it (extending writes are waited for
+//! synchronously) and inherits the shard's CPU. Traced with the `iomap_dio_rw_begin`
+//! tracepoint during a 16-partition produce run (perf/README.md, "Tracing the write path"):
+//! before, every log write ran on an `iou-wrk` thread and extended the file, 87% of them
+//! starting inside a 4 KiB block; after, none extends and all are block-aligned. They still
+//! run on worker threads: each write starts with the rewritten, already written last block
+//! and continues into unwritten (fallocated) blocks, which ext4 does not treat as an
+//! overwrite. Writing that block separately, or recycling written segment files, is what
+//! remains to keep writes on the shard's own submission path.
+//!
+//! Preallocation (`preallocate`, `fallocate(KEEP_SIZE)` of the whole segment) reserves the
+//! space of the whole segment up front; the growth above still sets the size.
 //!
 //! Segments roll when the next batch would take the active segment past `segment_bytes`, or
 //! when the segment is older than `segment_ms`. Rolling writes out the old segment, cuts it to

@@ -42,6 +42,10 @@ pub const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// a fresh buffer; with this many queued, an append waits for the writes. Bounds a
 /// partition's buffers at (this + 1) × `MAX_WRITE_BUFFER_BYTES` (plus oversized batches).
 pub const MAX_QUEUED_WRITES: usize = 3;
+/// How far ahead of its writes the active segment's file is allocated and sized: a quarter
+/// of the bytes written so far, within these bounds (and never past `segment.bytes`).
+const MIN_ALLOCATE_AHEAD_BYTES: u64 = 1 << 20;
+const MAX_ALLOCATE_AHEAD_BYTES: u64 = 16 << 20;
 /// Largest single direct-I/O read issued by a fetch.
 const MAX_READ_CHUNK_BYTES: usize = 16 << 20;
 /// Smallest read issued by a fetch (read-ahead for small fetches).
@@ -63,6 +67,8 @@ pub(super) struct Writer<D: Disk> {
     /// that a failed fdatasync can write them again: after one, Linux may have dropped them.
     pub unsynced: VecDeque<WriteJob<D>>,
     pub unsynced_bytes: usize,
+    /// The active segment's file is allocated and sized at least this far (`extend_to`).
+    pub allocated: u64,
 }
 
 pub(super) struct WriteJob<D: Disk> {
@@ -488,7 +494,33 @@ impl<D: Disk> PartitionLog<D> {
         }
     }
 
+    /// Grow the active segment's file ahead of a write ending at `end`, so that the write
+    /// lands inside the file's size in allocated blocks. A write that extends the file, or
+    /// fills a hole, makes ext4 take the inode's exclusive lock, so io_uring's non-blocking
+    /// attempt fails and the write runs on a kernel worker thread (which inherits the shard's
+    /// CPU), synchronously, with the size change journalled. If growing fails (disk full),
+    /// the write still goes ahead and extends the file itself, reporting its own error.
+    async fn allocate_ahead(&self, job: &WriteJob<D>, end: u64) {
+        let target = {
+            let st = self.state();
+            if end <= st.writer.allocated || job.mark.segment_base != st.active().base_offset {
+                return;
+            }
+            let ahead = (end / 4).clamp(MIN_ALLOCATE_AHEAD_BYTES, MAX_ALLOCATE_AHEAD_BYTES);
+            let limit = st.config.segment_bytes.min(MAX_SEGMENT_BYTES).max(end);
+            align_up((end + ahead).min(limit), job.file.alignment())
+        };
+        if job.file.extend_to(target).await.is_ok() {
+            let mut st = self.state_mut();
+            if st.active().base_offset == job.mark.segment_base {
+                st.writer.allocated = st.writer.allocated.max(target);
+            }
+        }
+    }
+
     async fn run_job(&self, job: WriteJob<D>) -> Result<(), StorageError> {
+        let end = job.pos + job.buf.as_bytes().len() as u64;
+        self.allocate_ahead(&job, end).await;
         match job.file.write_at(job.buf.clone(), job.pos).await {
             Ok(()) => {
                 let mut st = self.state_mut();
@@ -718,6 +750,7 @@ impl<D: Disk> PartitionLog<D> {
                 pending: VecDeque::new(),
                 unsynced: VecDeque::new(),
                 unsynced_bytes: 0,
+                allocated: 0,
             },
         );
         // Written but unsynced bytes of the sealed segment stay retained for a retry.

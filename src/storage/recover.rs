@@ -284,6 +284,7 @@ async fn make_writer<D: Disk>(
         pending: Default::default(),
         unsynced: Default::default(),
         unsynced_bytes: 0,
+        allocated: 0,
     })
 }
 
