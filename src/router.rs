@@ -12,6 +12,10 @@
 //! Bounds: the mesh channels hold [`MESH_CHANNEL_CAPACITY`] messages per pair of shards; a full
 //! channel makes the sender wait (back-pressure to the connection), never grow a queue.
 
+mod scatter;
+
+pub use scatter::Scatter;
+
 use crate::cluster::MetadataImage;
 use crate::groups::call::{GroupAnswer, GroupCall};
 use crate::model::{Offset, ShardId, TimestampMs, TopicPartition};

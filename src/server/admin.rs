@@ -4,11 +4,10 @@
 
 use super::errors::{admin_error_code, partition_error_code};
 use super::{RequestError, ServerCtx};
-use crate::base::join_all;
 use crate::config::{validate_topic_config, TOPIC_CONFIG_KEYS};
-use crate::model::{ShardId, TopicPartition};
+use crate::model::TopicPartition;
 use crate::protocol::*;
-use crate::router::{AdminCall, AdminReply, PartitionError, ShardCall, ShardReply};
+use crate::router::{AdminCall, AdminReply, PartitionError, Scatter, ShardCall, ShardReply};
 use std::collections::BTreeMap;
 
 /// DescribeConfigs resource types.
@@ -499,62 +498,44 @@ async fn delete_records(
 ) -> Result<delete_records::DeleteRecordsResponse, RequestError> {
     use delete_records::*;
     let image = ctx.image();
-    let mut slots: Vec<Vec<Option<Result<i64, PartitionError>>>> = Vec::new();
-    let mut by_shard: BTreeMap<ShardId, (Vec<(TopicPartition, i64)>, Vec<(usize, usize)>)> =
-        BTreeMap::new();
-    for (ti, t) in req.topics.iter().enumerate() {
+    let mut scatter = Scatter::new();
+    for t in &req.topics {
         let meta = image.topics.get(t.name.as_str());
-        let mut row = Vec::new();
-        for (pi, p) in t.partitions.iter().enumerate() {
+        for p in &t.partitions {
             match meta.filter(|m| (0..m.partitions).contains(&p.partition_index)) {
                 Some(m) => {
-                    row.push(None);
-                    let e = by_shard
-                        .entry(ctx.router.owner(&m.name, p.partition_index))
-                        .or_default();
-                    e.0.push((
-                        TopicPartition {
-                            topic: m.name.clone(),
-                            partition: p.partition_index,
-                        },
-                        p.offset,
-                    ));
-                    e.1.push((ti, pi));
+                    let tp = TopicPartition {
+                        topic: m.name.clone(),
+                        partition: p.partition_index,
+                    };
+                    scatter.send(ctx.router.owner(&m.name, p.partition_index), (tp, p.offset));
                 }
-                None => row.push(Some(Err(PartitionError::UnknownTopicOrPartition))),
+                None => scatter.skip(),
             }
         }
-        slots.push(row);
     }
-    let calls = by_shard
-        .into_iter()
-        .map(|(shard, (parts, pos))| async move {
-            (
-                ctx.router
-                    .call(shard, ShardCall::DeleteRecords { parts })
-                    .await,
-                pos,
-            )
-        });
-    for (reply, pos) in join_all(calls).await {
-        let Ok(ShardReply::DeleteRecords(results)) = reply else {
-            return Err(RequestError::Unavailable);
-        };
-        for ((ti, pi), r) in pos.into_iter().zip(results) {
-            slots[ti][pi] = Some(r);
-        }
-    }
+    let mut slots = ctx
+        .scatter_gather(
+            scatter,
+            |parts| ShardCall::DeleteRecords { parts },
+            |reply| match reply {
+                ShardReply::DeleteRecords(results) => Some(results),
+                _ => None,
+            },
+        )
+        .await?
+        .into_iter();
+    // Slots come in request order: take them in the same nested order.
     let topics = req
         .topics
         .iter()
-        .zip(slots)
-        .map(|(t, row)| DeleteRecordsTopicResult {
+        .map(|t| DeleteRecordsTopicResult {
             name: t.name.clone(),
             partitions: t
                 .partitions
                 .iter()
-                .zip(row)
-                .map(|(p, slot)| {
+                .map(|p| {
+                    let slot = slots.next().flatten();
                     match slot.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)) {
                         Ok(low) => DeleteRecordsPartitionResult {
                             partition_index: p.partition_index,

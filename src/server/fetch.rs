@@ -10,11 +10,10 @@
 
 use super::errors::partition_error_code;
 use super::{RequestError, ServerCtx};
-use crate::base::join_all;
 use crate::model::{Offset, ShardId, TopicPartition};
 use crate::protocol::fetch::*;
 use crate::protocol::ErrorCode;
-use crate::router::{FetchPart, FetchedPartition, PartitionError, ShardCall, ShardReply};
+use crate::router::{FetchPart, FetchedPartition, PartitionError, Scatter, ShardCall, ShardReply};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -66,34 +65,23 @@ fn plan(ctx: &ServerCtx, req: &FetchRequest) -> Plan {
 }
 
 async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestError> {
-    let mut slots: Vec<Option<Slot>> = plan.parts.iter().map(|_| None).collect();
-    let mut by_shard: BTreeMap<ShardId, (Vec<FetchPart>, Vec<usize>)> = BTreeMap::new();
-    for (i, (_, _, target)) in plan.parts.iter().enumerate() {
+    let mut scatter = Scatter::new();
+    for (_, _, target) in &plan.parts {
         match target {
-            Some((shard, part)) => {
-                let e = by_shard.entry(*shard).or_default();
-                e.0.push(part.clone());
-                e.1.push(i);
-            }
-            None => slots[i] = Some(Err(PartitionError::UnknownTopicOrPartition)),
+            Some((shard, part)) => scatter.send(*shard, part.clone()),
+            None => scatter.skip(),
         }
     }
-    let calls = by_shard
-        .into_iter()
-        .map(|(shard, (parts, idx))| async move {
-            (
-                ctx.router.call(shard, ShardCall::Fetch { parts }).await,
-                idx,
-            )
-        });
-    for (reply, idx) in join_all(calls).await {
-        let Ok(ShardReply::Fetch(results)) = reply else {
-            return Err(RequestError::Unavailable);
-        };
-        for (i, r) in idx.into_iter().zip(results) {
-            slots[i] = Some(r);
-        }
-    }
+    let slots = ctx
+        .scatter_gather(
+            scatter,
+            |parts| ShardCall::Fetch { parts },
+            |reply| match reply {
+                ShardReply::Fetch(results) => Some(results),
+                _ => None,
+            },
+        )
+        .await?;
     Ok(slots
         .into_iter()
         .map(|s| s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)))

@@ -10,8 +10,7 @@ use crate::groups::ClientInfo;
 use crate::model::ShardId;
 use crate::protocol::header::RequestHeader;
 use crate::protocol::*;
-use crate::router::group_owner;
-use crate::router::{ShardCall, ShardReply};
+use crate::router::{group_owner, Scatter, ShardCall, ShardReply};
 
 async fn call(
     ctx: &ServerCtx,
@@ -34,6 +33,16 @@ async fn call_shard(
 
 fn mismatch() -> RequestError {
     RequestError::Unavailable
+}
+
+/// The answer of kind `$variant`, or the request fails (an answer of another kind).
+macro_rules! expect_answer {
+    ($answer:expr, $variant:ident) => {
+        match $answer {
+            GroupAnswer::$variant(resp) => resp,
+            _ => return Err(mismatch()),
+        }
+    };
 }
 
 /// Decode, route and encode one group API request. Returns `Ok(false)` if `key` is not a
@@ -63,57 +72,55 @@ pub async fn handle(
                 client_host: format!("/{peer}"),
             };
             let group = req.group_id.clone();
-            let GroupAnswer::Join(resp) = call(
-                ctx,
-                &group,
-                GroupCall::Join {
-                    version,
-                    client,
-                    req,
-                },
-            )
-            .await?
-            else {
-                return Err(mismatch());
+            let join = GroupCall::Join {
+                version,
+                client,
+                req,
             };
-            resp.encode(w, version);
+            expect_answer!(call(ctx, &group, join).await?, Join).encode(w, version);
         }
         sync_group::API_KEY => {
             let req = sync_group::SyncGroupRequest::decode(r, version).map_err(de)?;
             let group = req.group_id.clone();
-            let GroupAnswer::Sync(resp) = call(ctx, &group, GroupCall::Sync { req }).await? else {
-                return Err(mismatch());
-            };
-            resp.encode(w, version);
+            let answer = call(ctx, &group, GroupCall::Sync { req }).await?;
+            expect_answer!(answer, Sync).encode(w, version);
         }
         heartbeat::API_KEY => {
             let req = heartbeat::HeartbeatRequest::decode(r, version).map_err(de)?;
             let group = req.group_id.clone();
-            let GroupAnswer::Heartbeat(resp) =
-                call(ctx, &group, GroupCall::Heartbeat { req }).await?
-            else {
-                return Err(mismatch());
-            };
-            resp.encode(w, version);
+            let answer = call(ctx, &group, GroupCall::Heartbeat { req }).await?;
+            expect_answer!(answer, Heartbeat).encode(w, version);
         }
         leave_group::API_KEY => {
             let req = leave_group::LeaveGroupRequest::decode(r, version).map_err(de)?;
             let group = req.group_id.clone();
-            let GroupAnswer::Leave(resp) =
-                call(ctx, &group, GroupCall::Leave { version, req }).await?
-            else {
-                return Err(mismatch());
-            };
-            resp.encode(w, version);
+            let answer = call(ctx, &group, GroupCall::Leave { version, req }).await?;
+            expect_answer!(answer, Leave).encode(w, version);
         }
+        _ => return handle_offsets_and_admin(ctx, key, version, r, w).await,
+    }
+    Ok(true)
+}
+
+/// The group APIs about offsets and group administration (see [`handle`]).
+async fn handle_offsets_and_admin(
+    ctx: &ServerCtx,
+    key: i16,
+    version: i16,
+    r: &mut Reader,
+    w: &mut Writer,
+) -> Result<bool, RequestError> {
+    let de = |error| RequestError::Decode {
+        api_key: key,
+        api_version: version,
+        error,
+    };
+    match key {
         offset_commit::API_KEY => {
             let req = offset_commit::OffsetCommitRequest::decode(r, version).map_err(de)?;
             let group = req.group_id.clone();
-            let GroupAnswer::Commit(resp) = call(ctx, &group, GroupCall::Commit { req }).await?
-            else {
-                return Err(mismatch());
-            };
-            resp.encode(w, version);
+            let answer = call(ctx, &group, GroupCall::Commit { req }).await?;
+            expect_answer!(answer, Commit).encode(w, version);
         }
         offset_fetch::API_KEY => {
             let req = offset_fetch::OffsetFetchRequest::decode(r, version).map_err(de)?;
@@ -122,12 +129,8 @@ pub async fn handle(
         offset_delete::API_KEY => {
             let req = offset_delete::OffsetDeleteRequest::decode(r, version).map_err(de)?;
             let group = req.group_id.clone();
-            let GroupAnswer::DeleteOffsets(resp) =
-                call(ctx, &group, GroupCall::DeleteOffsets { req }).await?
-            else {
-                return Err(mismatch());
-            };
-            resp.encode(w, version);
+            let answer = call(ctx, &group, GroupCall::DeleteOffsets { req }).await?;
+            expect_answer!(answer, DeleteOffsets).encode(w, version);
         }
         list_groups::API_KEY => {
             let req = list_groups::ListGroupsRequest::decode(r, version).map_err(de)?;
@@ -176,6 +179,19 @@ fn find_coordinator_response(
     FindCoordinatorResponse::for_keys(version, &keys, &coordinator)
 }
 
+/// Items of a multi-group request, each sent to the shard that coordinates its group.
+fn by_group_owner<'a, P: 'a>(
+    ctx: &ServerCtx,
+    items: impl IntoIterator<Item = (&'a str, P)>,
+) -> Scatter<P> {
+    let shards = ctx.router.shard_count();
+    let mut scatter = Scatter::new();
+    for (group_id, item) in items {
+        scatter.send(group_owner(group_id, shards), item);
+    }
+    scatter
+}
+
 async fn offset_fetch(
     ctx: &ServerCtx,
     req: offset_fetch::OffsetFetchRequest,
@@ -184,29 +200,30 @@ async fn offset_fetch(
     use offset_fetch::*;
     if version < BATCHED_FROM {
         let group = req.group_id.clone();
-        let GroupAnswer::Fetch(resp) = call(ctx, &group, GroupCall::Fetch { version, req }).await?
-        else {
-            return Err(mismatch());
-        };
-        return Ok(resp);
+        let answer = call(ctx, &group, GroupCall::Fetch { version, req }).await?;
+        return Ok(expect_answer!(answer, Fetch));
     }
-    let calls = req.groups.iter().map(|g| {
-        let sub = OffsetFetchRequest {
-            group_id: String::new(),
-            topics: None,
-            groups: vec![g.clone()],
-            require_stable: req.require_stable,
-        };
-        let group = g.group_id.clone();
-        async move { call(ctx, &group, GroupCall::Fetch { version, req: sub }).await }
-    });
-    let mut groups = Vec::with_capacity(req.groups.len());
-    for answer in join_all(calls).await {
-        let GroupAnswer::Fetch(resp) = answer? else {
-            return Err(mismatch());
-        };
-        groups.extend(resp.groups);
-    }
+    let require_stable = req.require_stable;
+    let groups = req.groups.iter().map(|g| (g.group_id.as_str(), g.clone()));
+    let answers = ctx
+        .scatter_gather(
+            by_group_owner(ctx, groups),
+            |groups| {
+                let req = OffsetFetchRequest {
+                    group_id: String::new(),
+                    topics: None,
+                    groups,
+                    require_stable,
+                };
+                ShardCall::Group(GroupCall::Fetch { version, req })
+            },
+            |reply| match reply {
+                ShardReply::Group(GroupAnswer::Fetch(resp)) => Some(resp.groups),
+                _ => None,
+            },
+        )
+        .await?;
+    let groups = answers.into_iter().flatten().collect();
     Ok(OffsetFetchResponse::for_groups(version, groups))
 }
 
@@ -214,6 +231,7 @@ async fn list_groups(
     ctx: &ServerCtx,
     req: list_groups::ListGroupsRequest,
 ) -> Result<list_groups::ListGroupsResponse, RequestError> {
+    // Every shard coordinates some groups: ask them all (no split by owner).
     let calls = (0..ctx.router.shard_count()).map(|s| {
         let sub = req.clone();
         async move { call_shard(ctx, ShardId(s), GroupCall::List { req: sub }).await }
@@ -224,9 +242,7 @@ async fn list_groups(
         groups: Vec::new(),
     };
     for answer in join_all(calls).await {
-        let GroupAnswer::List(resp) = answer? else {
-            return Err(mismatch());
-        };
+        let resp = expect_answer!(answer?, List);
         if merged.error_code == 0 {
             merged.error_code = resp.error_code;
         }
@@ -239,47 +255,53 @@ async fn describe_groups(
     ctx: &ServerCtx,
     req: describe_groups::DescribeGroupsRequest,
 ) -> Result<describe_groups::DescribeGroupsResponse, RequestError> {
-    let calls = req.groups.iter().map(|g| {
-        let sub = describe_groups::DescribeGroupsRequest {
-            groups: vec![g.clone()],
-            include_authorized_operations: req.include_authorized_operations,
-        };
-        let group = g.clone();
-        async move { call(ctx, &group, GroupCall::Describe { req: sub }).await }
-    });
-    let mut merged = describe_groups::DescribeGroupsResponse {
+    use describe_groups::*;
+    let include_authorized_operations = req.include_authorized_operations;
+    let groups = req.groups.iter().map(|g| (g.as_str(), g.clone()));
+    let answers = ctx
+        .scatter_gather(
+            by_group_owner(ctx, groups),
+            |groups| {
+                let req = DescribeGroupsRequest {
+                    groups,
+                    include_authorized_operations,
+                };
+                ShardCall::Group(GroupCall::Describe { req })
+            },
+            |reply| match reply {
+                ShardReply::Group(GroupAnswer::Describe(resp)) => Some(resp.groups),
+                _ => None,
+            },
+        )
+        .await?;
+    Ok(DescribeGroupsResponse {
         throttle_time_ms: 0,
-        groups: Vec::new(),
-    };
-    for answer in join_all(calls).await {
-        let GroupAnswer::Describe(resp) = answer? else {
-            return Err(mismatch());
-        };
-        merged.groups.extend(resp.groups);
-    }
-    Ok(merged)
+        groups: answers.into_iter().flatten().collect(),
+    })
 }
 
 async fn delete_groups(
     ctx: &ServerCtx,
     req: delete_groups::DeleteGroupsRequest,
 ) -> Result<delete_groups::DeleteGroupsResponse, RequestError> {
-    let calls = req.groups_names.iter().map(|g| {
-        let sub = delete_groups::DeleteGroupsRequest {
-            groups_names: vec![g.clone()],
-        };
-        let group = g.clone();
-        async move { call(ctx, &group, GroupCall::Delete { req: sub }).await }
-    });
-    let mut merged = delete_groups::DeleteGroupsResponse {
+    use delete_groups::*;
+    let groups = req.groups_names.iter().map(|g| (g.as_str(), g.clone()));
+    let answers = ctx
+        .scatter_gather(
+            by_group_owner(ctx, groups),
+            |groups_names| {
+                ShardCall::Group(GroupCall::Delete {
+                    req: DeleteGroupsRequest { groups_names },
+                })
+            },
+            |reply| match reply {
+                ShardReply::Group(GroupAnswer::Delete(resp)) => Some(resp.results),
+                _ => None,
+            },
+        )
+        .await?;
+    Ok(DeleteGroupsResponse {
         throttle_time_ms: 0,
-        results: Vec::new(),
-    };
-    for answer in join_all(calls).await {
-        let GroupAnswer::Delete(resp) = answer? else {
-            return Err(mismatch());
-        };
-        merged.results.extend(resp.results);
-    }
-    Ok(merged)
+        results: answers.into_iter().flatten().collect(),
+    })
 }

@@ -20,7 +20,7 @@ use crate::cluster::{LocalMetadata, MetadataImage};
 use crate::config::BrokerConfig;
 use crate::protocol::header::{response_header_version, RequestHeader, ResponseHeader};
 use crate::protocol::{DecodeError, Reader};
-use crate::router::{AdminCall, AdminError, AdminReply, Router, ShardCall, ShardReply};
+use crate::router::{AdminCall, AdminError, AdminReply, Router, Scatter, ShardCall, ShardReply};
 use bytes::Bytes;
 use glommio::sync::Semaphore;
 use std::cell::Cell;
@@ -143,6 +143,30 @@ impl ServerCtx {
             Ok(ShardReply::Admin(r)) => Ok(r),
             _ => Err(RequestError::Unavailable),
         }
+    }
+
+    /// The request's items, split by owning shard in `scatter`, as one `make(items)` call per
+    /// shard; `unpack` takes each reply's per-item answers (in the order of the items). The
+    /// answers come back in request order, `None` for skipped items. A shard gone or a
+    /// reply of the wrong kind fails the request.
+    pub async fn scatter_gather<P, R>(
+        &self,
+        scatter: Scatter<P>,
+        make: impl Fn(Vec<P>) -> ShardCall,
+        unpack: impl Fn(ShardReply) -> Option<Vec<R>>,
+    ) -> Result<Vec<Option<R>>, RequestError> {
+        let unpack = &unpack;
+        scatter
+            .gather(|shard, items| {
+                let call = self.router.call(shard, make(items));
+                async move {
+                    match call.await {
+                        Ok(reply) => unpack(reply).ok_or(RequestError::Unavailable),
+                        Err(_) => Err(RequestError::Unavailable),
+                    }
+                }
+            })
+            .await
     }
 }
 

@@ -4,13 +4,10 @@
 
 use super::errors::{partition_error_code, partition_error_message};
 use super::{RequestError, ServerCtx};
-use crate::base::join_all;
-use crate::model::{ShardId, TopicPartition};
+use crate::model::TopicPartition;
 use crate::protocol::produce::*;
 use crate::protocol::ErrorCode;
-use crate::router::{AppendOutcome, PartitionError, ProducePart, ShardCall, ShardReply};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use crate::router::{AppendOutcome, PartitionError, ProducePart, Scatter, ShardCall, ShardReply};
 
 type Slot = Result<AppendOutcome, PartitionError>;
 
@@ -43,70 +40,34 @@ pub async fn handle(
     ctx: &ServerCtx,
     req: ProduceRequest,
 ) -> Result<Option<ProduceResponse>, RequestError> {
-    let image = ctx.image();
-    // One slot per partition in request order; filled locally (errors) or by a shard.
-    let mut slots: Vec<Vec<Option<Slot>>> = Vec::with_capacity(req.topic_data.len());
-    let mut by_shard: BTreeMap<ShardId, (Vec<ProducePart>, Vec<(usize, usize)>)> = BTreeMap::new();
     let bad_acks = !(-1..=1).contains(&req.acks);
-    for (ti, topic) in req.topic_data.iter().enumerate() {
-        let meta = image.topics.get(topic.name.as_str());
-        let mut row = Vec::with_capacity(topic.partition_data.len());
-        for (pi, part) in topic.partition_data.iter().enumerate() {
-            let known = meta.is_some_and(|m| (0..m.partitions).contains(&part.index));
-            if bad_acks || req.transactional_id.is_some() || !known {
-                row.push(Some(Err(PartitionError::UnknownTopicOrPartition)));
-                continue;
-            }
-            row.push(None);
-            let name: Arc<str> = meta
-                .map(|m| m.name.clone())
-                .unwrap_or_else(|| Arc::from(topic.name.as_str()));
-            let owner = ctx.router.owner(&name, part.index);
-            let entry = by_shard.entry(owner).or_default();
-            entry.0.push(ProducePart {
-                tp: TopicPartition {
-                    topic: name,
-                    partition: part.index,
-                },
-                records: part.records.clone(),
-            });
-            entry.1.push((ti, pi));
-        }
-        slots.push(row);
-    }
-    let calls = by_shard.into_iter().map(|(shard, (parts, positions))| {
-        let router = ctx.router.clone();
-        let acks = req.acks;
-        async move {
-            (
-                router.call(shard, ShardCall::Produce { acks, parts }).await,
-                positions,
-            )
-        }
-    });
-    for (reply, positions) in join_all(calls).await {
-        let results = match reply {
-            Ok(ShardReply::Produce(results)) => results,
-            _ => return Err(RequestError::Unavailable),
-        };
-        for ((ti, pi), result) in positions.into_iter().zip(results) {
-            slots[ti][pi] = Some(result);
-        }
-    }
+    let refused = bad_acks || req.transactional_id.is_some();
+    let acks = req.acks;
+    let mut slots = ctx
+        .scatter_gather(
+            split(ctx, &req, refused),
+            |parts| ShardCall::Produce { acks, parts },
+            |reply| match reply {
+                ShardReply::Produce(results) => Some(results),
+                _ => None,
+            },
+        )
+        .await?
+        .into_iter();
     if req.acks == 0 {
         return Ok(None);
     }
+    // Slots come in request order: take them in the same nested order.
     let responses: Vec<TopicProduceResponse> = req
         .topic_data
         .iter()
-        .zip(slots)
-        .map(|(topic, row)| TopicProduceResponse {
+        .map(|topic| TopicProduceResponse {
             name: topic.name.clone(),
             partition_responses: topic
                 .partition_data
                 .iter()
-                .zip(row)
-                .map(|(p, slot)| {
+                .map(|p| {
+                    let slot = slots.next().flatten();
                     let slot = slot.unwrap_or(Err(PartitionError::UnknownTopicOrPartition));
                     let mut r = partition_response(p.index, &slot);
                     if bad_acks {
@@ -129,4 +90,30 @@ pub async fn handle(
         responses,
         throttle_time_ms: 0,
     }))
+}
+
+/// The request's partitions by owning shard; unknown partitions (and all of a `refused`
+/// request) are answered here.
+fn split(ctx: &ServerCtx, req: &ProduceRequest, refused: bool) -> Scatter<ProducePart> {
+    let image = ctx.image();
+    let mut scatter = Scatter::new();
+    for topic in &req.topic_data {
+        let meta = image.topics.get(topic.name.as_str());
+        for part in &topic.partition_data {
+            match meta.filter(|m| !refused && (0..m.partitions).contains(&part.index)) {
+                Some(m) => scatter.send(
+                    ctx.router.owner(&m.name, part.index),
+                    ProducePart {
+                        tp: TopicPartition {
+                            topic: m.name.clone(),
+                            partition: part.index,
+                        },
+                        records: part.records.clone(),
+                    },
+                ),
+                None => scatter.skip(),
+            }
+        }
+    }
+    scatter
 }
