@@ -199,6 +199,16 @@ fn histogram(
 /// Prometheus text exposition (format 0.0.4) of every shard's snapshot.
 pub fn render(snaps: &[Snapshot]) -> String {
     let mut out = String::new();
+    topic_counters(&mut out, snaps);
+    request_counters(&mut out, snaps);
+    latency_histograms(&mut out, snaps);
+    shard_gauges(&mut out, snaps);
+    group_lag(&mut out, snaps);
+    out
+}
+
+/// Bytes and records in and out, per shard and topic.
+fn topic_counters(out: &mut String, snaps: &[Snapshot]) {
     let topic_counters: [(&str, &str, fn(&TopicCounters) -> u64); 4] = [
         (
             "ringmq_topic_bytes_in_total",
@@ -220,7 +230,7 @@ pub fn render(snaps: &[Snapshot]) -> String {
         ),
     ];
     for (name, help, get) in topic_counters {
-        family(&mut out, name, "counter", help);
+        family(out, name, "counter", help);
         for s in snaps {
             for (topic, c) in &s.topics {
                 let _ = writeln!(
@@ -233,8 +243,12 @@ pub fn render(snaps: &[Snapshot]) -> String {
             }
         }
     }
+}
+
+/// Requests and error codes answered, per shard and API key.
+fn request_counters(out: &mut String, snaps: &[Snapshot]) {
     family(
-        &mut out,
+        out,
         "ringmq_requests_total",
         "counter",
         "Requests handled, by Kafka API key",
@@ -249,7 +263,7 @@ pub fn render(snaps: &[Snapshot]) -> String {
         }
     }
     family(
-        &mut out,
+        out,
         "ringmq_errors_total",
         "counter",
         "Partition-level error codes answered, by API key and code",
@@ -263,27 +277,35 @@ pub fn render(snaps: &[Snapshot]) -> String {
             );
         }
     }
+}
+
+/// Produce, fetch and fsync latencies, per shard.
+fn latency_histograms(out: &mut String, snaps: &[Snapshot]) {
     histogram(
-        &mut out,
+        out,
         "ringmq_produce_latency_seconds",
         "Produce request handling time",
         snaps,
         |s| &s.produce_latency,
     );
     histogram(
-        &mut out,
+        out,
         "ringmq_fetch_latency_seconds",
         "Fetch request handling time, long-poll wait included",
         snaps,
         |s| &s.fetch_latency,
     );
     histogram(
-        &mut out,
+        out,
         "ringmq_fsync_latency_seconds",
         "Group commit (write + fdatasync) wait of acks=-1 produces",
         snaps,
         |s| &s.fsync_latency,
     );
+}
+
+/// Batch cache hits and misses, connections and partitions, per shard.
+fn shard_gauges(out: &mut String, snaps: &[Snapshot]) {
     let gauges: [(&str, &str, &str, fn(&Snapshot) -> u64); 4] = [
         (
             "ringmq_batch_cache_hits_total",
@@ -311,13 +333,11 @@ pub fn render(snaps: &[Snapshot]) -> String {
         ),
     ];
     for (name, kind, help, get) in gauges {
-        family(&mut out, name, kind, help);
+        family(out, name, kind, help);
         for s in snaps {
             let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, get(s));
         }
     }
-    group_lag(&mut out, snaps);
-    out
 }
 
 /// `ringmq_consumer_group_lag`: high watermark minus committed offset, per group partition

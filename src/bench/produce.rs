@@ -260,28 +260,42 @@ async fn send_loop(
             send_request(plan, version, writer, tx, acc.take_request(), rec).await?;
             continue;
         }
-        let next_due = if sched.is_open_loop() {
-            sched.intended_ns(k)
-        } else {
-            now
-        };
-        let next = next_due
-            .min(acc.next_linger_deadline(linger_ns).unwrap_or(u64::MAX))
-            .min(plan.end_ns);
-        if next > now {
-            glommio::timer::sleep(Duration::from_nanos(next - now)).await;
-            let woke = plan.clock.elapsed_ns();
-            if sched.is_open_loop() && plan.in_window(next) {
-                rec.borrow_mut()
-                    .record_wake_lag_ns(woke.saturating_sub(next));
-            }
-        }
+        sleep_until_next(plan, &sched, &acc, k, now, rec).await;
     }
     acc.close_all();
     while !acc.closed.is_empty() {
         send_request(plan, version, writer, tx, acc.take_request(), rec).await?;
     }
     Ok(())
+}
+
+/// Sleeps until the next record is due (record `k`), a batch's linger ends, or the run ends;
+/// an open-loop run records how late the wake-up was.
+async fn sleep_until_next(
+    plan: &Plan,
+    sched: &Schedule,
+    acc: &Accumulator,
+    k: u64,
+    now: u64,
+    rec: &Rc<RefCell<Recorder>>,
+) {
+    let linger_ns = plan.args.linger_ms * 1_000_000;
+    let next_due = if sched.is_open_loop() {
+        sched.intended_ns(k)
+    } else {
+        now
+    };
+    let next = next_due
+        .min(acc.next_linger_deadline(linger_ns).unwrap_or(u64::MAX))
+        .min(plan.end_ns);
+    if next > now {
+        glommio::timer::sleep(Duration::from_nanos(next - now)).await;
+        let woke = plan.clock.elapsed_ns();
+        if sched.is_open_loop() && plan.in_window(next) {
+            rec.borrow_mut()
+                .record_wake_lag_ns(woke.saturating_sub(next));
+        }
+    }
 }
 
 /// Append one record; returns whether its batch had to be closed first (full).

@@ -176,20 +176,7 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
     }
     resolve_network(args, env, &file, &mut c, &mut settings)?;
     resolve_node(args, env, &file, &mut c, &mut settings)?;
-    let data_dir = layer(
-        args.data_dir.clone(),
-        from_env(env, "RINGMQ_DATA_DIR")?,
-        file.data_dir.clone(),
-    );
-    let source = data_dir.map_or(Source::Default, |(d, s)| {
-        c.data_dir = d;
-        s
-    });
-    settings.push(setting(
-        "data_dir",
-        c.data_dir.display().to_string(),
-        source,
-    ));
+    resolve_data_dir(args, env, &file, &mut c, &mut settings)?;
     let shards = layer(args.shards, from_env(env, "RINGMQ_SHARDS")?, file.shards);
     apply(&mut settings, "shards", shards, &mut c.shards);
     let auto = from_env(env, "RINGMQ_AUTO_CREATE_TOPICS")?;
@@ -235,6 +222,30 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
         config: c,
         settings,
     })
+}
+
+fn resolve_data_dir(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) -> Result<(), String> {
+    let data_dir = layer(
+        args.data_dir.clone(),
+        from_env(env, "RINGMQ_DATA_DIR")?,
+        file.data_dir.clone(),
+    );
+    let source = data_dir.map_or(Source::Default, |(d, s)| {
+        c.data_dir = d;
+        s
+    });
+    settings.push(setting(
+        "data_dir",
+        c.data_dir.display().to_string(),
+        source,
+    ));
+    Ok(())
 }
 
 fn setting(name: &str, value: String, source: Source) -> Setting {

@@ -113,16 +113,7 @@ pub async fn run(a: ProduceArgs) -> Result<(), CliError> {
             a.acks
         )));
     }
-    let mut conn = connect(&a.conn.bootstrap).await?;
-    let partitions = require_topic(&mut conn, &a.topic).await?;
-    if let Some(p) = a.partition {
-        if !partitions.contains(&p) {
-            return Err(CliError::NotFound(format!(
-                "partition {p} of topic '{}'",
-                a.topic
-            )));
-        }
-    }
+    let (mut conn, partitions) = connect_to_topic(&a).await?;
     let header_refs: Vec<(&[u8], Option<&[u8]>)> = headers
         .iter()
         .map(|(k, v)| (k.as_bytes(), Some(v.as_bytes())))
@@ -178,6 +169,21 @@ pub async fn run(a: ProduceArgs) -> Result<(), CliError> {
         format!("produced {records} record(s) to topic '{}'\n", a.topic)
     });
     Ok(())
+}
+
+/// A connection and the topic's partitions (the one of `--partition` must be among them).
+async fn connect_to_topic(a: &ProduceArgs) -> Result<(Connection, Vec<i32>), CliError> {
+    let mut conn = connect(&a.conn.bootstrap).await?;
+    let partitions = require_topic(&mut conn, &a.topic).await?;
+    if let Some(p) = a.partition {
+        if !partitions.contains(&p) {
+            return Err(CliError::NotFound(format!(
+                "partition {p} of topic '{}'",
+                a.topic
+            )));
+        }
+    }
+    Ok((conn, partitions))
 }
 
 fn trim_newline(line: &[u8]) -> &[u8] {

@@ -4,6 +4,7 @@
 //!   and the modules form no cycle;
 //! - length (`length.rs`): no function outside tests is longer than 70 lines.
 
+mod length;
 mod scan;
 
 use scan::{attributes_before, matching, rust_files, strip, tokens, Token};
