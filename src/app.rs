@@ -59,16 +59,17 @@ fn guard_exclusive(config: &BrokerConfig) -> Result<std::fs::File, String> {
     // is no good: sockets left over from a killed broker make it fail spuriously.)
     // A broker killed a moment ago still shows its listener while the kernel tears down its
     // io_uring (which holds the socket), so wait a little before calling the port taken.
-    let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
-    while port_has_listener(config.listen.port()) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if port_has_listener(config.listen.port()) {
-        return Err(format!(
-            "cannot listen on {}: another process is listening on port {}",
-            config.listen,
-            config.listen.port()
-        ));
+    for (what, addr) in [("", config.listen), (" for RPC", config.rpc_listen)] {
+        let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
+        while port_has_listener(addr.port()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if port_has_listener(addr.port()) {
+            return Err(format!(
+                "cannot listen{what} on {addr}: another process is listening on port {}",
+                addr.port()
+            ));
+        }
     }
     Ok(lock)
 }
@@ -242,6 +243,27 @@ fn start_http(config: &BrokerConfig, router: &Rc<Router>, barriers: &Arc<Barrier
     }
 }
 
+/// Shard 0: the node-to-node transport on `--rpc-listen`, saying hello to the seeds. The
+/// controller (and later partition replication) reach other nodes through it.
+fn start_rpc(config: &BrokerConfig) -> Result<Rc<crate::rpc::Rpc>, String> {
+    let listener = glommio::net::TcpListener::bind(config.rpc_listen)
+        .map_err(|e| format!("cannot listen for RPC on {}: {e}", config.rpc_listen))?;
+    let rpc = crate::rpc::Rpc::new(crate::rpc::RpcConfig::new(
+        config.node_id,
+        &config.cluster_id,
+        &config.rpc_advertise(),
+    ));
+    glommio::spawn_local(rpc.clone().serve(listener)).detach();
+    glommio::spawn_local(rpc.clone().bootstrap(config.seeds.clone())).detach();
+    crate::info!(
+        "shard 0: node-to-node RPC on {} (advertised as {}), seeds: [{}]",
+        config.rpc_listen,
+        config.rpc_advertise(),
+        config.seeds.join(", ")
+    );
+    Ok(rpc)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn shard_main(
     i: usize,
@@ -255,9 +277,12 @@ async fn shard_main(
 ) -> Result<(), String> {
     let n = config.shards as usize;
     crate::info!("shard {i}: started");
-    if i == 0 {
+    let rpc = if i == 0 {
         start_http(&config, &router, &barriers);
-    }
+        Some(start_rpc(&config)?)
+    } else {
+        None
+    };
     let t0 = std::time::Instant::now();
     shard.apply_metadata(image).await;
     shard.start_groups().await?;
@@ -315,6 +340,9 @@ async fn shard_main(
     })
     .await;
     drop(listener);
+    if let Some(rpc) = &rpc {
+        rpc.close();
+    }
     let _ = glommio::timer::timeout(DRAIN_TIMEOUT, async {
         ctx.drained().await;
         Ok(())

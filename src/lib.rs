@@ -26,6 +26,7 @@ pub mod model;
 pub mod protocol;
 pub mod records;
 pub mod router;
+pub mod rpc;
 pub mod server;
 pub mod shard;
 pub mod storage;

@@ -6,9 +6,7 @@
 mod common;
 
 use common::{kafka, Broker};
-use rdkafka::consumer::Consumer;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// Starts `ringmq serve` over `dir` with `args` and expects it to refuse: returns its stderr.
 fn refused_start(dir: &std::path::Path, args: &[&str]) -> String {
@@ -34,14 +32,6 @@ fn refused_start(dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn metadata_broker_ids(addr: &str) -> Vec<i32> {
-    let c = kafka::consumer(addr);
-    let md = c
-        .fetch_metadata(None, Duration::from_secs(10))
-        .expect("metadata");
-    md.brokers().iter().map(|b| b.id()).collect()
-}
-
 #[test]
 fn node_id_is_persisted_and_a_different_one_is_refused() {
     let args = [
@@ -53,14 +43,14 @@ fn node_id_is_persisted_and_a_different_one_is_refused() {
         "c-one",
     ];
     let mut b = Broker::start("identity", 1, &args);
-    assert_eq!(metadata_broker_ids(&b.addr()), vec![3]);
+    assert_eq!(kafka::broker_ids(&b.addr()), vec![3]);
     b.stop();
     let e = refused_start(&b.data_dir, &["--node-id", "4"]);
     assert!(e.contains("belongs to node 3"), "{e}");
     let e = refused_start(&b.data_dir, &["--cluster-id", "c-two"]);
     assert!(e.contains("belongs to cluster 'c-one'"), "{e}");
     b.restart();
-    assert_eq!(metadata_broker_ids(&b.addr()), vec![3]);
+    assert_eq!(kafka::broker_ids(&b.addr()), vec![3]);
 }
 
 #[test]
@@ -72,7 +62,7 @@ fn restart_keeps_the_node_id_without_the_flag() {
     );
     b.stop();
     b.restart_with(vec!["--metrics-listen".into(), "off".into()]);
-    assert_eq!(metadata_broker_ids(&b.addr()), vec![5]);
+    assert_eq!(kafka::broker_ids(&b.addr()), vec![5]);
 }
 
 #[test]
@@ -85,7 +75,7 @@ fn legacy_data_dir_is_node_zero() {
     let e = refused_start(&b.data_dir, &["--node-id", "2"]);
     assert!(e.contains("predates node ids"), "{e}");
     b.restart();
-    assert_eq!(metadata_broker_ids(&b.addr()), vec![0]);
+    assert_eq!(kafka::broker_ids(&b.addr()), vec![0]);
     assert!(b.data_dir.join("node.id").is_file());
 }
 

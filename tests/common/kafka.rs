@@ -414,3 +414,12 @@ pub fn verify_partition_order(topic: &str, got: &[Consumed]) {
         last.insert(partition, (offset, i));
     }
 }
+
+/// The node ids a broker's Metadata lists.
+pub fn broker_ids(addr: &str) -> Vec<i32> {
+    let c = consumer(addr);
+    let md = c
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    md.brokers().iter().map(|b| b.id()).collect()
+}

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod netns;
 pub mod wire;
 
 use std::collections::VecDeque;
