@@ -226,6 +226,24 @@ pub fn record_key_values(batch: &[u8]) -> Result<Vec<KeyValue>, RecordsError> {
     })
 }
 
+/// The largest timestamp of a validated batch. The header's maxTimestamp is used when it is
+/// consistent (LogAppendTime, or at least the batch's first timestamp); otherwise (Sarama
+/// writes -1) the records are read, so an index built from this never skips a batch whose
+/// header lies low. Unreadable records fall back to the first timestamp.
+pub fn batch_max_timestamp(batch: &[u8]) -> TimestampMs {
+    let Ok(h) = BatchHeader::parse(batch) else {
+        return -1;
+    };
+    if h.is_log_append_time() || h.max_timestamp() >= h.base_timestamp() {
+        return h.max_timestamp();
+    }
+    let fallback = h.base_timestamp();
+    match each_record(batch, |h, r| Ok(h.base_timestamp() + r.timestamp_delta)) {
+        Ok(ts) => ts.into_iter().max().unwrap_or(fallback),
+        Err(_) => fallback,
+    }
+}
+
 /// The first record of `batch` with a timestamp at or after `target`.
 pub fn first_at_or_after(
     batch: &[u8],
@@ -337,6 +355,19 @@ mod tests {
             assert_eq!(first_at_or_after(&b, 1_332).unwrap(), Some((211, 1_333)));
             assert_eq!(first_at_or_after(&b, 1_598).unwrap(), None, "codec {codec}");
         }
+    }
+
+    #[test]
+    fn max_timestamp_comes_from_records_when_the_header_lies_low() {
+        let ts = [1_000, 1_500, 1_200];
+        for codec in 0..=4u8 {
+            assert_eq!(batch_max_timestamp(&batch_with(&ts, codec, -1)), 1_500);
+            assert_eq!(batch_max_timestamp(&batch_with(&ts, codec, 1_500)), 1_500);
+        }
+        let mut broken = batch_with(&ts, 0, -1);
+        let n = broken.len();
+        broken[n - 9] = 0x7f; // the last record's length (9 bytes from the end) made negative
+        assert_eq!(batch_max_timestamp(&broken), 1_000);
     }
 
     #[test]

@@ -446,3 +446,52 @@ fn frame_over_max_request_bytes() {
     }
     still_healthy(&mut broker, "after-max-request");
 }
+
+/// Produce v0–2 (message sets v0/v1, not stored, as in Kafka 4.0) is answered with
+/// UNSUPPORTED_VERSION for every partition in the v2 layout, and the connection stays open
+/// (it used to be closed, so old clients saw EOF and retried in a loop).
+#[test]
+fn produce_v2_is_answered_unsupported_version() {
+    let mut broker = start("produce-v2");
+    let mut conn = RawConn::connect(&broker.addr());
+    let mut body = wire::Writer::default();
+    body.i16(-1) // acks
+        .i32(5_000) // timeout_ms
+        .i32(1) // topics
+        .string("old-client")
+        .i32(2) // partitions
+        .i32(0)
+        .bytes(b"a v1 message set")
+        .i32(1)
+        .bytes(b"another");
+    conn.send(&wire::request_frame(
+        wire::PRODUCE,
+        2,
+        77,
+        Some("old"),
+        false,
+        &body.buf,
+    ));
+    let ReadOutcome::Frame(frame) = conn.read_frame(REPLY_TIMEOUT) else {
+        panic!("Produce v2 got no answer");
+    };
+    let mut r = wire::Reader::new(&frame);
+    assert_eq!(r.i32(), 77, "correlation id");
+    assert_eq!(r.i32(), 1, "topics");
+    assert_eq!(r.string(), "old-client");
+    assert_eq!(r.i32(), 2, "partitions");
+    for want in [0, 1] {
+        assert_eq!(r.i32(), want, "partition index");
+        assert_eq!(r.i16(), wire::UNSUPPORTED_VERSION, "error code");
+        assert_eq!(r.i64(), -1, "base offset");
+        assert_eq!(r.i64(), -1, "log append time (v2)");
+    }
+    assert_eq!(r.i32(), 0, "throttle time");
+    assert_eq!(r.remaining(), 0, "trailing bytes");
+    conn.send(&wire::metadata_v1_all_topics(78));
+    assert!(
+        matches!(conn.read_frame(REPLY_TIMEOUT), ReadOutcome::Frame(_)),
+        "the connection must stay usable after the refusal"
+    );
+    still_healthy(&mut broker, "after-produce-v2");
+}

@@ -52,7 +52,7 @@ api!(
     ProduceRequest,
     ProduceResponse,
     produce,
-    produce::MIN_DECODABLE_VERSION
+    produce::MIN_STORED_VERSION
 );
 api!(FetchRequest, FetchResponse, fetch, fetch::MIN_VERSION);
 api!(

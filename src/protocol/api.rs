@@ -6,8 +6,8 @@
 //! encoding of every string, array and bytes field, so it is looked up here too.
 //!
 //! One exception is written down rather than hidden: Produce is advertised from v0 (librdkafka
-//! derives its feature set from the advertised minimum, KAFKA-18659) but only v3+ can be
-//! decoded, so [`supported`] answers from the *decodable* range.
+//! derives its feature set from the advertised minimum, KAFKA-18659) but only v3+ are stored;
+//! v0–2 are decoded and answered UNSUPPORTED_VERSION per partition (see `protocol::produce`).
 
 use super::{
     alter_configs, api_versions, create_partitions, create_topics, delete_groups, delete_records,
@@ -291,9 +291,10 @@ mod tests {
     }
 
     #[test]
-    fn produce_is_advertised_from_zero_but_decodable_from_three() {
+    fn produce_is_advertised_and_decoded_from_zero() {
         assert!(advertised().contains(&(0, 0, produce::MAX_VERSION)));
-        assert!(!supported(produce::API_KEY, 2));
+        assert!(supported(produce::API_KEY, 0));
+        assert!(supported(produce::API_KEY, 2));
         assert!(supported(produce::API_KEY, 3));
         assert!(supported(produce::API_KEY, produce::MAX_VERSION));
         assert!(!supported(produce::API_KEY, produce::MAX_VERSION + 1));
@@ -307,7 +308,8 @@ mod tests {
         assert_eq!(is_flexible(api_versions::API_KEY, 5), None);
         assert_eq!(is_flexible(metadata::API_KEY, 8), Some(false));
         assert_eq!(is_flexible(metadata::API_KEY, 9), Some(true));
-        assert_eq!(is_flexible(metadata::API_KEY, 0), None);
+        assert_eq!(is_flexible(metadata::API_KEY, 0), Some(false));
+        assert_eq!(is_flexible(metadata::API_KEY, -1), None);
         assert_eq!(is_flexible(fetch::API_KEY, 12), Some(true));
         assert_eq!(is_flexible(describe_cluster::API_KEY, 0), Some(true));
         assert_eq!(is_flexible(999, 0), None);
@@ -320,7 +322,7 @@ mod tests {
             (8, 2, 9, 8),  // OffsetCommit
             (9, 1, 9, 6),  // OffsetFetch
             (10, 0, 4, 3), // FindCoordinator
-            (11, 2, 9, 6), // JoinGroup
+            (11, 0, 9, 6), // JoinGroup (v0–1 for old clients, e.g. Sarama 1.22)
             (12, 0, 4, 4), // Heartbeat
             (13, 0, 5, 4), // LeaveGroup
             (14, 0, 5, 4), // SyncGroup

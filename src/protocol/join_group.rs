@@ -1,9 +1,11 @@
-//! JoinGroup (key 11), versions 2–9, flexible from 6 (Kafka 4.1 schema).
+//! JoinGroup (key 11), versions 0–9, flexible from 6 (Kafka 4.1 schema for v2+).
 //!
 //! The first call of the classic rebalance protocol: a member names its group, its session
 //! and rebalance timeouts and the protocols (assignors) it supports with their metadata. The
 //! coordinator answers once the rebalance completes: the leader gets every member's metadata,
-//! followers an empty list. v0–1 were removed in Kafka 4.0 (KIP-896) and are not served.
+//! followers an empty list. v0–1 were removed in Kafka 4.0 (KIP-896) but are still what old
+//! clients send (Sarama 1.22 joins with v1), so they are served: v0 has no rebalance timeout
+//! (the session timeout stands in, as in Kafka), and neither has the response's throttle time.
 //! Version notes: `group_instance_id` v5+ (static membership, KIP-345), `reason` v8+,
 //! response `protocol_type` v7+, `skip_assignment` v9.
 
@@ -13,7 +15,10 @@ use bytes::Bytes;
 /// Kafka API key of JoinGroup.
 pub const API_KEY: i16 = 11;
 /// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 2;
+pub const MIN_VERSION: i16 = 0;
+/// Lowest version the Kafka 4.1 schemas (the test oracle) still know.
+#[cfg(test)]
+const ORACLE_MIN_VERSION: i16 = 2;
 /// Highest version we advertise.
 pub const MAX_VERSION: i16 = 9;
 /// First flexible (KIP-482) version.
@@ -51,7 +56,11 @@ impl JoinGroupRequest {
         let flex = flexible(version);
         let group_id = r.string(flex, "group_id")?;
         let session_timeout_ms = r.i32("session_timeout_ms")?;
-        let rebalance_timeout_ms = r.i32("rebalance_timeout_ms")?;
+        let rebalance_timeout_ms = if version >= 1 {
+            r.i32("rebalance_timeout_ms")?
+        } else {
+            session_timeout_ms
+        };
         let member_id = r.string(flex, "member_id")?;
         let group_instance_id = if version >= 5 {
             r.nullable_string(flex, "group_instance_id")?
@@ -87,7 +96,9 @@ impl JoinGroupRequest {
         let flex = flexible(version);
         w.string(&self.group_id, flex);
         w.i32(self.session_timeout_ms);
-        w.i32(self.rebalance_timeout_ms);
+        if version >= 1 {
+            w.i32(self.rebalance_timeout_ms);
+        }
         w.string(&self.member_id, flex);
         if version >= 5 {
             w.nullable_string(self.group_instance_id.as_deref(), flex);
@@ -134,7 +145,9 @@ pub struct JoinGroupMember {
 impl JoinGroupResponse {
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flex = flexible(version);
-        w.i32(self.throttle_time_ms);
+        if version >= 2 {
+            w.i32(self.throttle_time_ms);
+        }
         w.i16(self.error_code);
         w.i32(self.generation_id);
         if version >= 7 {
@@ -162,7 +175,11 @@ impl JoinGroupResponse {
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        let throttle_time_ms = if version >= 2 {
+            r.i32("throttle_time_ms")?
+        } else {
+            0
+        };
         let error_code = r.i16("error_code")?;
         let generation_id = r.i32("generation_id")?;
         let (protocol_type, protocol_name) = if version >= 7 {
@@ -272,7 +289,15 @@ mod tests {
                 assert_eq!(got, sample_request());
             }
             truncations_fail(&b, v, JoinGroupRequest::decode);
-            oracle_agrees::<kp::JoinGroupRequest>(&b, v);
+            if v >= ORACLE_MIN_VERSION {
+                oracle_agrees::<kp::JoinGroupRequest>(&b, v);
+            }
+            if v == 0 {
+                assert_eq!(
+                    got.rebalance_timeout_ms,
+                    sample_request().session_timeout_ms
+                );
+            }
 
             let (got, b) = round_trip(
                 &sample_response(),
@@ -286,7 +311,9 @@ mod tests {
                 assert_eq!(got, sample_response());
             }
             truncations_fail(&b, v, JoinGroupResponse::decode);
-            oracle_agrees::<kp::JoinGroupResponse>(&b, v);
+            if v >= ORACLE_MIN_VERSION {
+                oracle_agrees::<kp::JoinGroupResponse>(&b, v);
+            }
         }
     }
 
@@ -303,7 +330,9 @@ mod tests {
         };
         for v in MIN_VERSION..=MAX_VERSION {
             let b = encode(&resp, v, JoinGroupResponse::encode);
-            oracle_agrees::<kp::JoinGroupResponse>(&b, v);
+            if v >= ORACLE_MIN_VERSION {
+                oracle_agrees::<kp::JoinGroupResponse>(&b, v);
+            }
             let got = decode_all(b, v, JoinGroupResponse::decode).unwrap();
             assert_eq!(got.error_code, 79);
         }
@@ -311,7 +340,7 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic_any_decoder() {
-        let seeds: Vec<Bytes> = [2, 5, 6, 9]
+        let seeds: Vec<Bytes> = [0, 1, 2, 5, 6, 9]
             .iter()
             .flat_map(|&v| {
                 [

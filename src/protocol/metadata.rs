@@ -1,7 +1,8 @@
-//! Metadata (key 3), versions 1–12, flexible from 9 (Kafka 4.1 schema).
+//! Metadata (key 3), versions 0–12, flexible from 9 (Kafka 4.1 schema).
 //!
-//! v1+ distinguishes a null topic list ("all topics") from an empty one ("no topics"); v0,
-//! where empty meant all, is not served. Topic ids (v10+) are carried as raw 16-byte UUIDs,
+//! v1+ distinguishes a null topic list ("all topics") from an empty one ("no topics"); in v0
+//! (still sent by Sarama's admin) an empty list means all topics and decodes as `None`, and
+//! the response lacks the rack, controller id and is_internal. Topic ids (v10+) are carried as raw 16-byte UUIDs,
 //! all zero when unknown. v13 (top-level error code) is not served.
 //!
 //! Fields a version lacks decode to the schema default (leader_epoch −1, controller_id −1,
@@ -12,7 +13,7 @@ use super::wire::{check_version, DecodeResult, Reader, Writer};
 /// Kafka API key of Metadata.
 pub const API_KEY: i16 = 3;
 /// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 1;
+pub const MIN_VERSION: i16 = 0;
 /// Highest version we advertise.
 pub const MAX_VERSION: i16 = 12;
 /// First flexible (KIP-482) version.
@@ -63,6 +64,7 @@ impl MetadataRequest {
             r.tags_if(flex)?;
             Ok(MetadataRequestTopic { topic_id, name })
         })?;
+        let topics = topics.filter(|t| version >= 1 || !t.is_empty());
         let allow_auto_topic_creation = if version >= 4 {
             r.bool("allow_auto_topic_creation")?
         } else {
@@ -89,7 +91,12 @@ impl MetadataRequest {
 
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flex = flexible(version);
-        w.nullable_array(self.topics.as_deref(), flex, |w, t| {
+        // v0 has no null list: "all topics" is the empty list.
+        let topics = match self.topics.as_deref() {
+            None if version == 0 => Some(&[][..]),
+            topics => topics,
+        };
+        w.nullable_array(topics, flex, |w, t| {
             if version >= 10 {
                 w.uuid(&t.topic_id);
                 w.nullable_string(t.name.as_deref(), flex);
@@ -167,7 +174,9 @@ impl MetadataResponseBroker {
         w.i32(self.node_id);
         w.string(&self.host, flex);
         w.i32(self.port);
-        w.nullable_string(self.rack.as_deref(), flex);
+        if version >= 1 {
+            w.nullable_string(self.rack.as_deref(), flex);
+        }
         w.tags_if(flex);
     }
 
@@ -176,7 +185,11 @@ impl MetadataResponseBroker {
         let node_id = r.i32("node_id")?;
         let host = r.string(flex, "host")?;
         let port = r.i32("port")?;
-        let rack = r.nullable_string(flex, "rack")?;
+        let rack = if version >= 1 {
+            r.nullable_string(flex, "rack")?
+        } else {
+            None
+        };
         r.tags_if(flex)?;
         Ok(MetadataResponseBroker {
             node_id,
@@ -246,7 +259,9 @@ impl MetadataResponseTopic {
         if version >= 10 {
             w.uuid(&self.topic_id);
         }
-        w.bool(self.is_internal);
+        if version >= 1 {
+            w.bool(self.is_internal);
+        }
         w.array(&self.partitions, flex, |w, p| p.encode(w, version));
         if version >= 8 {
             w.i32(self.topic_authorized_operations);
@@ -267,7 +282,7 @@ impl MetadataResponseTopic {
         } else {
             [0; 16]
         };
-        let is_internal = r.bool("is_internal")?;
+        let is_internal = version >= 1 && r.bool("is_internal")?;
         let partitions = r.array(flex, 14, "partitions", |r| {
             MetadataResponsePartition::decode(r, version)
         })?;
@@ -299,7 +314,9 @@ impl MetadataResponse {
         if version >= 2 {
             w.nullable_string(self.cluster_id.as_deref(), flex);
         }
-        w.i32(self.controller_id);
+        if version >= 1 {
+            w.i32(self.controller_id);
+        }
         w.array(&self.topics, flex, |w, t| t.encode(w, version));
         if (8..=10).contains(&version) {
             w.i32(self.cluster_authorized_operations);
@@ -323,7 +340,11 @@ impl MetadataResponse {
         } else {
             None
         };
-        let controller_id = r.i32("controller_id")?;
+        let controller_id = if version >= 1 {
+            r.i32("controller_id")?
+        } else {
+            -1
+        };
         let topics = r.array(flex, 5, "topics", |r| {
             MetadataResponseTopic::decode(r, version)
         })?;
@@ -438,7 +459,9 @@ mod tests {
             let p = &got.topics[0].partitions[0];
             assert_eq!(p.leader_epoch, if v >= 7 { 4 } else { -1 });
             assert_eq!(p.offline_replicas.len(), usize::from(v >= 5));
-            assert_eq!(got.brokers[0].rack.as_deref(), Some("r1"));
+            let rack = if v >= 1 { Some("r1") } else { None };
+            assert_eq!(got.brokers[0].rack.as_deref(), rack);
+            assert_eq!(got.controller_id, if v >= 1 { 1 } else { -1 });
             if v == 10 {
                 assert_eq!(got, sample_response());
             }
@@ -449,7 +472,7 @@ mod tests {
 
     #[test]
     fn null_topics_means_all_and_differs_from_empty() {
-        for v in MIN_VERSION..=MAX_VERSION {
+        for v in 1..=MAX_VERSION {
             let all = MetadataRequest {
                 topics: None,
                 ..sample_request()
@@ -465,6 +488,16 @@ mod tests {
             assert_eq!(got_all.topics, None);
             assert_eq!(got_none.topics, Some(vec![]));
         }
+    }
+
+    #[test]
+    fn v0_empty_topic_list_means_all() {
+        let none = MetadataRequest {
+            topics: Some(vec![]),
+            ..sample_request()
+        };
+        let (got, _) = round_trip(&none, 0, MetadataRequest::encode, MetadataRequest::decode);
+        assert_eq!(got.topics, None);
     }
 
     #[test]

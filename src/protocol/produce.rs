@@ -1,9 +1,11 @@
-//! Produce (key 0): advertised 0–12, decodable 3–12, flexible from 9 (Kafka 4.1 schema).
+//! Produce (key 0): advertised and decoded 0–12, flexible from 9 (Kafka 4.1 schema).
 //!
 //! Record batches stay zero-copy: `records` is a [`Bytes`] slice of the request frame, handed
 //! to storage without copying. Produce v0–2 carry message sets v0/v1, which ringmq does not
 //! store; they are advertised anyway (librdkafka derives features from the advertised minimum,
-//! KAFKA-18659) and refused on arrival, so decoding starts at [`MIN_DECODABLE_VERSION`].
+//! KAFKA-18659), decoded (the same layout without `transactional_id`) and answered
+//! UNSUPPORTED_VERSION per partition, as Kafka 4.0 does, so the client gets an error rather
+//! than a closed connection. Only v[`MIN_STORED_VERSION`]+ are stored.
 //! v13 names topics by id and is not served. The v10+ response tags (CurrentLeader,
 //! NodeEndpoints) only matter on NOT_LEADER errors and are never emitted.
 
@@ -19,8 +21,10 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 12;
 /// First flexible (KIP-482) version.
 pub const FLEXIBLE_FROM: i16 = 9;
-/// Lowest version we can decode: v3 is the first with RecordBatch v2 (magic 2).
-pub const MIN_DECODABLE_VERSION: i16 = 3;
+/// Lowest version we can decode (all advertised ones).
+pub const MIN_DECODABLE_VERSION: i16 = 0;
+/// Lowest version whose records are stored: v3 is the first with RecordBatch v2 (magic 2).
+pub const MIN_STORED_VERSION: i16 = 3;
 
 fn flexible(version: i16) -> bool {
     version >= FLEXIBLE_FROM
@@ -67,7 +71,11 @@ impl ProduceRequest {
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(API_KEY, version, MIN_DECODABLE_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
-        let transactional_id = r.nullable_string(flex, "transactional_id")?;
+        let transactional_id = if version >= MIN_STORED_VERSION {
+            r.nullable_string(flex, "transactional_id")?
+        } else {
+            None
+        };
         let acks = r.i16("acks")?;
         let timeout_ms = r.i32("timeout_ms")?;
         let topic_data = r.array(flex, min_topic_bytes(flex), "topic_data", |r| {
@@ -97,7 +105,9 @@ impl ProduceRequest {
     /// Client side; records are appended by reference (no copy).
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flex = flexible(version);
-        w.nullable_string(self.transactional_id.as_deref(), flex);
+        if version >= MIN_STORED_VERSION {
+            w.nullable_string(self.transactional_id.as_deref(), flex);
+        }
         w.i16(self.acks);
         w.i32(self.timeout_ms);
         w.array(&self.topic_data, flex, |w, t| {
@@ -357,7 +367,7 @@ mod tests {
 
     #[test]
     fn round_trips_every_version() {
-        for v in MIN_DECODABLE_VERSION..=MAX_VERSION {
+        for v in MIN_STORED_VERSION..=MAX_VERSION {
             let (got, b) = round_trip(
                 &sample_request(),
                 v,
@@ -396,8 +406,21 @@ mod tests {
     }
 
     #[test]
-    fn old_versions_are_refused() {
-        for v in [0, 1, 2, 13, -1] {
+    fn old_versions_decode_without_transactional_id() {
+        for v in 0..MIN_STORED_VERSION {
+            let req = ProduceRequest {
+                transactional_id: None,
+                ..sample_request()
+            };
+            let b = encode(&req, v, ProduceRequest::encode);
+            let got = ProduceRequest::decode(&mut Reader::new(b), v).unwrap();
+            assert_eq!(got, req, "v{v}");
+        }
+    }
+
+    #[test]
+    fn unserved_versions_are_refused() {
+        for v in [13, -1] {
             let got = ProduceRequest::decode(&mut Reader::new(Bytes::from_static(&[0; 32])), v);
             assert!(matches!(got, Err(DecodeError::Unsupported { .. })), "v{v}");
         }

@@ -149,6 +149,10 @@ async fn handle_offsets_and_admin(
     Ok(true)
 }
 
+/// What a transactional client is told until transactions exist.
+pub const TRANSACTIONS_UNSUPPORTED: &str =
+    "ringmq does not support transactions yet (transactional.id cannot be used)";
+
 fn find_coordinator_response(
     ctx: &ServerCtx,
     req: &find_coordinator::FindCoordinatorRequest,
@@ -167,13 +171,16 @@ fn find_coordinator_response(
             error_message: None,
         }
     } else {
+        // Clients retry COORDINATOR_NOT_AVAILABLE until their own timeout (librdkafka 30 s,
+        // kafka-python and aiokafka for ever). TRANSACTIONAL_ID_AUTHORIZATION_FAILED is the
+        // answer every client treats as fatal at once; the message says why.
         Coordinator {
             key: String::new(),
             node_id: -1,
             host: String::new(),
             port: -1,
-            error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
-            error_message: Some("transactions are not supported yet".into()),
+            error_code: ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.0,
+            error_message: Some(TRANSACTIONS_UNSUPPORTED.into()),
         }
     };
     FindCoordinatorResponse::for_keys(version, &keys, &coordinator)

@@ -239,7 +239,12 @@ async fn dispatch(
         }
         produce::API_KEY => {
             let req = produce::ProduceRequest::decode(&mut body, version).map_err(decode_err)?;
-            match self::produce::handle(ctx, req).await? {
+            let resp = if version < produce::MIN_STORED_VERSION {
+                self::produce::refuse_message_set(ctx, &req)
+            } else {
+                self::produce::handle(ctx, req).await?
+            };
+            match resp {
                 Some(resp) => {
                     resp.encode(&mut w, version);
                     true

@@ -463,19 +463,12 @@ impl Shard {
                 .max_timestamp()
                 .map(|(ts, off)| (off, ts))
                 .unwrap_or((-1, -1))),
-            ts => match log.offset_for_timestamp(ts).await.map_err(storage_error)? {
-                // The index names the batch; the record inside it is found by reading it
-                // (decompressing if needed). Kafka answers with the exact record.
-                Some((offset, found_ts)) => {
-                    let read = log.read(offset, 1).await.map_err(storage_error)?;
-                    let exact = read
-                        .batches
-                        .first()
-                        .and_then(|b| crate::records::first_at_or_after(b, ts).ok().flatten());
-                    Ok(exact.unwrap_or((offset, found_ts)))
-                }
-                None => Ok((-1, -1)),
-            },
+            // The exact record (storage reads the batch record by record), as Kafka answers.
+            ts => Ok(log
+                .offset_for_timestamp(ts)
+                .await
+                .map_err(storage_error)?
+                .unwrap_or((-1, -1))),
         }
     }
 

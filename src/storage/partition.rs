@@ -331,10 +331,11 @@ impl<D: Disk> PartitionLog<D> {
         if log_append {
             set_log_append_time(dst, now);
         }
+        let max_ts = crate::records::batch_max_timestamp(dst);
         let h = BatchHeader::parse(dst).map_err(StorageError::CorruptBatch)?;
         let last_offset = h.last_offset();
         let active = segments.values_mut().next_back().expect("active segment");
-        active.note_batch(writer.pos + at as u64, &h, batch.len(), interval);
+        active.note_batch(writer.pos + at as u64, &h, batch.len(), interval, max_ts);
         writer.len += batch.len();
         let pb = ProducerBatch {
             first_seq,
@@ -1030,9 +1031,11 @@ impl<D: Disk> PartitionLog<D> {
         best.map(|s| (s.max_timestamp, s.max_timestamp_offset))
     }
 
-    /// The first batch whose maxTimestamp >= `ts`: its base offset (at least the log start)
-    /// and maxTimestamp. Batches are not decompressed, so the offset is the batch's, not the
-    /// exact record's.
+    /// The first record at or after the log start whose timestamp is >= `ts`: its offset and
+    /// timestamp (Kafka's exact answer). The time index names where to start; each batch whose
+    /// largest timestamp (read from its records when the header is inconsistent) reaches `ts`
+    /// is read record by record, decompressed if needed. A batch whose records cannot be read
+    /// (over the decompression cap) answers its base offset and largest timestamp.
     pub async fn offset_for_timestamp(
         &self,
         ts: i64,
@@ -1050,11 +1053,16 @@ impl<D: Disk> PartitionLog<D> {
             let read = self.read(at, 1 << 20).await?;
             for batch in &read.batches {
                 let h = BatchHeader::parse(batch).map_err(StorageError::CorruptBatch)?;
-                if h.max_timestamp() >= ts {
-                    return Ok(Some((
-                        h.base_offset().max(read.log_start_offset),
-                        h.max_timestamp(),
-                    )));
+                let max_ts = crate::records::batch_max_timestamp(batch);
+                if max_ts >= ts {
+                    let start = read.log_start_offset;
+                    let found = match crate::records::record_timestamps(batch) {
+                        Ok(records) => records.into_iter().find(|(o, t)| *t >= ts && *o >= start),
+                        Err(_) => Some((h.base_offset().max(start), max_ts)),
+                    };
+                    if found.is_some() {
+                        return Ok(found);
+                    }
                 }
                 at = h.last_offset() + 1;
             }

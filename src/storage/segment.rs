@@ -75,8 +75,16 @@ impl<F: DiskFile> Segment<F> {
         }
     }
 
-    /// Account for a batch appended at `pos` (appends and recovery scans alike).
-    pub fn note_batch(&mut self, pos: u64, h: &BatchHeader<'_>, len: usize, interval: u32) {
+    /// Account for a batch appended at `pos` (appends and recovery scans alike); `max_ts` is
+    /// its largest timestamp ([`crate::records::batch_max_timestamp`], not the header's).
+    pub fn note_batch(
+        &mut self,
+        pos: u64,
+        h: &BatchHeader<'_>,
+        len: usize,
+        interval: u32,
+        max_ts: i64,
+    ) {
         let rel = (h.base_offset() - self.base_offset) as u32;
         if self.index.is_empty() || self.bytes_since_index >= u64::from(interval) {
             self.index.push((rel, pos as u32));
@@ -87,8 +95,8 @@ impl<F: DiskFile> Segment<F> {
             }
         }
         self.bytes_since_index += len as u64;
-        if h.max_timestamp() > self.max_timestamp {
-            self.max_timestamp = h.max_timestamp();
+        if max_ts > self.max_timestamp {
+            self.max_timestamp = max_ts;
             self.max_timestamp_offset = h.base_offset();
         }
         self.size_bytes = pos + len as u64;
@@ -297,7 +305,8 @@ pub async fn scan<F: DiskFile>(
             ));
         }
         on_batch(&h);
-        seg.note_batch(pos, &h, total, interval);
+        let max_ts = crate::records::batch_max_timestamp(bytes);
+        seg.note_batch(pos, &h, total, interval, max_ts);
         pos += total as u64;
     };
     let tail_start = align_down(pos, file.alignment());
