@@ -9,12 +9,22 @@
 //! arrive in any order. A later gossip layer between nodes feeds the same store: it delivers
 //! images (or changes) and the version rule decides.
 //!
-//! File format (`metadata.bin`), all integers big-endian:
-//! `magic "RMQM" | format_version u16 = 1 | body_len u32 | crc32 (IEEE, crc32fast) u32 | body`.
-//! Body: `version u64 | next_producer_id i64 | topic_count u32 | topics`, each topic
-//! `name (u16 len + UTF-8) | topic_id [16] | partitions i32 | config_count u16 |
-//! (name, value) strings`. A file whose magic, version, length or CRC is wrong is refused at
-//! start with a clear error, never half-read.
+//! Every change is a [`Command`] applied by [`command::apply`], the same function the
+//! controller (Raft group 0) applies to committed entries on every node. The file format of
+//! `metadata.bin` is in [`image`]; a file whose magic, version, length or CRC is wrong is
+//! refused at start with a clear error, never half-read.
+
+mod codec;
+pub mod command;
+pub mod controller;
+pub mod image;
+pub mod placement;
+pub mod raft_store;
+#[cfg(test)]
+mod sim;
+
+pub use command::{apply, Applied, Command, PRODUCER_ID_BLOCK};
+pub use image::{decode_file, encode_file};
 
 pub mod identity;
 
@@ -24,6 +34,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A broker as the controller registers it: its id, the Kafka address clients are given,
+/// the node-to-node (RPC) address, and its rack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rpc: String,
+    pub rack: Option<String>,
+}
+
 /// One topic as the NameServer knows it. `configs` holds only the overrides of the topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicMeta {
@@ -31,6 +52,8 @@ pub struct TopicMeta {
     pub topic_id: [u8; 16],
     pub partitions: i32,
     pub configs: BTreeMap<String, String>,
+    /// `replicas[p]`: the node ids holding partition `p`, the preferred leader first.
+    pub replicas: Arc<[Vec<i32>]>,
 }
 
 /// An immutable snapshot of cluster metadata. Shared between shards through `Arc`.
@@ -39,8 +62,10 @@ pub struct MetadataImage {
     /// Increases with every change; shards keep the highest they have seen.
     pub version: u64,
     pub topics: BTreeMap<Arc<str>, Arc<TopicMeta>>,
-    /// Next producer id to hand out (InitProducerId); persisted ahead of use.
+    /// First producer id of the next block the controller hands out (InitProducerId).
     pub next_producer_id: i64,
+    /// The registered brokers, by node id.
+    pub nodes: BTreeMap<i32, NodeInfo>,
 }
 
 /// A shard's local copy of the newest image it has seen. `!Send`: one per shard.
@@ -78,6 +103,7 @@ pub enum MetadataError {
     UnknownTopic(String),
     InvalidTopicName(String),
     InvalidPartitions(String),
+    InvalidReplicas(String),
 }
 
 impl fmt::Display for MetadataError {
@@ -89,6 +115,7 @@ impl fmt::Display for MetadataError {
             MetadataError::UnknownTopic(t) => write!(f, "topic '{t}' does not exist"),
             MetadataError::InvalidTopicName(why) => write!(f, "invalid topic name: {why}"),
             MetadataError::InvalidPartitions(why) => write!(f, "invalid partitions: {why}"),
+            MetadataError::InvalidReplicas(why) => write!(f, "invalid replicas: {why}"),
         }
     }
 }
@@ -121,12 +148,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
 
 /// Largest partition count a topic may have.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
-const MAGIC: &[u8; 4] = b"RMQM";
-const FORMAT_VERSION: u16 = 1;
-const HEADER_BYTES: usize = 14;
 const FILE_NAME: &str = "metadata.bin";
-/// Producer ids are persisted in blocks so that an id is never handed out twice.
-const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// The metadata shard's store. Owned by shard 0 only; uses blocking file I/O, which is fine
 /// for rare metadata changes (a few per second at most), never for the data path.
@@ -162,12 +184,14 @@ impl MetadataStore {
         self.image.clone()
     }
 
-    fn commit(&mut self, mut next: MetadataImage) -> Result<Arc<MetadataImage>, MetadataError> {
+    /// Apply `cmd` to a copy of the image, persist it, then hand it out.
+    fn commit(&mut self, cmd: &Command) -> Result<(Arc<MetadataImage>, Applied), MetadataError> {
+        let mut next = (*self.image).clone();
+        let applied = apply(&mut next, cmd)?;
         next.version = self.image.version + 1;
         persist(&self.dir, &next)?;
-        self.producer_id_limit = next.next_producer_id;
         self.image = Arc::new(next);
-        Ok(self.image.clone())
+        Ok((self.image.clone(), applied))
     }
 
     pub fn create_topic(
@@ -176,37 +200,28 @@ impl MetadataStore {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<MetadataImage>, MetadataError> {
-        validate_topic_name(name)?;
-        if self.image.topics.contains_key(name) {
-            return Err(MetadataError::TopicExists(name.into()));
-        }
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             return Err(MetadataError::InvalidPartitions(format!(
                 "{partitions} is not between 1 and {MAX_PARTITIONS_PER_TOPIC}"
             )));
         }
-        let name: Arc<str> = Arc::from(name);
-        let topic = TopicMeta {
-            name: name.clone(),
+        let cmd = Command::CreateTopic {
+            name: name.into(),
             topic_id: random_uuid(),
-            partitions,
             configs,
+            replicas: vec![vec![0]; partitions as usize],
         };
-        let mut next = (*self.image).clone();
-        next.topics.insert(name, Arc::new(topic));
-        self.commit(next)
+        Ok(self.commit(&cmd)?.0)
     }
 
     pub fn delete_topic(
         &mut self,
         name: &str,
     ) -> Result<(Arc<MetadataImage>, Arc<TopicMeta>), MetadataError> {
-        let mut next = (*self.image).clone();
-        let removed = next
-            .topics
-            .remove(name)
-            .ok_or_else(|| MetadataError::UnknownTopic(name.into()))?;
-        Ok((self.commit(next)?, removed))
+        match self.commit(&Command::DeleteTopic { name: name.into() })? {
+            (image, Applied::Deleted(t)) => Ok((image, t)),
+            _ => unreachable!("DeleteTopic applies as Deleted"),
+        }
     }
 
     pub fn set_partition_count(
@@ -214,22 +229,24 @@ impl MetadataStore {
         name: &str,
         count: i32,
     ) -> Result<Arc<MetadataImage>, MetadataError> {
-        let topic = self
+        let from = self
             .image
             .topics
             .get(name)
-            .ok_or_else(|| MetadataError::UnknownTopic(name.into()))?;
-        if count <= topic.partitions || count > MAX_PARTITIONS_PER_TOPIC {
+            .ok_or_else(|| MetadataError::UnknownTopic(name.into()))?
+            .partitions;
+        if count <= from || count > MAX_PARTITIONS_PER_TOPIC {
             return Err(MetadataError::InvalidPartitions(format!(
-                "topic '{name}' has {} partitions; the new count {count} must be larger and at most {MAX_PARTITIONS_PER_TOPIC}",
-                topic.partitions
+                "topic '{name}' has {from} partitions; the new count {count} must be larger and at most {MAX_PARTITIONS_PER_TOPIC}"
             )));
         }
-        let mut t = (**topic).clone();
-        t.partitions = count;
-        let mut next = (*self.image).clone();
-        next.topics.insert(t.name.clone(), Arc::new(t));
-        self.commit(next)
+        let replicas = vec![vec![0]; (count - from) as usize];
+        let cmd = Command::CreatePartitions {
+            name: name.into(),
+            from,
+            replicas,
+        };
+        Ok(self.commit(&cmd)?.0)
     }
 
     pub fn set_topic_configs(
@@ -237,25 +254,23 @@ impl MetadataStore {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<MetadataImage>, MetadataError> {
-        let topic = self
-            .image
-            .topics
-            .get(name)
-            .ok_or_else(|| MetadataError::UnknownTopic(name.into()))?;
-        let mut t = (**topic).clone();
-        t.configs = configs;
-        let mut next = (*self.image).clone();
-        next.topics.insert(t.name.clone(), Arc::new(t));
-        self.commit(next)
+        let cmd = Command::SetTopicConfigs {
+            name: name.into(),
+            configs,
+        };
+        Ok(self.commit(&cmd)?.0)
     }
 
     /// A producer id never handed out before, even across restarts: ids are reserved in
     /// persisted blocks, so a restart skips the rest of the current block.
     pub fn allocate_producer_id(&mut self) -> Result<i64, MetadataError> {
         if self.pid_next >= self.producer_id_limit {
-            let mut next = (*self.image).clone();
-            next.next_producer_id = self.pid_next + PRODUCER_ID_BLOCK;
-            self.commit(next)?;
+            if let (_, Applied::ProducerIds { start, end }) =
+                self.commit(&Command::AllocateProducerIds)?
+            {
+                self.pid_next = start;
+                self.producer_id_limit = end;
+            }
         }
         let id = self.pid_next;
         self.pid_next += 1;
@@ -273,127 +288,6 @@ fn persist(dir: &Path, image: &MetadataImage) -> Result<(), MetadataError> {
     std::fs::rename(&tmp, dir.join(FILE_NAME))?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// Encode an image as a complete `metadata.bin` file.
-pub fn encode_file(image: &MetadataImage) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&image.version.to_be_bytes());
-    body.extend_from_slice(&image.next_producer_id.to_be_bytes());
-    body.extend_from_slice(&(image.topics.len() as u32).to_be_bytes());
-    for t in image.topics.values() {
-        put_str(&mut body, &t.name);
-        body.extend_from_slice(&t.topic_id);
-        body.extend_from_slice(&t.partitions.to_be_bytes());
-        body.extend_from_slice(&(t.configs.len() as u16).to_be_bytes());
-        for (k, v) in &t.configs {
-            put_str(&mut body, k);
-            put_str(&mut body, v);
-        }
-    }
-    let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
-    out.extend_from_slice(&body);
-    out
-}
-
-struct Cursor<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], MetadataError> {
-        if self.b.len() < n {
-            return Err(MetadataError::Corrupt("unexpected end of body".into()));
-        }
-        let (head, tail) = self.b.split_at(n);
-        self.b = tail;
-        Ok(head)
-    }
-    fn u16(&mut self) -> Result<u16, MetadataError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Result<u32, MetadataError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Result<u64, MetadataError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
-    }
-    fn string(&mut self) -> Result<String, MetadataError> {
-        let n = self.u16()? as usize;
-        let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| MetadataError::Corrupt("string not UTF-8".into()))
-    }
-}
-
-/// Decode a complete `metadata.bin` file, checking magic, format version, length and CRC.
-pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
-    let corrupt = |why: &str| Err(MetadataError::Corrupt(why.into()));
-    if bytes.len() < HEADER_BYTES || &bytes[0..4] != MAGIC {
-        return corrupt("bad magic or short header");
-    }
-    let format = u16::from_be_bytes([bytes[4], bytes[5]]);
-    if format != FORMAT_VERSION {
-        return Err(MetadataError::Corrupt(format!(
-            "unknown format version {format}"
-        )));
-    }
-    let len = u32::from_be_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;
-    let crc = u32::from_be_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]);
-    let body = &bytes[HEADER_BYTES..];
-    if body.len() != len {
-        return corrupt("body length does not match the header");
-    }
-    if crc32fast::hash(body) != crc {
-        return corrupt("CRC mismatch");
-    }
-    let mut c = Cursor { b: body };
-    let version = c.u64()?;
-    let next_producer_id = c.u64()? as i64;
-    let count = c.u32()? as usize;
-    let mut topics = BTreeMap::new();
-    for _ in 0..count {
-        let name: Arc<str> = Arc::from(c.string()?);
-        let mut topic_id = [0u8; 16];
-        topic_id.copy_from_slice(c.take(16)?);
-        let partitions = c.u32()? as i32;
-        let n = c.u16()?;
-        let mut configs = BTreeMap::new();
-        for _ in 0..n {
-            let k = c.string()?;
-            configs.insert(k, c.string()?);
-        }
-        topics.insert(
-            name.clone(),
-            Arc::new(TopicMeta {
-                name,
-                topic_id,
-                partitions,
-                configs,
-            }),
-        );
-    }
-    if !c.b.is_empty() {
-        return corrupt("trailing bytes after the last topic");
-    }
-    Ok(MetadataImage {
-        version,
-        topics,
-        next_producer_id,
-    })
 }
 
 /// A random version-4 UUID (topic id) from the kernel's random source.
@@ -449,26 +343,6 @@ mod tests {
             "producer ids never repeat across restarts"
         );
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn corrupt_file_is_refused() {
-        let mut image = MetadataImage::default();
-        let t = TopicMeta {
-            name: "a".into(),
-            topic_id: random_uuid(),
-            partitions: 1,
-            configs: BTreeMap::new(),
-        };
-        image.topics.insert("a".into(), Arc::new(t));
-        let good = encode_file(&image);
-        assert_eq!(decode_file(&good).unwrap(), image);
-        for i in 0..good.len() {
-            let mut bad = good.clone();
-            bad[i] ^= 0x40;
-            assert!(decode_file(&bad).is_err(), "flip at byte {i} accepted");
-            assert!(decode_file(&good[..i]).is_err(), "cut at byte {i} accepted");
-        }
     }
 
     #[test]

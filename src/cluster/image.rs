@@ -1,0 +1,186 @@
+//! The `metadata.bin` file: one [`MetadataImage`], framed and checksummed. It is the
+//! controller's snapshot body, and at first start of a data dir from before the controller it
+//! is imported as the controller's initial state.
+//!
+//! File: `magic "RMQM" | format u16 | body_len u32 | crc32 (IEEE) u32 | body`, big-endian.
+//! Format 1 body (single-node brokers before the controller): `version u64 |
+//! next_producer_id i64 | topic_count u32 | topics`, each topic `name | topic_id [16] |
+//! partitions i32 | config_count u16 | (name, value)`; strings are `u16 len | UTF-8`.
+//! Format 2 adds, after `next_producer_id`, `node_count u32 | nodes` (each `id i32 | host |
+//! port i32 | rpc | rack flag u8 (+ rack)`) and, after each topic's configs, one replica list
+//! per partition (`count u16 | node ids i32`). Format 1 topics are placed on node 0.
+
+use super::codec::{frame, put_configs, put_opt_str, put_replicas, put_str, unframe, Cursor};
+use super::{MetadataError, MetadataImage, NodeInfo, TopicMeta, MAX_PARTITIONS_PER_TOPIC};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const MAGIC: &[u8; 4] = b"RMQM";
+const FORMAT_V1: u16 = 1;
+const FORMAT_V2: u16 = 2;
+
+/// Encode an image as a complete `metadata.bin` file (format 2).
+pub fn encode_file(image: &MetadataImage) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&image.version.to_be_bytes());
+    body.extend_from_slice(&image.next_producer_id.to_be_bytes());
+    body.extend_from_slice(&(image.nodes.len() as u32).to_be_bytes());
+    for n in image.nodes.values() {
+        encode_node(&mut body, n);
+    }
+    body.extend_from_slice(&(image.topics.len() as u32).to_be_bytes());
+    for t in image.topics.values() {
+        put_str(&mut body, &t.name);
+        body.extend_from_slice(&t.topic_id);
+        body.extend_from_slice(&t.partitions.to_be_bytes());
+        put_configs(&mut body, &t.configs);
+        for r in t.replicas.iter() {
+            put_replicas(&mut body, r);
+        }
+    }
+    frame(MAGIC, FORMAT_V2, &body)
+}
+
+pub(crate) fn encode_node(out: &mut Vec<u8>, n: &NodeInfo) {
+    out.extend_from_slice(&n.id.to_be_bytes());
+    put_str(out, &n.host);
+    out.extend_from_slice(&n.port.to_be_bytes());
+    put_str(out, &n.rpc);
+    put_opt_str(out, n.rack.as_deref());
+}
+
+pub(crate) fn decode_node(c: &mut Cursor<'_>) -> Result<NodeInfo, MetadataError> {
+    Ok(NodeInfo {
+        id: c.i32()?,
+        host: c.string()?,
+        port: c.i32()?,
+        rpc: c.string()?,
+        rack: c.opt_string()?,
+    })
+}
+
+/// Decode a complete `metadata.bin` file (format 1 or 2), checking magic, format, length
+/// and CRC. Never half-reads: any inconsistency is [`MetadataError::Corrupt`].
+pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
+    let (format, body) = unframe(MAGIC, bytes)?;
+    if format != FORMAT_V1 && format != FORMAT_V2 {
+        return Err(MetadataError::Corrupt(format!(
+            "unknown format version {format}"
+        )));
+    }
+    let mut c = Cursor::new(body);
+    let version = c.u64()?;
+    let next_producer_id = c.i64()?;
+    let mut nodes = BTreeMap::new();
+    if format == FORMAT_V2 {
+        for _ in 0..c.u32()? {
+            let n = decode_node(&mut c)?;
+            nodes.insert(n.id, n);
+        }
+    }
+    let mut topics = BTreeMap::new();
+    for _ in 0..c.u32()? {
+        let t = decode_topic(&mut c, format)?;
+        topics.insert(t.name.clone(), Arc::new(t));
+    }
+    c.finish()?;
+    Ok(MetadataImage {
+        version,
+        topics,
+        next_producer_id,
+        nodes,
+    })
+}
+
+fn decode_topic(c: &mut Cursor<'_>, format: u16) -> Result<TopicMeta, MetadataError> {
+    let name: Arc<str> = Arc::from(c.string()?);
+    let topic_id = c.uuid()?;
+    let partitions = c.i32()?;
+    if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+        return Err(MetadataError::Corrupt(format!(
+            "topic '{name}' has {partitions} partitions"
+        )));
+    }
+    let configs = c.configs()?;
+    let replicas = if format == FORMAT_V1 {
+        vec![vec![0]; partitions as usize]
+    } else {
+        (0..partitions)
+            .map(|_| c.replicas())
+            .collect::<Result<_, _>>()?
+    };
+    Ok(TopicMeta {
+        name,
+        topic_id,
+        partitions,
+        configs,
+        replicas: replicas.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::random_uuid;
+
+    fn sample() -> MetadataImage {
+        let mut image = MetadataImage {
+            version: 7,
+            next_producer_id: 3000,
+            ..Default::default()
+        };
+        image.nodes.insert(
+            2,
+            NodeInfo {
+                id: 2,
+                host: "10.88.0.12".into(),
+                port: 9092,
+                rpc: "10.88.0.12:33145".into(),
+                rack: Some("r1".into()),
+            },
+        );
+        let t = TopicMeta {
+            name: "a".into(),
+            topic_id: random_uuid(),
+            partitions: 2,
+            configs: BTreeMap::from([("retention.ms".into(), "5".into())]),
+            replicas: vec![vec![2], vec![2, 0]].into(),
+        };
+        image.topics.insert("a".into(), Arc::new(t));
+        image
+    }
+
+    #[test]
+    fn corrupt_file_is_refused() {
+        let image = sample();
+        let good = encode_file(&image);
+        assert_eq!(decode_file(&good).unwrap(), image);
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            assert!(decode_file(&bad).is_err(), "flip at byte {i} accepted");
+            assert!(decode_file(&good[..i]).is_err(), "cut at byte {i} accepted");
+        }
+    }
+
+    /// A format-1 file written by the single-node broker decodes, with every partition on
+    /// node 0 (the id a pre-cluster data dir gets).
+    #[test]
+    fn format_1_files_still_load() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&5u64.to_be_bytes());
+        body.extend_from_slice(&1000i64.to_be_bytes());
+        body.extend_from_slice(&1u32.to_be_bytes());
+        put_str(&mut body, "orders");
+        body.extend_from_slice(&[9u8; 16]);
+        body.extend_from_slice(&3i32.to_be_bytes());
+        body.extend_from_slice(&0u16.to_be_bytes());
+        let image = decode_file(&frame(MAGIC, FORMAT_V1, &body)).unwrap();
+        assert_eq!(image.version, 5);
+        assert_eq!(image.next_producer_id, 1000);
+        let t = &image.topics["orders"];
+        assert_eq!((t.partitions, t.topic_id), (3, [9u8; 16]));
+        assert_eq!(&*t.replicas, &[vec![0], vec![0], vec![0]]);
+        assert!(image.nodes.is_empty());
+    }
+}
