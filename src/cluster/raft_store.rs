@@ -332,11 +332,12 @@ mod tests {
     }
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = vec![index as u8; 3].into();
-        e
+        Entry {
+            index,
+            term,
+            data: vec![index as u8; 3].into(),
+            ..Default::default()
+        }
     }
 
     #[test]
