@@ -69,6 +69,10 @@ pub struct ShardMetrics {
     pub cache_misses: Cell<u64>,
     pub connections: Cell<u64>,
     pub partitions: Cell<u64>,
+    /// Unsynced torn tails cut when partitions were opened (a crash's normal residue).
+    pub recovery_cut: Cell<u64>,
+    /// Unreadable synced data set aside (quarantined or a gap) when partitions were opened.
+    pub recovery_quarantined: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -120,6 +124,8 @@ impl ShardMetrics {
             cache_misses: self.cache_misses.get(),
             connections: self.connections.get(),
             partitions: self.partitions.get(),
+            recovery_cut: self.recovery_cut.get(),
+            recovery_quarantined: self.recovery_quarantined.get(),
             log_ends: Vec::new(),
             committed: Vec::new(),
         }
@@ -146,6 +152,8 @@ pub struct Snapshot {
     pub cache_misses: u64,
     pub connections: u64,
     pub partitions: u64,
+    pub recovery_cut: u64,
+    pub recovery_quarantined: u64,
     /// (topic, partition, high watermark) of the partitions this shard owns.
     pub log_ends: Vec<(String, i32, i64)>,
     /// (group, topic, partition, committed offset) of the groups this shard coordinates.
@@ -304,9 +312,9 @@ fn latency_histograms(out: &mut String, snaps: &[Snapshot]) {
     );
 }
 
-/// Batch cache hits and misses, connections and partitions, per shard.
+/// Batch cache hits and misses, connections, partitions and recovery actions, per shard.
 fn shard_gauges(out: &mut String, snaps: &[Snapshot]) {
-    let gauges: [(&str, &str, &str, fn(&Snapshot) -> u64); 4] = [
+    let gauges: [(&str, &str, &str, fn(&Snapshot) -> u64); 6] = [
         (
             "ringmq_batch_cache_hits_total",
             "counter",
@@ -330,6 +338,18 @@ fn shard_gauges(out: &mut String, snaps: &[Snapshot]) {
             "gauge",
             "Partitions owned and open",
             |s| s.partitions,
+        ),
+        (
+            "ringmq_storage_recovery_cut_total",
+            "counter",
+            "Unsynced torn log tails truncated when partitions were opened",
+            |s| s.recovery_cut,
+        ),
+        (
+            "ringmq_storage_recovery_quarantined_total",
+            "counter",
+            "Unreadable synced log data quarantined (or found missing) when partitions were opened",
+            |s| s.recovery_quarantined,
         ),
     ];
     for (name, kind, help, get) in gauges {

@@ -208,9 +208,15 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(Offset, TimestampMs)>, Rec
         let ts = if h.is_log_append_time() {
             h.max_timestamp()
         } else {
-            h.base_timestamp() + r.timestamp_delta
+            h.base_timestamp()
+                .checked_add(r.timestamp_delta)
+                .ok_or(RecordsError::Malformed("timestamp delta overflows"))?
         };
-        Ok((h.base_offset() + r.offset_delta, ts))
+        let offset = h
+            .base_offset()
+            .checked_add(r.offset_delta)
+            .ok_or(RecordsError::Malformed("offset delta overflows"))?;
+        Ok((offset, ts))
     })
 }
 
@@ -398,6 +404,25 @@ mod tests {
         let exact = compress(4, &big[..MAX_DECOMPRESSED_BYTES]);
         assert_eq!(zstd(&exact).map(|v| v.len()), Ok(MAX_DECOMPRESSED_BYTES));
         assert!(zstd(b"\x28\xb5\x2f\xfd garbage").is_err());
+    }
+
+    #[test]
+    fn deltas_that_overflow_are_malformed_not_wrapped() {
+        // Record 0's timestamp delta is the byte after its length and attributes.
+        let ts_delta_at = BATCH_HEADER_BYTES + 2;
+        let mut b = test_batches::batch(&[b"a"], i64::MAX);
+        assert_eq!(b[ts_delta_at], 0);
+        b[ts_delta_at] = 2; // zig-zag 1: i64::MAX + 1
+        assert_eq!(
+            record_timestamps(&b),
+            Err(RecordsError::Malformed("timestamp delta overflows"))
+        );
+        let mut b = test_batches::batch(&[b"a", b"b"], 5);
+        stamp_batch(&mut b, i64::MAX, 0); // record 1 has offset delta 1
+        assert_eq!(
+            record_timestamps(&b),
+            Err(RecordsError::Malformed("offset delta overflows"))
+        );
     }
 
     #[test]

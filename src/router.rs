@@ -64,8 +64,13 @@ pub enum PartitionError {
         log_start: Offset,
         log_end: Offset,
     },
-    /// The disk failed (ENOSPC, EIO); the partition keeps what was acknowledged.
+    /// The disk failed (ENOSPC, EIO); the partition keeps what was acknowledged, and the
+    /// batch of a produce answered so was not stored.
     Storage(String),
+    /// The batch was appended (readers may see it; its write is retried) but its fdatasync
+    /// failed: possibly stored, so the client must not be told it failed (REQUEST_TIMED_OUT,
+    /// which producers retry; an idempotent retry is answered as a duplicate).
+    NotDurable(String),
     /// The shard is shutting down.
     ShuttingDown,
 }

@@ -5,29 +5,7 @@
 
 mod common;
 
-use common::{free_port, kafka, Broker};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics port");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read response");
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status code");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
+use common::{free_port, http_get, kafka, Broker};
 
 /// Sum of a metric over all label sets whose labels contain `filter`.
 fn sum(text: &str, name: &str, filter: &str) -> u64 {

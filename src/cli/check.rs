@@ -100,6 +100,7 @@ pub fn run(a: &CheckArgs) -> Result<(), String> {
         filesystem(&dir),
         free_space(&dir),
         o_direct(&dir),
+        quarantine(&a.data_dir),
     ];
     if a.disk_test_mib > 0 {
         findings.extend(disk_test(&dir, a.disk_test_mib));
@@ -158,6 +159,43 @@ fn print(a: &CheckArgs, dir: &Path, findings: &[Finding]) {
         }
         out
     });
+}
+
+/// Files that recovery set aside in the partition directories (`partition/file (bytes)`).
+pub fn quarantined_files(data_dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(partitions) = std::fs::read_dir(data_dir) else {
+        return found;
+    };
+    for partition in partitions.flatten() {
+        let Ok(files) = std::fs::read_dir(partition.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if crate::storage::is_quarantine_file(&name) {
+                let bytes = file.metadata().map_or(0, |m| m.len());
+                let dir = partition.file_name().to_string_lossy().into_owned();
+                found.push(format!("{dir}/{name} ({bytes} bytes)"));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn quarantine(data_dir: &Path) -> Finding {
+    let found = quarantined_files(data_dir);
+    if found.is_empty() {
+        return finding("quarantine", Status::Ok, "none".into(), "");
+    }
+    finding(
+        "quarantine",
+        Status::Warn,
+        format!("{} file(s): {}", found.len(), found.join(", ")),
+        "recovery could not read these synced bytes and set them aside (the broker serves \
+         everything else); inspect them, then delete them once no longer needed",
+    )
 }
 
 fn hostname() -> String {

@@ -14,6 +14,7 @@ pub fn partition_error_code(e: &PartitionError) -> ErrorCode {
         PartitionError::InvalidProducerEpoch(_) => ErrorCode::INVALID_PRODUCER_EPOCH,
         PartitionError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
         PartitionError::Storage(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+        PartitionError::NotDurable(_) => ErrorCode::REQUEST_TIMED_OUT,
         PartitionError::ShuttingDown => ErrorCode::NOT_LEADER_OR_FOLLOWER,
     }
 }
@@ -66,6 +67,11 @@ mod tests {
         assert_eq!(
             partition_error_code(&PartitionError::Storage("eio".into())).0,
             56
+        );
+        assert_eq!(
+            partition_error_code(&PartitionError::NotDurable("enospc".into())).0,
+            7,
+            "stored but not synced: possibly stored, never 'failed'"
         );
         assert_eq!(
             admin_error_code(&AdminError::TopicAlreadyExists("t".into()))

@@ -42,6 +42,7 @@ impl GroupShard {
         shard_count: u16,
         data_dir: &Path,
         cache: BatchCache,
+        metrics: &crate::metrics::ShardMetrics,
     ) -> Result<Self, String> {
         let mut configs = TopicConfigs::default();
         configs.values.insert("retention.ms".into(), "-1".into());
@@ -59,6 +60,7 @@ impl GroupShard {
                 "group log partition {p} opened: end {}",
                 log.log_end_offset()
             );
+            super::count_recovery(&log, metrics);
             replay_into(&log, &mut records)
                 .await
                 .map_err(|e| format!("group log partition {p}: {e}"))?;

@@ -103,6 +103,16 @@ fn storage_error(e: StorageError) -> PartitionError {
     }
 }
 
+/// The fdatasync of an appended batch failed. The batch is in the log (readers may see it,
+/// and its write is retried until it succeeds), so the producer must treat it as possibly
+/// stored: a KAFKA_STORAGE_ERROR here made clients retry batches that were then stored twice.
+fn not_durable(e: StorageError) -> PartitionError {
+    match e {
+        StorageError::Closed => PartitionError::ShuttingDown,
+        other => PartitionError::NotDurable(format!("appended but not synced: {other}")),
+    }
+}
+
 fn admin_error(e: MetadataError) -> AdminError {
     match e {
         MetadataError::TopicExists(t) => {
@@ -114,6 +124,18 @@ fn admin_error(e: MetadataError) -> AdminError {
         MetadataError::InvalidTopicName(why) => AdminError::InvalidTopic(why),
         MetadataError::InvalidPartitions(why) => AdminError::InvalidPartitions(why),
         other => AdminError::Storage(other.to_string()),
+    }
+}
+
+/// Count what recovery set aside when `log` was opened, in the shard's metrics.
+fn count_recovery(log: &DiskLog, metrics: &crate::metrics::ShardMetrics) {
+    for event in log.recovery_events() {
+        let counter = if event.is_quarantine() {
+            &metrics.recovery_quarantined
+        } else {
+            &metrics.recovery_cut
+        };
+        counter.set(counter.get() + 1);
     }
 }
 
@@ -261,6 +283,7 @@ impl Shard {
         let started = std::time::Instant::now();
         match PartitionLog::open(DmaDisk, dir, config, self.cache.clone()).await {
             Ok(log) => {
+                count_recovery(&log, &self.metrics);
                 crate::info!(
                     "partition {tp} opened: log start {}, end {}, in {} ms",
                     log.log_start_offset(),
@@ -280,6 +303,7 @@ impl Shard {
             self.router.shard_count(),
             &self.config.data_dir,
             self.cache.clone(),
+            &self.metrics,
         )
         .await?;
         let g = Rc::new(g);
@@ -330,7 +354,7 @@ impl Shard {
                     let started = std::time::Instant::now();
                     let synced = log.sync_through(last).await;
                     self.metrics.fsync_latency.record(started.elapsed());
-                    synced.map(|()| outcome).map_err(storage_error)
+                    synced.map(|()| outcome).map_err(not_durable)
                 }
                 (r, _) => r,
             }

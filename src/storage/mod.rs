@@ -147,6 +147,7 @@ mod checkpoint;
 mod format;
 mod partition;
 mod producer;
+mod quarantine;
 mod recover;
 mod segment;
 #[cfg(test)]
@@ -162,6 +163,7 @@ use crate::model::{BatchError, Offset};
 
 pub use cache::BatchCache;
 pub use partition::PartitionLog;
+pub use quarantine::{is_quarantine_file, QUARANTINE_PREFIX};
 
 /// Bytes of log between two checkpoints of the active segment: bounds the tail that
 /// recovery must scan after a crash (≈ 10 ms of scanning at CRC-32C speed).
@@ -174,6 +176,15 @@ pub enum TimestampType {
     CreateTime,
     /// The broker stamps its clock at append.
     LogAppendTime,
+}
+
+/// Decode `bytes` as each of the files a partition reads back at start (checkpoint, offset
+/// index, time index) and drop the results: an entry point for the fuzz targets in `fuzz/`.
+#[doc(hidden)]
+pub fn decode_state_files(bytes: &[u8]) {
+    let _ = checkpoint::Checkpoint::decode(bytes);
+    let _ = segment::decode_index(bytes, 0);
+    let _ = segment::decode_time_index(bytes, 0);
 }
 
 /// Per-partition log settings (Kafka's topic configs, units last).
@@ -240,6 +251,43 @@ pub struct ReadBatches {
     pub log_start_offset: Offset,
     /// The high watermark when the read was served.
     pub high_watermark: Offset,
+}
+
+/// Data that recovery could not read, and what it did about it (logged at open, counted in
+/// `/metrics`, quarantine files listed by `ringmq check --data-dir`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryEvent {
+    /// The segment concerned (its base offset).
+    pub segment_base: Offset,
+    /// Position in the segment's log file where the unreadable bytes start.
+    pub position: u64,
+    /// Bytes set aside or cut.
+    pub bytes: u64,
+    /// Why they could not be read.
+    pub reason: String,
+    /// What was done with them.
+    pub action: RecoveryAction,
+}
+
+/// What recovery did with bytes it could not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecoveryAction {
+    /// An unsynced tail (after the checkpoint's recovery point), torn by a crash: truncated,
+    /// as Kafka does.
+    Cut,
+    /// Synced bytes: copied to this quarantine file, then cut from the segment. Later
+    /// segments are kept; their offsets follow a gap.
+    Quarantined(PathBuf),
+    /// Offsets `[from, to)` are missing between two synced segments (a segment file lost);
+    /// the later segments are kept.
+    Gap { from: Offset, to: Offset },
+}
+
+impl RecoveryEvent {
+    /// True if synced data was set aside (not an ordinary torn tail).
+    pub fn is_quarantine(&self) -> bool {
+        !matches!(self.action, RecoveryAction::Cut)
+    }
 }
 
 /// Why a storage operation failed. The server maps these to Kafka error codes.

@@ -94,6 +94,9 @@ pub(super) struct State<D: Disk> {
     pub checkpointed: Mark,
     pub checkpoint_interval_bytes: u64,
     pub rolling: bool,
+    /// The last write or fdatasync failed and nothing has been written since: an append
+    /// first retries the writes, and fails (storing nothing) if they fail again.
+    pub faulted: bool,
     /// The segment sealed by the last roll, until it is fdatasync'ed and its indexes and
     /// the checkpoint are written. Appends go on into the new segment meanwhile; every
     /// fdatasync of the new segment and every checkpoint finishes this first, so `synced`
@@ -112,6 +115,8 @@ pub(super) struct Sealing<D: Disk> {
 pub(super) struct Shared<D: Disk> {
     pub disk: D,
     pub dir: PathBuf,
+    /// What recovery could not read when the log was opened.
+    pub recovery: Vec<super::RecoveryEvent>,
     pub cache: BatchCache,
     pub log_id: LogId,
     pub write_lock: Semaphore,
@@ -255,6 +260,11 @@ impl<D: Disk> PartitionLog<D> {
         &self.shared.dir
     }
 
+    /// What recovery could not read when this log was opened (empty after a clean stop).
+    pub fn recovery_events(&self) -> &[super::RecoveryEvent] {
+        &self.shared.recovery
+    }
+
     /// Append one RecordBatch v2 (see the module docs for what is checked and stamped).
     /// Resolves once the batch is visible to readers; not yet durable (see `sync_through`).
     pub async fn append(
@@ -293,6 +303,10 @@ impl<D: Disk> PartitionLog<D> {
         let too_old = now.saturating_sub(active.created_ms) >= st.config.segment_ms;
         if st.rolling || (active.size_bytes > 0 && (too_big || too_old)) {
             return Ok(Step::Roll(active.base_offset));
+        }
+        if st.faulted {
+            // The disk failed: store nothing more until a write succeeds again.
+            return Ok(Step::Flush);
         }
         let h = BatchHeader::parse(batch).map_err(StorageError::CorruptBatch)?;
         let (producer_id, epoch, first_seq) =
@@ -442,12 +456,14 @@ impl<D: Disk> PartitionLog<D> {
         let job = {
             let mut st = self.state_mut();
             if st.written.next_offset == st.log_end() {
+                st.faulted = false;
                 return Ok((st.active().file.clone(), st.written));
             }
             Self::take_job(&mut st)
         };
         let result = (job.file.clone(), job.mark);
         self.run_job(job).await?;
+        self.state_mut().faulted = false;
         Ok(result)
     }
 
@@ -539,7 +555,9 @@ impl<D: Disk> PartitionLog<D> {
             }
             Err(e) => {
                 let path = self.path_of(job.mark.segment_base);
-                self.state_mut().writer.pending.push_front(job);
+                let mut st = self.state_mut();
+                st.writer.pending.push_front(job);
+                st.faulted = true;
                 Err(StorageError::io("write", path, e))
             }
         }
@@ -603,7 +621,10 @@ impl<D: Disk> PartitionLog<D> {
                 Ok(())
             }
             Err(e) => {
-                Self::requeue_unsynced(&mut self.state_mut());
+                let mut st = self.state_mut();
+                Self::requeue_unsynced(&mut st);
+                st.faulted = true;
+                drop(st);
                 let path = self.path_of(mark.segment_base);
                 Err(StorageError::io("fdatasync", path, e))
             }
@@ -874,11 +895,17 @@ impl<D: Disk> PartitionLog<D> {
             let plan = {
                 let st = self.state();
                 st.check_open()?;
-                let Some(seg) = st.segments.range(..=offset).next_back().map(|(_, s)| s) else {
+                let Some(mut seg) = st.segments.range(..=offset).next_back().map(|(_, s)| s) else {
                     return Err(st.out_of_range(offset));
                 };
+                if offset >= seg.next_offset {
+                    // A gap left by quarantine: serve from the next segment on.
+                    if let Some((_, next)) = st.segments.range(offset + 1..).next() {
+                        seg = next;
+                    }
+                }
                 let is_active = seg.base_offset == st.active().base_offset;
-                if is_active && offset >= st.written.next_offset {
+                if is_active && offset.max(seg.base_offset) >= st.written.next_offset {
                     None
                 } else {
                     let limit = if is_active {
@@ -1551,6 +1578,87 @@ mod tests {
         });
     }
 
+    /// The timestamps (used as batch identities) of every batch in the log.
+    async fn stored_ids(log: &PartitionLog<SimDisk>) -> Vec<i64> {
+        let mut at = log.log_start_offset();
+        let mut ids = Vec::new();
+        while at < log.log_end_offset() {
+            let r = log.read(at, 1 << 20).await.unwrap();
+            for b in &r.batches {
+                let h = BatchHeader::parse(b).unwrap();
+                ids.push(h.max_timestamp());
+                at = h.last_offset() + 1;
+            }
+        }
+        ids
+    }
+
+    #[test]
+    fn after_a_failed_sync_appends_fail_and_store_nothing_until_a_write_succeeds() {
+        run(|| async {
+            let disk = SimDisk::new(7);
+            let log = open_sim(&disk, small_config()).await;
+            log.append(batch(1, 10, 1), 0).await.unwrap();
+            disk.set_faults(SimFaults {
+                no_space_per_million: 1_000_000,
+                ..Default::default()
+            });
+            let b = log.append(batch(1, 10, 2), 0).await.unwrap(); // buffered: no I/O yet
+            assert!(log.sync_through(b.last_offset).await.is_err());
+            let refused = log.append(batch(1, 10, 3), 0).await.unwrap_err();
+            assert!(matches!(refused, StorageError::NoSpace { .. }), "{refused}");
+            disk.set_faults(SimFaults::default());
+            let d = log.append(batch(1, 10, 4), 0).await.unwrap();
+            log.sync_through(d.last_offset).await.unwrap();
+            assert_eq!(stored_ids(&log).await, vec![1, 2, 4], "3 was refused");
+        });
+    }
+
+    #[test]
+    fn a_batch_whose_append_failed_is_never_stored() {
+        // Appends and syncs through phases of ENOSPC and EIO. An append that fails stores
+        // nothing; one that succeeded but whose sync failed is possibly stored (the server
+        // answers REQUEST_TIMED_OUT); one synced survives a crash.
+        for seed in 0..16u64 {
+            run(move || async move {
+                let disk = SimDisk::new(seed);
+                let log = open_sim(&disk, small_config()).await;
+                let (mut refused, mut acked) = (Vec::new(), Vec::new());
+                for id in 0..150i64 {
+                    let faults = match id % 50 {
+                        10..=39 => SimFaults {
+                            no_space_per_million: 300_000 + 20_000 * seed as u32,
+                            io_error_per_million: 50_000,
+                            ..Default::default()
+                        },
+                        _ => SimFaults::default(),
+                    };
+                    disk.set_faults(faults);
+                    let value = 50 + (id as usize % 7) * 300;
+                    match log.append(batch(1, value, id), 0).await {
+                        Err(_) => refused.push(id),
+                        Ok(info) if log.sync_through(info.last_offset).await.is_ok() => {
+                            acked.push(id)
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                disk.set_faults(SimFaults::default());
+                log.sync_through(log.log_end_offset() - 1).await.unwrap();
+                disk.crash();
+                let log = open_sim(&disk, small_config()).await;
+                let stored = stored_ids(&log).await;
+                assert!(!refused.is_empty(), "seed {seed}: no append failed");
+                for id in &refused {
+                    assert!(!stored.contains(id), "seed {seed}: refused {id} was stored");
+                }
+                for id in &acked {
+                    assert!(stored.contains(id), "seed {seed}: acknowledged {id} lost");
+                }
+            });
+        }
+    }
+
     #[test]
     fn real_disk_round_trip_and_damaged_tail_is_truncated() {
         let dir = real_dir("log");
@@ -1592,14 +1700,17 @@ mod tests {
             let log = PartitionLog::open(DmaDisk, d.clone(), config, cache)
                 .await
                 .unwrap();
-            let end = log.log_end_offset();
-            assert!(
-                end < 1200 && end > 1100,
-                "truncated at the flipped batch: {end}"
-            );
+            // The damage is below the recovery point (synced): quarantined, and the log end
+            // stays where it was, so that no offset is given out twice.
+            assert_eq!(log.log_end_offset(), 1200);
+            let q = &log.recovery_events()[0];
+            assert!(q.is_quarantine() && q.bytes > 3000, "{q:?}");
             let mut at = log.log_start_offset();
-            while at < end {
+            loop {
                 let r = log.read(at, 64 * 1024).await.unwrap();
+                if r.batches.is_empty() {
+                    break;
+                }
                 for b in &r.batches {
                     let h = BatchHeader::parse(b).unwrap();
                     h.validate().unwrap();
@@ -1607,10 +1718,14 @@ mod tests {
                     at = h.last_offset() + 1;
                 }
             }
+            assert!(
+                at < 1200 && at > 1100,
+                "served up to the flipped batch: {at}"
+            );
             let info = log.append(batch(1, 10, 0), 1).await.unwrap();
             assert_eq!(
-                info.base_offset, end,
-                "appends continue densely after truncation"
+                info.base_offset, 1200,
+                "appends continue after the quarantine"
             );
             log.remove().await.unwrap();
         });

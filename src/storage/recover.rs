@@ -16,10 +16,11 @@ use super::partition::{
     WRITE_BUFFER_BYTES,
 };
 use super::producer::{ProducerBatch, ProducerStates};
+use super::quarantine::{copy_out, is_quarantine_file, move_out, quarantine_path};
 use super::segment::{
     decode_index, decode_time_index, scan, segment_paths, Segment, MAX_SEGMENT_BYTES,
 };
-use super::{LogConfig, StorageError};
+use super::{LogConfig, RecoveryAction, RecoveryEvent, StorageError};
 use crate::base::now_ms;
 use crate::io::{align_down, align_up, Disk, DiskFile, IoBuffer};
 use crate::model::{BatchHeader, Offset};
@@ -70,14 +71,18 @@ async fn preallocate<F: DiskFile>(file: &F, path: &Path, config: &LogConfig) {
     }
 }
 
-/// What the directory holds, after removing leftovers.
-async fn list_segments<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<Offset>, StorageError> {
+/// What the directory holds, after removing leftovers: segment bases and quarantine files.
+async fn list_segments<D: Disk>(
+    disk: &D,
+    dir: &Path,
+) -> Result<(Vec<Offset>, Vec<PathBuf>), StorageError> {
     let entries = disk
         .list_dir(dir)
         .await
         .map_err(|e| StorageError::io("list", dir, e))?;
     let mut bases = Vec::new();
     let mut indexes = Vec::new();
+    let mut quarantines = Vec::new();
     for path in entries {
         let name = path
             .file_name()
@@ -89,6 +94,7 @@ async fn list_segments<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<Offset>, Sto
         });
         match parsed {
             _ if name.ends_with(".tmp") => remove_quietly(disk, &path).await,
+            _ if is_quarantine_file(&name) => quarantines.push(path),
             Some((Some(base), ext)) if ext == "log" => bases.push(base),
             Some((Some(base), _)) => indexes.push((base, path)),
             _ => {}
@@ -100,7 +106,7 @@ async fn list_segments<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<Offset>, Sto
         }
     }
     bases.sort_unstable();
-    Ok(bases)
+    Ok((bases, quarantines))
 }
 
 async fn remove_quietly<D: Disk>(disk: &D, path: &Path) {
@@ -161,6 +167,23 @@ struct Recovered<F> {
     segments: BTreeMap<Offset, Segment<F>>,
     producers: ProducerStates,
     tail_block: Vec<u8>,
+    events: Vec<RecoveryEvent>,
+    /// The log must end at least here: synced offsets that were quarantined from the active
+    /// segment are never given out again.
+    floor: Offset,
+    /// Quarantine files found in (or added to) the directory.
+    quarantines: Vec<PathBuf>,
+}
+
+/// Bytes of segment `base`'s file known to be fdatasync'ed, by the checkpoint: all of a
+/// segment sealed before the recovery point, the recovery point's prefix of its own segment.
+/// Without a checkpoint nothing is known synced (a crash during the first seal leaves none).
+fn synced_bytes(base: Offset, file_size: u64, checkpoint: Option<&Checkpoint>) -> u64 {
+    match checkpoint.map(|c| c.recovery_point) {
+        Some(p) if base < p.segment_base => file_size,
+        Some(p) if base == p.segment_base => p.position.min(file_size),
+        _ => 0,
+    }
 }
 
 impl<D: Disk> PartitionLog<D> {
@@ -174,16 +197,27 @@ impl<D: Disk> PartitionLog<D> {
         disk.create_dir_all(&dir)
             .await
             .map_err(|e| StorageError::io("create dir", &dir, e))?;
-        let bases = list_segments(&disk, &dir).await?;
+        let (bases, quarantines) = list_segments(&disk, &dir).await?;
         let cp_bytes = read_whole(&disk, &dir.join(CHECKPOINT_FILE)).await;
         let cp_bytes =
             cp_bytes.map_err(|e| StorageError::io("read", dir.join(CHECKPOINT_FILE), e))?;
         let checkpoint = cp_bytes.and_then(|b| Checkpoint::decode(&b));
-        let mut rec = recover_segments(&disk, &dir, &bases, checkpoint.as_ref(), &config).await?;
-        if rec.segments.is_empty() {
-            let base = checkpoint.as_ref().map_or(0, |c| c.log_start_offset.max(0));
+        let mut rec = Recovered {
+            segments: BTreeMap::new(),
+            producers: ProducerStates::default(),
+            tail_block: Vec::new(),
+            events: Vec::new(),
+            floor: Offset::MIN,
+            quarantines,
+        };
+        recover_segments(&disk, &dir, &bases, checkpoint.as_ref(), &config, &mut rec).await?;
+        let end = rec.segments.values().next_back().map(|s| s.next_offset);
+        if end.is_none_or(|end| end < rec.floor) {
+            let start = checkpoint.as_ref().map_or(0, |c| c.log_start_offset.max(0));
+            let base = rec.floor.max(start);
             let seg = create_segment(&disk, &dir, base, &config).await?;
             rec.segments.insert(base, seg);
+            rec.tail_block.clear();
         }
         let first_base = *rec.segments.keys().next().expect("at least one segment");
         let last = rec
@@ -229,12 +263,14 @@ impl<D: Disk> PartitionLog<D> {
             checkpointed,
             checkpoint_interval_bytes: DEFAULT_CHECKPOINT_INTERVAL_BYTES,
             rolling: false,
+            faulted: false,
             sealing: None,
         };
         let log_id = cache.register();
         let shared = Shared {
             disk,
             dir,
+            recovery: rec.events,
             cache,
             log_id,
             write_lock: Semaphore::new(1),
@@ -294,62 +330,142 @@ async fn recover_segments<D: Disk>(
     bases: &[Offset],
     checkpoint: Option<&Checkpoint>,
     config: &LogConfig,
-) -> Result<Recovered<FileOf<D>>, StorageError> {
+    rec: &mut Recovered<FileOf<D>>,
+) -> Result<(), StorageError> {
     let replay_from = checkpoint.map_or(Offset::MIN, |c| c.recovery_point.next_offset);
     let mut producers = checkpoint.map(|c| c.producers.clone()).unwrap_or_default();
     producers.forget_from(replay_from);
-    let mut rec = Recovered {
-        segments: BTreeMap::new(),
-        producers,
-        tail_block: Vec::new(),
-    };
+    rec.producers = producers;
     for (i, &base) in bases.iter().enumerate() {
         let expected = rec
             .segments
             .values()
             .next_back()
             .map(|s: &Segment<_>| s.next_offset);
-        if expected.is_some_and(|n| n != base) {
-            crate::warn!(
-                "ringmq storage: {}: segment {base} does not follow offset {expected:?}; \
-                 dropping it and every later segment",
-                dir.display()
-            );
-            drop_segments(disk, dir, &bases[i..]).await;
-            break;
+        match expected {
+            Some(n) if base < n => {
+                overlapping(disk, dir, base, n, rec).await?;
+                continue;
+            }
+            Some(n) if base > n && synced_bytes(base, 1, checkpoint) == 0 => {
+                crate::warn!(
+                    "ringmq storage: {}: unsynced segment {base} does not follow offset {n}; \
+                     dropping it and every later segment",
+                    dir.display()
+                );
+                drop_segments(disk, dir, &bases[i..]).await;
+                break;
+            }
+            Some(n) if base > n => gap(dir, base, n, rec),
+            _ => {}
         }
         let is_last = i + 1 == bases.len();
-        let (seg, clean) = recover_one(
+        let ctx = SegmentCtx {
             disk,
             dir,
             base,
             is_last,
             checkpoint,
             config,
-            &mut rec,
             replay_from,
-        )
-        .await?;
+        };
+        let (seg, outcome) = recover_one(ctx, rec).await?;
         rec.segments.insert(base, seg);
-        if !clean && !is_last {
+        if outcome == Outcome::CutUnsynced && !is_last {
             drop_segments(disk, dir, &bases[i + 1..]).await;
             break;
         }
     }
-    Ok(rec)
+    Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn recover_one<D: Disk>(
+/// Segment `base` starts below the end `n` of the one before it: quarantine it whole.
+async fn overlapping<D: Disk>(
     disk: &D,
     dir: &Path,
     base: Offset,
-    is_last: bool,
-    checkpoint: Option<&Checkpoint>,
-    config: &LogConfig,
+    n: Offset,
     rec: &mut Recovered<FileOf<D>>,
+) -> Result<(), StorageError> {
+    let path = move_out(disk, dir, base).await?;
+    rec.quarantines.push(path.clone());
+    crate::warn!(
+        "ringmq storage: {}: segment {base} overlaps offsets before {n}; quarantined to {}",
+        dir.display(),
+        path.display()
+    );
+    rec.events.push(RecoveryEvent {
+        segment_base: base,
+        position: 0,
+        bytes: 0,
+        reason: format!("segment starts at {base}, inside the previous one (ends at {n})"),
+        action: RecoveryAction::Quarantined(path),
+    });
+    Ok(())
+}
+
+/// Synced segment `base` follows a gap after offset `n`: keep it, and say so (unless a
+/// quarantine file of the previous segment, cut where it now ends, explains the gap).
+fn gap<F>(dir: &Path, base: Offset, n: Offset, rec: &mut Recovered<F>) {
+    let explained = rec.segments.values().next_back().is_some_and(|prev| {
+        let q = quarantine_path(dir, prev.base_offset, prev.size_bytes);
+        rec.quarantines.contains(&q)
+    });
+    if explained {
+        crate::info!(
+            "ringmq storage: {}: offsets {n}..{base} are quarantined",
+            dir.display()
+        );
+        return;
+    }
+    crate::warn!(
+        "ringmq storage: {}: offsets {n}..{base} are missing (a segment is lost); keeping \
+         segment {base} and every later one",
+        dir.display()
+    );
+    rec.events.push(RecoveryEvent {
+        segment_base: base,
+        position: 0,
+        bytes: 0,
+        reason: format!("offsets {n}..{base} missing"),
+        action: RecoveryAction::Gap { from: n, to: base },
+    });
+}
+
+/// What recovering one segment found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Clean,
+    /// An unsynced torn tail was truncated: later segments cannot hold synced data.
+    CutUnsynced,
+    /// Synced bytes were quarantined: later segments are kept.
+    Quarantined,
+}
+
+/// Where one segment sits, for [`recover_one`].
+struct SegmentCtx<'a, D> {
+    disk: &'a D,
+    dir: &'a Path,
+    base: Offset,
+    is_last: bool,
+    checkpoint: Option<&'a Checkpoint>,
+    config: &'a LogConfig,
     replay_from: Offset,
-) -> Result<(Segment<FileOf<D>>, bool), StorageError> {
+}
+
+async fn recover_one<D: Disk>(
+    ctx: SegmentCtx<'_, D>,
+    rec: &mut Recovered<FileOf<D>>,
+) -> Result<(Segment<FileOf<D>>, Outcome), StorageError> {
+    let SegmentCtx {
+        disk,
+        dir,
+        base,
+        is_last,
+        checkpoint,
+        config,
+        replay_from,
+    } = ctx;
     let path = segment_paths(dir, base)[0].clone();
     let file = disk
         .open(&path, false)
@@ -363,7 +479,7 @@ async fn recover_one<D: Disk>(
     match choose_start(disk, dir, base, is_last, file_size, checkpoint).await {
         Start::Trusted(index, times) => {
             seg.adopt(index, times);
-            return Ok((seg, true));
+            return Ok((seg, Outcome::Clean));
         }
         Start::FromCheckpoint(mut index, mut times) => {
             if is_last {
@@ -393,32 +509,64 @@ async fn recover_one<D: Disk>(
         .await
         .map_err(|e| StorageError::io("scan", &path, e))?;
     let end = seg.size_bytes;
-    let clean = outcome.stop_reason.is_none();
-    if let Some(reason) = &outcome.stop_reason {
-        crate::warn!(
-            "ringmq storage: {} segment {base}: truncated at offset {} (position {end}), cutting {} \
-             bytes: {reason} (scan started at position {}, offset {})",
-            dir.display(),
-            seg.next_offset,
-            file_size - end,
-            from.0,
-            from.1
-        );
-    }
+    let result = match outcome.stop_reason {
+        None => Outcome::Clean,
+        Some(reason) => {
+            let synced = synced_bytes(base, file_size, checkpoint);
+            let action = if end < synced {
+                let q = copy_out(disk, dir, &seg.file, base, end, file_size).await?;
+                rec.quarantines.push(q.clone());
+                RecoveryAction::Quarantined(q)
+            } else {
+                RecoveryAction::Cut
+            };
+            let done = match &action {
+                RecoveryAction::Quarantined(q) => format!("quarantined to {}", q.display()),
+                _ => "cut (unsynced)".to_string(),
+            };
+            crate::warn!(
+                "ringmq storage: {} segment {base}: truncated at offset {} (position {end}), \
+                 {} bytes {done}: {reason} (scan started at position {}, offset {})",
+                dir.display(),
+                seg.next_offset,
+                file_size - end,
+                from.0,
+                from.1
+            );
+            rec.events.push(RecoveryEvent {
+                segment_base: base,
+                position: end,
+                bytes: file_size - end,
+                reason,
+                action: action.clone(),
+            });
+            if matches!(action, RecoveryAction::Cut) {
+                Outcome::CutUnsynced
+            } else {
+                Outcome::Quarantined
+            }
+        }
+    };
     if file_size != end {
         seg.file
             .truncate(end)
             .await
             .map_err(|e| StorageError::io("truncate", &path, e))?;
     }
-    if !clean {
+    match result {
         // Batches cut off here may sit in the checkpointed producer state.
-        rec.producers.forget_from(seg.next_offset);
+        Outcome::CutUnsynced => rec.producers.forget_from(seg.next_offset),
+        // Offsets up to the recovery point were given out and synced: never reuse them.
+        Outcome::Quarantined if is_last => {
+            let floor = checkpoint.map_or(seg.next_offset, |c| c.recovery_point.next_offset);
+            rec.floor = rec.floor.max(floor);
+        }
+        _ => {}
     }
-    if is_last || !clean {
+    if is_last || result != Outcome::Clean {
         rec.tail_block = outcome.tail_block;
     }
-    Ok((seg, clean))
+    Ok((seg, result))
 }
 
 /// Bytes at the end of the active segment that are scanned again at every start, even after
@@ -495,8 +643,64 @@ mod tests {
         at
     }
 
+    /// Every batch readable from the log start on, allowing gaps between segments; returns
+    /// the base offsets seen.
+    async fn read_all_bases(log: &PartitionLog<SimDisk>) -> Vec<Offset> {
+        let mut at = log.log_start_offset();
+        let mut bases = Vec::new();
+        while at < log.log_end_offset() {
+            let r = log.read(at, 1 << 20).await.unwrap();
+            assert!(!r.batches.is_empty(), "empty read at {at}");
+            for b in &r.batches {
+                let h = BatchHeader::parse(b).unwrap();
+                h.validate().unwrap();
+                assert!(h.last_offset() >= at, "offsets increase");
+                bases.push(h.base_offset());
+                at = h.last_offset() + 1;
+            }
+        }
+        bases
+    }
+
+    fn quarantined(log: &PartitionLog<SimDisk>) -> Vec<&RecoveryEvent> {
+        log.recovery_events()
+            .iter()
+            .filter(|e| matches!(e.action, RecoveryAction::Quarantined(_)))
+            .collect()
+    }
+
     #[test]
-    fn a_missing_middle_segment_drops_the_later_ones() {
+    fn a_clean_stop_leaves_no_torn_tail_even_with_short_padding() {
+        // Issue 13: padding shorter than a batch header after a clean stop was cut as a
+        // "torn header", and the bytes cut grew at every stop.
+        for seed in 0..4 {
+            run(move || async move {
+                let disk = SimDisk::new(seed);
+                let align = disk.alignment() as u64;
+                for round in 0..5 {
+                    let log = open(&disk).await;
+                    assert_eq!(log.recovery_events(), &[], "seed {seed} round {round}");
+                    let mut value = 10;
+                    loop {
+                        let info = log.append(batch(1, value, 7), 0).await.unwrap();
+                        value += 1;
+                        let end = log.state().active().size_bytes;
+                        let pad = align_up(end, align as usize) - end;
+                        if info.last_offset > 3 && pad > 0 && pad < 61 {
+                            break;
+                        }
+                    }
+                    log.close().await.unwrap();
+                }
+                let log = open(&disk).await;
+                assert_eq!(log.recovery_events(), &[]);
+                assert_eq!(read_all(&log).await, log.log_end_offset());
+            });
+        }
+    }
+
+    #[test]
+    fn a_missing_middle_segment_keeps_the_later_ones() {
         run(|| async {
             let disk = SimDisk::new(9);
             let log = open(&disk).await;
@@ -504,29 +708,111 @@ mod tests {
                 log.append(batch(1, 200, i), 0).await.unwrap();
             }
             log.close().await.unwrap();
+            let end = log.log_end_offset();
             let bases: Vec<Offset> = log.state().segments.keys().copied().collect();
             assert!(bases.len() >= 4);
-            let missing = bases[2];
+            let (missing, next) = (bases[2], bases[3]);
             for path in segment_paths(Path::new("/d/p-0"), missing) {
                 disk.remove(&path).await.unwrap();
             }
             let log = open(&disk).await;
+            assert_eq!(log.log_end_offset(), end, "synced later segments are kept");
             assert_eq!(
-                log.log_end_offset(),
-                missing,
-                "the log ends where the gap starts"
+                log.recovery_events()[0].action,
+                RecoveryAction::Gap {
+                    from: missing,
+                    to: next
+                }
             );
-            assert_eq!(read_all(&log).await, missing);
+            let r = log.read(missing, 1 << 20).await.unwrap();
+            let first = BatchHeader::parse(&r.batches[0]).unwrap().base_offset();
+            assert_eq!(
+                first, next,
+                "a read in the gap is served from the next segment"
+            );
+            let seen = read_all_bases(&log).await;
+            assert_eq!(seen.len() as i64, end - (next - missing));
             let info = log.append(batch(1, 10, 0), 0).await.unwrap();
-            assert_eq!(info.base_offset, missing);
-            log.sync_through(info.last_offset).await.unwrap();
-            disk.crash();
+            assert_eq!(info.base_offset, end);
+        });
+    }
+
+    #[test]
+    fn a_corrupt_batch_in_a_synced_segment_is_quarantined_and_later_segments_kept() {
+        run(|| async {
+            let disk = SimDisk::new(11);
+            let log = open(&disk).await;
+            for i in 0..60 {
+                log.append(batch(1, 200, i), 0).await.unwrap();
+            }
+            log.close().await.unwrap();
+            let end = log.log_end_offset();
+            let bases: Vec<Offset> = log.state().segments.keys().copied().collect();
+            let dir = Path::new("/d/p-0");
+            let [seg_log, seg_index, _] = segment_paths(dir, bases[1]);
+            // Lose the index so that recovery scans the segment, and flip a byte in the
+            // records of its third batch.
+            disk.remove(&seg_index).await.unwrap();
+            let mut bytes = disk.file_bytes(&seg_log).unwrap();
+            let size = BatchHeader::parse(&bytes).unwrap().total_bytes().unwrap();
+            bytes[2 * size + 100] ^= 0x10;
+            disk.set_file_bytes(&seg_log, bytes.clone());
             let log = open(&disk).await;
             assert_eq!(
-                read_all(&log).await,
-                missing + 1,
-                "the rewritten tail block is intact"
+                log.log_end_offset(),
+                end,
+                "nothing after the corruption is lost"
             );
+            let q = quarantined(&log);
+            assert_eq!(q.len(), 1, "{:?}", log.recovery_events());
+            assert_eq!(
+                (q[0].segment_base, q[0].position),
+                (bases[1], 2 * size as u64)
+            );
+            let RecoveryAction::Quarantined(path) = &q[0].action else {
+                panic!("{q:?}")
+            };
+            assert!(crate::storage::is_quarantine_file(
+                &path.file_name().unwrap().to_string_lossy()
+            ));
+            assert_eq!(disk.file_bytes(path).unwrap(), bytes[2 * size..]);
+            let seen = read_all_bases(&log).await;
+            assert!(seen.contains(&bases[2]) && seen.contains(&(end - 1)));
+            log.close().await.unwrap();
+            let log = open(&disk).await;
+            assert_eq!(log.recovery_events(), &[], "the quarantine is done once");
+            assert_eq!(log.log_end_offset(), end);
+        });
+    }
+
+    #[test]
+    fn a_zeroed_header_in_the_synced_tail_is_not_a_clean_end() {
+        run(|| async {
+            let disk = SimDisk::new(12);
+            let log = open(&disk).await;
+            for i in 0..10 {
+                log.append(batch(1, 100, i), 0).await.unwrap();
+            }
+            log.close().await.unwrap();
+            let end = log.log_end_offset();
+            let active = log.state().active().base_offset;
+            let seg_log = segment_paths(Path::new("/d/p-0"), active)[0].clone();
+            let mut bytes = disk.file_bytes(&seg_log).unwrap();
+            let size = BatchHeader::parse(&bytes).unwrap().total_bytes().unwrap();
+            bytes[3 * size..3 * size + 61].fill(0);
+            disk.set_file_bytes(&seg_log, bytes);
+            let log = open(&disk).await;
+            let q = quarantined(&log);
+            assert_eq!(q.len(), 1, "{:?}", log.recovery_events());
+            assert!(q[0].reason.contains("zeroed header"), "{}", q[0].reason);
+            assert_eq!(
+                log.log_end_offset(),
+                end,
+                "synced offsets are not given out again"
+            );
+            let info = log.append(batch(1, 10, 0), 0).await.unwrap();
+            assert_eq!(info.base_offset, end);
+            assert_eq!(read_all_bases(&log).await.len(), 3 + 1);
         });
     }
 

@@ -253,6 +253,32 @@ impl Window {
         let at = (pos - self.pos) as usize;
         &self.bytes[at..at + len]
     }
+
+    /// The bytes held from `pos` on (empty if `pos` is outside the window).
+    fn rest(&self, pos: u64) -> &[u8] {
+        let at = pos.saturating_sub(self.pos) as usize;
+        if pos < self.pos {
+            return &[];
+        }
+        self.bytes.get(at..).unwrap_or(&[])
+    }
+}
+
+/// Position of the first non-zero byte of `file` in `[pos, end)`, read in chunks.
+async fn first_nonzero<F: DiskFile>(file: &F, pos: u64, end: u64) -> io::Result<Option<u64>> {
+    let mut at = align_down(pos, file.alignment());
+    while at < end {
+        let chunk = file.read_at(at, SCAN_CHUNK_BYTES).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        let skip = pos.saturating_sub(at) as usize;
+        if let Some(i) = chunk.iter().skip(skip).position(|b| *b != 0) {
+            return Ok(Some(at + (skip + i) as u64));
+        }
+        at += chunk.len() as u64;
+    }
+    Ok(None)
 }
 
 /// Scan `seg` from `seg.size_bytes` (which must be a batch boundary, with `seg.next_offset`
@@ -275,11 +301,18 @@ pub async fn scan<F: DiskFile>(
             break None;
         }
         if !window.ensure(&*file, pos, BATCH_HEADER_BYTES).await? {
+            if window.rest(pos).iter().all(|b| *b == 0) {
+                break None; // zero padding to the alignment, shorter than a header
+            }
             break Some(format!("torn header ({} bytes)", file_size - pos));
         }
         let head = window.slice(pos, BATCH_HEADER_BYTES);
         if head.iter().all(|b| *b == 0) {
-            break None; // zero padding or preallocated space: the clean end of the log
+            // Zero padding or preallocated space ends the log only if nothing follows it.
+            match first_nonzero(&*file, pos, file_size).await? {
+                None => break None,
+                Some(at) => break Some(format!("zeroed header followed by data at {at}")),
+            }
         }
         let header = BatchHeader::parse(head).map_err(|_| io::ErrorKind::InvalidData)?;
         let total = match header.total_bytes() {
