@@ -47,7 +47,7 @@ impl Checkpoint {
             position: r.u64()?,
             next_offset: r.i64()?,
         };
-        let producers = ProducerStates::decode(&mut r)?;
+        let producers = ProducerStates::decode(&mut r, crate::base::now_ms())?;
         r.is_done().then_some(Checkpoint {
             log_start_offset,
             recovery_point,
@@ -70,7 +70,7 @@ mod tests {
             base_offset: 5,
             last_offset: 6,
         };
-        producers.record(3, 1, b);
+        producers.record(3, 1, b, 0);
         let cp = Checkpoint {
             log_start_offset: 4,
             recovery_point: Mark {

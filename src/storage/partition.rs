@@ -357,7 +357,7 @@ impl<D: Disk> PartitionLog<D> {
             base_offset,
             last_offset,
         };
-        producers.record(producer_id, epoch, pb);
+        producers.record(producer_id, epoch, pb, now);
         let cached = self.shared.cache.accepts(dst.len());
         let stamped = cached.then(|| Bytes::copy_from_slice(dst));
         let log_start_offset = *log_start;
@@ -672,6 +672,7 @@ impl<D: Disk> PartitionLog<D> {
         &self,
         log_start: Option<Offset>,
     ) -> Result<(), StorageError> {
+        self.state_mut().producers.expire(now_ms());
         let (mark, index, time_index, checkpoint) = {
             let st = self.state();
             debug_assert!(
@@ -905,7 +906,10 @@ impl<D: Disk> PartitionLog<D> {
                     }
                 }
                 let is_active = seg.base_offset == st.active().base_offset;
-                if is_active && offset.max(seg.base_offset) >= st.written.next_offset {
+                let from = offset.max(seg.base_offset);
+                if is_active && from >= st.log_end() {
+                    return Ok(out); // in a gap before the end: nothing to serve yet
+                } else if is_active && from >= st.written.next_offset {
                     None
                 } else {
                     let limit = if is_active {

@@ -6,6 +6,15 @@
 //! producer id < 0 is not idempotent (no check); an unknown producer is accepted; a stale
 //! epoch is refused; a new epoch must start at sequence 0; an exact retry of one of the
 //! cached batches is answered with the original offsets; any other gap is out of order.
+//!
+//! Bounds (issue 13). A producer id is forgotten [`PRODUCER_ID_EXPIRATION_MS`] after its last
+//! append (Kafka's `producer.id.expiration.ms`, 1 day; "last append" is the broker's clock at
+//! append, or the time of recovery for state read back), checked whenever the checkpoint is
+//! written. At most [`MAX_PRODUCERS_PER_PARTITION`] ids are kept per partition: past it the
+//! least recently used sixteenth is forgotten at once (Kafka has no such cap; Redpanda bounds
+//! producers per shard). A forgotten producer is treated as new, as Kafka treats an expired one.
+//! The bound keeps the checkpoint far below its read cap: past the cap it could not be read
+//! back, recovery rescanned everything and records removed by DeleteRecords came back.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -15,6 +24,16 @@ use crate::model::Offset;
 
 /// Kafka keeps the last five batches per producer (max.in.flight.requests.per.connection).
 pub const CACHED_BATCHES_PER_PRODUCER: usize = 5;
+/// Kafka's `producer.id.expiration.ms` default: one day.
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 3600 * 1000;
+/// Producer ids kept per partition.
+pub const MAX_PRODUCERS_PER_PARTITION: usize = 100_000;
+/// Checkpoint bytes of one producer at most: id, epoch, count, five batches, timestamp.
+const MAX_ENCODED_PRODUCER_BYTES: usize = 8 + 2 + 1 + CACHED_BATCHES_PER_PRODUCER * 24 + 16;
+const _: () = assert!(
+    MAX_PRODUCERS_PER_PARTITION * MAX_ENCODED_PRODUCER_BYTES < super::format::MAX_OWN_FILE_BYTES,
+    "a full producer table must fit the checkpoint's read cap"
+);
 
 /// One appended batch of an idempotent producer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +48,8 @@ pub struct ProducerBatch {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<ProducerBatch>,
+    /// Broker clock of the last append (or of recovery), for expiration.
+    last_append_ms: i64,
 }
 
 /// The verdict on an incoming batch.
@@ -108,11 +129,16 @@ impl ProducerStates {
         Ok(SequenceCheck::Accept)
     }
 
-    /// Remember an appended batch (also used to replay headers at recovery; replaying a batch
-    /// already known, or one of an older epoch, changes nothing).
-    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: ProducerBatch) {
+    /// Remember an appended batch at broker time `now_ms` (also used to replay headers at
+    /// recovery; replaying a batch already known, or one of an older epoch, changes nothing).
+    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: ProducerBatch, now_ms: i64) {
         if producer_id < 0 {
             return;
+        }
+        if self.producers.len() >= MAX_PRODUCERS_PER_PARTITION
+            && !self.producers.contains_key(&producer_id)
+        {
+            self.evict_least_recent(MAX_PRODUCERS_PER_PARTITION / 16);
         }
         let entry = self
             .producers
@@ -120,7 +146,9 @@ impl ProducerStates {
             .or_insert_with(|| ProducerEntry {
                 epoch,
                 batches: VecDeque::new(),
+                last_append_ms: now_ms,
             });
+        entry.last_append_ms = entry.last_append_ms.max(now_ms);
         if epoch < entry.epoch
             || entry
                 .batches
@@ -139,6 +167,29 @@ impl ProducerStates {
         }
     }
 
+    /// Forget the `n` producers whose last append is oldest.
+    fn evict_least_recent(&mut self, n: usize) {
+        let mut times: Vec<i64> = self.producers.values().map(|e| e.last_append_ms).collect();
+        let n = n.clamp(1, times.len().max(1));
+        if times.len() < n {
+            return;
+        }
+        let (_, &mut cutoff, _) = times.select_nth_unstable(n - 1);
+        let mut left = n;
+        self.producers.retain(|_, e| {
+            let evict = left > 0 && e.last_append_ms <= cutoff;
+            left -= usize::from(evict);
+            !evict
+        });
+    }
+
+    /// Forget producers whose last append is [`PRODUCER_ID_EXPIRATION_MS`] or more before
+    /// `now_ms`.
+    pub fn expire(&mut self, now_ms: i64) {
+        let limit = now_ms.saturating_sub(PRODUCER_ID_EXPIRATION_MS);
+        self.producers.retain(|_, e| e.last_append_ms > limit);
+    }
+
     /// Forget batches at or after `offset` (they are not in the recovered log).
     pub fn forget_from(&mut self, offset: Offset) {
         for entry in self.producers.values_mut() {
@@ -148,7 +199,6 @@ impl ProducerStates {
     }
 
     /// Number of producers tracked.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.producers.len()
     }
@@ -158,7 +208,7 @@ impl ProducerStates {
         out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
         let mut ids: Vec<_> = self.producers.keys().copied().collect();
         ids.sort_unstable();
-        for id in ids {
+        for &id in &ids {
             let entry = &self.producers[&id];
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&entry.epoch.to_be_bytes());
@@ -170,12 +220,22 @@ impl ProducerStates {
                 out.extend_from_slice(&b.last_offset.to_be_bytes());
             }
         }
+        // Trailer (later addition; a checkpoint without it reads as "appended at recovery"):
+        // the last append time of each producer, in the same order.
+        for id in &ids {
+            out.extend_from_slice(&self.producers[id].last_append_ms.to_be_bytes());
+        }
     }
 
-    /// Decode what [`ProducerStates::encode`] wrote; `None` if malformed.
-    pub fn decode(r: &mut Reader<'_>) -> Option<Self> {
-        let count = r.u32()?;
-        let mut producers = HashMap::new();
+    /// Decode what [`ProducerStates::encode`] wrote; `None` if malformed. Producers without a
+    /// recorded append time count as appended at `now_ms`.
+    pub fn decode(r: &mut Reader<'_>, now_ms: i64) -> Option<Self> {
+        let count = r.u32()? as usize;
+        if count > MAX_PRODUCERS_PER_PARTITION {
+            return None;
+        }
+        let mut producers = HashMap::with_capacity(count);
+        let mut ids = Vec::with_capacity(count);
         for _ in 0..count {
             let id = r.i64()?;
             let epoch = r.i16()?;
@@ -194,7 +254,23 @@ impl ProducerStates {
                     last_offset,
                 });
             }
-            producers.insert(id, ProducerEntry { epoch, batches });
+            let entry = ProducerEntry {
+                epoch,
+                batches,
+                last_append_ms: now_ms,
+            };
+            if producers.insert(id, entry).is_some() {
+                return None;
+            }
+            ids.push(id);
+        }
+        if !r.is_done() {
+            for id in &ids {
+                let at = r.i64()?;
+                if let Some(e) = producers.get_mut(id) {
+                    e.last_append_ms = at.min(now_ms);
+                }
+            }
         }
         Some(ProducerStates { producers })
     }
@@ -227,9 +303,9 @@ mod tests {
             SequenceCheck::Accept,
             "unknown producer"
         );
-        s.record(7, 0, batch(0, 2, 100));
+        s.record(7, 0, batch(0, 2, 100), 0);
         assert_eq!(s.check(7, 0, 3, 5).unwrap(), SequenceCheck::Accept);
-        s.record(7, 0, batch(3, 5, 103));
+        s.record(7, 0, batch(3, 5, 103), 0);
         assert_eq!(
             s.check(7, 0, 0, 2).unwrap(),
             SequenceCheck::Duplicate(batch(0, 2, 100))
@@ -255,7 +331,7 @@ mod tests {
             SequenceCheck::Accept,
             "new epoch at 0"
         );
-        s.record(7, 1, batch(0, 0, 106));
+        s.record(7, 1, batch(0, 0, 106), 0);
         assert!(matches!(
             s.check(7, 0, 6, 6),
             Err(StorageError::InvalidProducerEpoch { .. })
@@ -266,7 +342,7 @@ mod tests {
     fn keeps_five_batches_and_wraps_sequences() {
         let mut s = ProducerStates::default();
         for i in 0..8 {
-            s.record(1, 0, batch(i, i, i64::from(i)));
+            s.record(1, 0, batch(i, i, i64::from(i)), 0);
         }
         assert!(matches!(
             s.check(1, 0, 2, 2),
@@ -285,22 +361,56 @@ mod tests {
                 base_offset: 9,
                 last_offset: 9,
             },
+            0,
         );
         assert_eq!(s.check(2, 0, 0, 1).unwrap(), SequenceCheck::Accept);
     }
 
     #[test]
+    fn producers_expire_after_a_day_and_their_number_is_bounded() {
+        let mut s = ProducerStates::default();
+        s.record(1, 0, batch(0, 0, 0), 1_000);
+        s.record(2, 0, batch(0, 0, 1), 5_000);
+        s.expire(1_000 + PRODUCER_ID_EXPIRATION_MS);
+        assert_eq!(s.len(), 1, "producer 1 expired, 2 did not");
+        assert_eq!(
+            s.check(2, 0, 0, 0).unwrap(),
+            SequenceCheck::Duplicate(batch(0, 0, 1))
+        );
+        let mut s = ProducerStates::default();
+        let n = MAX_PRODUCERS_PER_PARTITION as i64 + 1_000;
+        for id in 0..n {
+            s.record(id, 0, batch(0, 0, id), id);
+        }
+        assert!(s.len() <= MAX_PRODUCERS_PER_PARTITION, "{}", s.len());
+        assert!(s.producers.contains_key(&(n - 1)), "the newest is kept");
+        assert!(!s.producers.contains_key(&0), "the least recent went first");
+        let mut bytes = Vec::new();
+        s.encode(&mut bytes);
+        assert!(bytes.len() < crate::storage::format::MAX_OWN_FILE_BYTES);
+        assert_eq!(
+            ProducerStates::decode(&mut Reader::new(&bytes), n).unwrap(),
+            s
+        );
+    }
+
+    #[test]
     fn encode_decode_and_forget() {
         let mut s = ProducerStates::default();
-        s.record(1, 3, batch(0, 4, 10));
-        s.record(1, 3, batch(5, 5, 15));
-        s.record(9, 0, batch(0, 0, 16));
+        s.record(1, 3, batch(0, 4, 10), 5);
+        s.record(1, 3, batch(5, 5, 15), 6);
+        s.record(9, 0, batch(0, 0, 16), 7);
         let mut bytes = Vec::new();
         s.encode(&mut bytes);
         let mut r = Reader::new(&bytes);
-        assert_eq!(ProducerStates::decode(&mut r).unwrap(), s);
+        assert_eq!(ProducerStates::decode(&mut r, 100).unwrap(), s);
         assert!(r.is_done());
-        assert!(ProducerStates::decode(&mut Reader::new(&bytes[..bytes.len() - 1])).is_none());
+        assert!(ProducerStates::decode(&mut Reader::new(&bytes[..bytes.len() - 1]), 100).is_none());
+        // Written before the trailer existed: every producer counts as appended now.
+        let old = &bytes[..bytes.len() - 8 * 2];
+        let back = ProducerStates::decode(&mut Reader::new(old), 100).unwrap();
+        assert_eq!(back.len(), 2);
+        assert!(back.producers.values().all(|e| e.last_append_ms == 100));
         s.forget_from(15);
         assert_eq!(s.len(), 1);
         assert_eq!(

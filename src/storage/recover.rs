@@ -491,6 +491,7 @@ async fn recover_one<D: Disk>(
     }
     let from = (seg.size_bytes, seg.next_offset);
     let producers = &mut rec.producers;
+    let now = now_ms();
     let mut replay = |h: &BatchHeader<'_>| {
         if h.base_offset() >= replay_from {
             let first_seq = h.base_sequence();
@@ -502,7 +503,7 @@ async fn recover_one<D: Disk>(
                 base_offset,
                 last_offset,
             };
-            producers.record(h.producer_id(), h.producer_epoch(), batch);
+            producers.record(h.producer_id(), h.producer_epoch(), batch, now);
         }
     };
     let outcome = scan(&mut seg, config.index_interval_bytes, &mut replay)
@@ -809,6 +810,11 @@ mod tests {
                 log.log_end_offset(),
                 end,
                 "synced offsets are not given out again"
+            );
+            let r = log.read(3, 1 << 20).await.unwrap();
+            assert!(
+                r.batches.is_empty(),
+                "a read in the gap before the end finds nothing"
             );
             let info = log.append(batch(1, 10, 0), 0).await.unwrap();
             assert_eq!(info.base_offset, end);
