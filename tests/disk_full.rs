@@ -24,6 +24,7 @@ use common::Broker;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -265,7 +266,8 @@ fn disk_full_refuses_without_storing_and_recovers_when_space_returns() {
         full.failed.len(),
         full.failed
             .values()
-            .collect::<std::collections::HashSet<_>>()
+            .map(|c| format!("{c:?}"))
+            .collect::<std::collections::BTreeSet<_>>()
     );
     assert!(refused > 0, "the disk never filled up");
     assert!(

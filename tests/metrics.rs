@@ -6,6 +6,7 @@
 mod common;
 
 use common::{free_port, http_get, kafka, Broker};
+use std::io::Write;
 
 /// Sum of a metric over all label sets whose labels contain `filter`.
 fn sum(text: &str, name: &str, filter: &str) -> u64 {

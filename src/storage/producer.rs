@@ -199,6 +199,7 @@ impl ProducerStates {
     }
 
     /// Number of producers tracked.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.producers.len()
     }
