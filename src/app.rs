@@ -17,6 +17,9 @@ use glommio::{LocalExecutorBuilder, Placement};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// For `ringmq check --data-dir` (cli reaches storage through the composition root).
+pub use crate::storage::is_quarantine_file;
 use std::time::Duration;
 
 /// How long shutdown waits for requests in flight before closing partitions anyway.

@@ -173,7 +173,7 @@ pub fn quarantined_files(data_dir: &Path) -> Vec<String> {
         };
         for file in files.flatten() {
             let name = file.file_name().to_string_lossy().into_owned();
-            if crate::storage::is_quarantine_file(&name) {
+            if crate::app::is_quarantine_file(&name) {
                 let bytes = file.metadata().map_or(0, |m| m.len());
                 let dir = partition.file_name().to_string_lossy().into_owned();
                 found.push(format!("{dir}/{name} ({bytes} bytes)"));
