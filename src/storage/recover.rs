@@ -513,39 +513,13 @@ async fn recover_one<D: Disk>(
     let result = match outcome.stop_reason {
         None => Outcome::Clean,
         Some(reason) => {
-            let synced = synced_bytes(base, file_size, checkpoint);
-            let action = if end < synced {
-                let q = copy_out(disk, dir, &seg.file, base, end, file_size).await?;
-                rec.quarantines.push(q.clone());
-                RecoveryAction::Quarantined(q)
-            } else {
-                RecoveryAction::Cut
-            };
-            let done = match &action {
-                RecoveryAction::Quarantined(q) => format!("quarantined to {}", q.display()),
-                _ => "cut (unsynced)".to_string(),
-            };
-            crate::warn!(
-                "ringmq storage: {} segment {base}: truncated at offset {} (position {end}), \
-                 {} bytes {done}: {reason} (scan started at position {}, offset {})",
-                dir.display(),
-                seg.next_offset,
-                file_size - end,
-                from.0,
-                from.1
-            );
-            rec.events.push(RecoveryEvent {
-                segment_base: base,
-                position: end,
-                bytes: file_size - end,
+            let cut = Cut {
+                end,
+                file_size,
+                from,
                 reason,
-                action: action.clone(),
-            });
-            if matches!(action, RecoveryAction::Cut) {
-                Outcome::CutUnsynced
-            } else {
-                Outcome::Quarantined
-            }
+            };
+            set_aside(&place_of(disk, dir, base, checkpoint), &seg, cut, rec).await?
         }
     };
     if file_size != end {
@@ -568,6 +542,88 @@ async fn recover_one<D: Disk>(
         rec.tail_block = outcome.tail_block;
     }
     Ok((seg, result))
+}
+
+/// The unreadable tail of a scanned segment.
+struct Cut {
+    end: u64,
+    file_size: u64,
+    /// (position, offset) the scan started at.
+    from: (u64, Offset),
+    reason: String,
+}
+
+/// What [`set_aside`] needs to know about the segment's place.
+struct Place<'a, D> {
+    disk: &'a D,
+    dir: &'a Path,
+    base: Offset,
+    checkpoint: Option<&'a Checkpoint>,
+}
+
+fn place_of<'a, D>(
+    disk: &'a D,
+    dir: &'a Path,
+    base: Offset,
+    checkpoint: Option<&'a Checkpoint>,
+) -> Place<'a, D> {
+    Place {
+        disk,
+        dir,
+        base,
+        checkpoint,
+    }
+}
+
+/// Quarantine the tail `cut` of `seg` if it was synced, else mark it for cutting; log it and
+/// record the event. The caller truncates the segment.
+async fn set_aside<D: Disk>(
+    place: &Place<'_, D>,
+    seg: &Segment<FileOf<D>>,
+    cut: Cut,
+    rec: &mut Recovered<FileOf<D>>,
+) -> Result<Outcome, StorageError> {
+    let (disk, dir, base, checkpoint) = (place.disk, place.dir, place.base, place.checkpoint);
+    let Cut {
+        end,
+        file_size,
+        from,
+        reason,
+    } = cut;
+    let synced = synced_bytes(base, file_size, checkpoint);
+    let action = if end < synced {
+        let q = copy_out(disk, dir, &seg.file, base, end, file_size).await?;
+        rec.quarantines.push(q.clone());
+        RecoveryAction::Quarantined(q)
+    } else {
+        RecoveryAction::Cut
+    };
+    let done = match &action {
+        RecoveryAction::Quarantined(q) => format!("quarantined to {}", q.display()),
+        _ => "cut (unsynced)".to_string(),
+    };
+    crate::warn!(
+        "ringmq storage: {} segment {base}: truncated at offset {} (position {end}), \
+         {} bytes {done}: {reason} (scan started at position {}, offset {})",
+        dir.display(),
+        seg.next_offset,
+        file_size - end,
+        from.0,
+        from.1
+    );
+    let outcome = if matches!(action, RecoveryAction::Cut) {
+        Outcome::CutUnsynced
+    } else {
+        Outcome::Quarantined
+    };
+    rec.events.push(RecoveryEvent {
+        segment_base: base,
+        position: end,
+        bytes: file_size - end,
+        reason,
+        action,
+    });
+    Ok(outcome)
 }
 
 /// Bytes at the end of the active segment that are scanned again at every start, even after
