@@ -220,6 +220,20 @@ impl<D: Disk> State<D> {
     pub fn log_end(&self) -> Offset {
         self.active().next_offset
     }
+    /// The segment holding `offset`, or the next one if `offset` lies in a gap left by
+    /// quarantine (served from the next segment on).
+    fn segment_for(&self, offset: Offset) -> Option<&Segment<FileOf<D>>> {
+        let seg = self.segments.range(..=offset).next_back()?.1;
+        if offset < seg.next_offset {
+            return Some(seg);
+        }
+        Some(
+            self.segments
+                .range(offset + 1..)
+                .next()
+                .map_or(seg, |(_, s)| s),
+        )
+    }
     fn out_of_range(&self, requested: Offset) -> StorageError {
         let (log_start, log_end) = (self.log_start, self.log_end());
         StorageError::OffsetOutOfRange {
@@ -896,15 +910,9 @@ impl<D: Disk> PartitionLog<D> {
             let plan = {
                 let st = self.state();
                 st.check_open()?;
-                let Some(mut seg) = st.segments.range(..=offset).next_back().map(|(_, s)| s) else {
+                let Some(seg) = st.segment_for(offset) else {
                     return Err(st.out_of_range(offset));
                 };
-                if offset >= seg.next_offset {
-                    // A gap left by quarantine: serve from the next segment on.
-                    if let Some((_, next)) = st.segments.range(offset + 1..).next() {
-                        seg = next;
-                    }
-                }
                 let is_active = seg.base_offset == st.active().base_offset;
                 let from = offset.max(seg.base_offset);
                 if is_active && from >= st.log_end() {

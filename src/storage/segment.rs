@@ -264,6 +264,13 @@ impl Window {
     }
 }
 
+/// A zeroed header at `pos` (padding or preallocated space) ends the log cleanly only if
+/// nothing but zeros follows it; otherwise it is the reason the scan stops.
+async fn zeroed_header<F: DiskFile>(file: &F, pos: u64, end: u64) -> io::Result<Option<String>> {
+    let at = first_nonzero(file, pos, end).await?;
+    Ok(at.map(|at| format!("zeroed header followed by data at {at}")))
+}
+
 /// Position of the first non-zero byte of `file` in `[pos, end)`, read in chunks.
 async fn first_nonzero<F: DiskFile>(file: &F, pos: u64, end: u64) -> io::Result<Option<u64>> {
     let mut at = align_down(pos, file.alignment());
@@ -301,18 +308,13 @@ pub async fn scan<F: DiskFile>(
             break None;
         }
         if !window.ensure(&*file, pos, BATCH_HEADER_BYTES).await? {
-            if window.rest(pos).iter().all(|b| *b == 0) {
-                break None; // zero padding to the alignment, shorter than a header
-            }
-            break Some(format!("torn header ({} bytes)", file_size - pos));
+            // Zero padding to the alignment, shorter than a header, is the clean end.
+            let zeros = window.rest(pos).iter().all(|b| *b == 0);
+            break (!zeros).then(|| format!("torn header ({} bytes)", file_size - pos));
         }
         let head = window.slice(pos, BATCH_HEADER_BYTES);
         if head.iter().all(|b| *b == 0) {
-            // Zero padding or preallocated space ends the log only if nothing follows it.
-            match first_nonzero(&*file, pos, file_size).await? {
-                None => break None,
-                Some(at) => break Some(format!("zeroed header followed by data at {at}")),
-            }
+            break zeroed_header(&*file, pos, file_size).await?;
         }
         let header = BatchHeader::parse(head).map_err(|_| io::ErrorKind::InvalidData)?;
         let total = match header.total_bytes() {
