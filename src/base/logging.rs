@@ -112,32 +112,12 @@ pub fn enabled(level: Level, target: &str) -> bool {
     level <= filter.level_for(target)
 }
 
-/// UTC `YYYY-MM-DDTHH:MM:SS.mmmZ` without a date library (civil-from-days).
-fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let (secs, ms) = (now.as_secs() as i64, now.subsec_millis());
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
 pub fn write(level: Level, target: &str, args: fmt::Arguments<'_>) {
-    eprintln!("{} {} {target}: {args}", timestamp(), level.name());
+    eprintln!(
+        "{} {} {target}: {args}",
+        super::civil::format_utc_ms(super::now_ms()),
+        level.name()
+    );
 }
 
 #[macro_export]
@@ -170,12 +150,5 @@ mod tests {
         assert_eq!(Filter::parse("").unwrap().level_for("x"), Level::Info);
         assert!(Filter::parse("loud").is_err());
         assert!(Filter::parse("ringmq=loud").is_err());
-    }
-
-    #[test]
-    fn timestamp_shape() {
-        let t = timestamp();
-        assert_eq!(t.len(), 24, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z'));
     }
 }

@@ -2,6 +2,7 @@
 //! module of the crate (std and external crates only): awaiting futures together, the wall
 //! clock, and logging to stderr ([`logging`], whose macros are `crate::info!` and friends).
 
+pub mod civil;
 #[macro_use]
 pub mod logging;
 

@@ -4,6 +4,8 @@
 //! an explicit offset such as `+02:00` is applied), or a bare date `YYYY-MM-DD` (midnight UTC).
 //! Days are counted with the proleptic Gregorian civil-from-days algorithm (H. Hinnant).
 
+use crate::base::civil::days_from_civil;
+
 /// Milliseconds since the Unix epoch for `text`, or why it is not a date-time.
 pub fn parse_datetime_ms(text: &str) -> Result<i64, String> {
     let bad = || format!("'{text}' is not a date-time like 2024-05-01T12:00:00Z");
@@ -70,41 +72,10 @@ fn split_offset(rest: &str) -> Option<(&str, i64)> {
     Some((&rest[..at], sign * minutes))
 }
 
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `2024-05-01T12:00:00.000Z` for milliseconds since the epoch.
-pub fn format_ms(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1_000 % 60,
-        in_day % 1_000
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::civil::format_utc_ms;
 
     #[test]
     fn parses_known_instants() {
@@ -133,8 +104,8 @@ mod tests {
     #[test]
     fn format_round_trips_parse() {
         for ms in [0, 1_709_210_096_789, 951_782_400_000, -86_400_000] {
-            assert_eq!(parse_datetime_ms(&format_ms(ms)), Ok(ms), "{ms}");
+            assert_eq!(parse_datetime_ms(&format_utc_ms(ms)), Ok(ms), "{ms}");
         }
-        assert_eq!(format_ms(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+        assert_eq!(format_utc_ms(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
     }
 }
