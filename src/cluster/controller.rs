@@ -13,6 +13,12 @@
 //! applied here. A proposal whose leader steps down before it applies is reported
 //! [`ProposalError::Lost`]: it may still commit later, as with any timed-out Kafka admin
 //! request. Raft ids are Kafka node ids plus one (raft reserves id 0).
+//!
+//! A proposal is known by the (term, index) raft gave its entry ([`ProposalId`]), and a
+//! committed entry answers the proposal with the same index only if its term matches too: by
+//! Raft's log matching, equal index and term mean the same entry. A node leads a term at
+//! most once (a restart must win a new election, in a higher term), so an id is never handed
+//! out twice, not even across restarts, and an older entry can never answer a newer proposal.
 
 use super::command::{apply, Applied, Command};
 use super::image::{decode_file, encode_file};
@@ -22,7 +28,7 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType};
 use raft::eraftpb::{Message, Snapshot};
 use raft::{RawNode, StateRole, Storage as _};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -132,13 +138,21 @@ pub enum ProposalError {
     Lost,
 }
 
+/// A proposal's entry: the term it was proposed in and the log index raft gave it. Unique
+/// across the group's whole life (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProposalId {
+    pub term: u64,
+    pub index: u64,
+}
+
 /// What one [`Controller::process`] produced.
 #[derive(Default)]
 pub struct Output {
     /// To send to their `to` (raft id; see [`node_of`]), in order.
     pub messages: Vec<Message>,
     /// This node's proposals, by the id [`Controller::propose`] returned.
-    pub results: Vec<(u64, Result<Applied, ProposalError>)>,
+    pub results: Vec<(ProposalId, Result<Applied, ProposalError>)>,
     /// The image after this step's commits, when it changed.
     pub image: Option<Arc<MetadataImage>>,
     /// Committed entries applied in this step: `(index, term, data)`, for checkers.
@@ -154,8 +168,8 @@ pub struct Controller<F: ControllerFiles> {
     image: MetadataImage,
     published: Arc<MetadataImage>,
     applied: u64,
-    pending: BTreeSet<u64>,
-    next_seq: u64,
+    /// This node's proposals waiting for their entry to apply, by log index: the term.
+    pending: BTreeMap<u64, u64>,
     leader: Option<i32>,
     /// With [`ControllerConfig::election_seed`]: the generator and the (term, role) the
     /// current timeout was drawn for.
@@ -247,8 +261,7 @@ impl<F: ControllerFiles> Controller<F> {
             published: Arc::new(image.clone()),
             image,
             applied,
-            pending: BTreeSet::new(),
-            next_seq: 1,
+            pending: BTreeMap::new(),
             leader: None,
             election_rng: cfg_seed.map(|s| {
                 (
@@ -339,7 +352,7 @@ impl<F: ControllerFiles> Controller<F> {
     }
 
     /// Propose `cmd`; its outcome arrives in a later [`Output::results`] under the returned id.
-    pub fn propose(&mut self, cmd: &Command) -> Result<u64, ControllerError> {
+    pub fn propose(&mut self, cmd: &Command) -> Result<ProposalId, ControllerError> {
         if !self.is_leader() {
             return Err(ControllerError::NotLeader {
                 leader: self.leader(),
@@ -348,17 +361,24 @@ impl<F: ControllerFiles> Controller<F> {
         if self.pending.len() >= self.cfg.max_pending {
             return Err(ControllerError::Busy);
         }
-        let seq = self.next_seq;
-        let mut ctx = raft_id(self.cfg.node_id).to_be_bytes().to_vec();
-        ctx.extend_from_slice(&seq.to_be_bytes());
+        let before = self.node.raft.raft_log.last_index();
         self.node
-            .propose(ctx, cmd.encode())
+            .propose(Vec::new(), cmd.encode())
             .map_err(|_| ControllerError::NotLeader {
                 leader: self.leader(),
             })?;
-        self.next_seq += 1;
-        self.pending.insert(seq);
-        Ok(seq)
+        let id = ProposalId {
+            term: self.node.raft.term,
+            index: self.node.raft.raft_log.last_index(),
+        };
+        assert_eq!(id.index, before + 1, "a proposal appends exactly one entry");
+        let stale = self.pending.insert(id.index, id.term);
+        assert!(
+            stale.is_none(),
+            "two waiting proposals at index {}",
+            id.index
+        );
+        Ok(id)
     }
 
     /// Add `node` as a learner: it receives the committed log but does not vote.
@@ -417,7 +437,7 @@ impl<F: ControllerFiles> Controller<F> {
         }
         out.messages.extend(rd.take_messages());
         if !rd.snapshot().is_empty() {
-            self.install_snapshot(rd.snapshot().clone())?;
+            self.install_snapshot(rd.snapshot().clone(), out)?;
         }
         let entries = rd.take_entries();
         let hs = rd.hs().cloned();
@@ -446,8 +466,9 @@ impl<F: ControllerFiles> Controller<F> {
 
     fn on_role(&mut self, leader: Option<i32>, role: StateRole, out: &mut Output) {
         if role != StateRole::Leader {
-            for seq in std::mem::take(&mut self.pending) {
-                out.results.push((seq, Err(ProposalError::Lost)));
+            for (index, term) in std::mem::take(&mut self.pending) {
+                let id = ProposalId { term, index };
+                out.results.push((id, Err(ProposalError::Lost)));
             }
         }
         if leader != self.leader {
@@ -456,9 +477,18 @@ impl<F: ControllerFiles> Controller<F> {
         }
     }
 
-    fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), ControllerError> {
+    fn install_snapshot(
+        &mut self,
+        snap: Snapshot,
+        out: &mut Output,
+    ) -> Result<(), ControllerError> {
         let image = image_of(&snap)?;
         let index = snap.get_metadata().index;
+        let rest = self.pending.split_off(&(index + 1));
+        for (index, term) in std::mem::replace(&mut self.pending, rest) {
+            let id = ProposalId { term, index };
+            out.results.push((id, Err(ProposalError::Lost)));
+        }
         let store = self.node.mut_store();
         store.conf = snap.get_metadata().get_conf_state().clone();
         store.install(snap);
@@ -480,46 +510,63 @@ impl<F: ControllerFiles> Controller<F> {
                 continue;
             }
             out.applied.push((e.index, e.term, e.data.clone()));
-            match e.get_entry_type() {
-                EntryType::EntryNormal if !e.data.is_empty() => self.apply_command(&e, out),
-                EntryType::EntryNormal => {}
+            let result = match e.get_entry_type() {
+                EntryType::EntryNormal => self.apply_command(&e),
                 EntryType::EntryConfChange => {
                     let cc = ConfChange::parse_from_bytes(&e.data)
                         .map_err(|err| MetadataError::Corrupt(format!("conf change: {err}")))?;
-                    let cs = self
-                        .node
-                        .apply_conf_change(&cc)
-                        .map_err(ControllerError::Raft)?;
-                    self.node.mut_store().conf = cs;
+                    let cs = self.node.apply_conf_change(&cc);
+                    self.apply_conf(cs)?
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc = ConfChangeV2::parse_from_bytes(&e.data)
                         .map_err(|err| MetadataError::Corrupt(format!("conf change: {err}")))?;
-                    let cs = self
-                        .node
-                        .apply_conf_change(&cc)
-                        .map_err(ControllerError::Raft)?;
-                    self.node.mut_store().conf = cs;
+                    let cs = self.node.apply_conf_change(&cc);
+                    self.apply_conf(cs)?
                 }
-            }
+            };
             self.applied = e.index;
+            self.answer(&e, result, out);
         }
         Ok(())
     }
 
-    fn apply_command(&mut self, e: &Entry, out: &mut Output) {
+    fn apply_conf(
+        &mut self,
+        cs: raft::Result<ConfState>,
+    ) -> Result<Result<Applied, ProposalError>, ControllerError> {
+        self.node.mut_store().conf = cs.map_err(ControllerError::Raft)?;
+        Ok(Ok(Applied::Done))
+    }
+
+    /// The outcome of applying the (non-empty) command entry `e`.
+    fn apply_command(&mut self, e: &Entry) -> Result<Applied, ProposalError> {
+        if e.data.is_empty() {
+            return Ok(Applied::Done); // a new leader's empty entry
+        }
         let result = Command::decode(&e.data).and_then(|cmd| apply(&mut self.image, &cmd));
         if result.is_ok() {
             self.image.version = e.index;
         }
-        let ctx = &e.context;
-        if ctx.len() == 16 && ctx[..8] == raft_id(self.cfg.node_id).to_be_bytes() {
-            let seq = u64::from_be_bytes(ctx[8..16].try_into().expect("16 bytes"));
-            if self.pending.remove(&seq) {
-                out.results
-                    .push((seq, result.map_err(ProposalError::Rejected)));
-            }
-        }
+        result.map_err(ProposalError::Rejected)
+    }
+
+    /// Answer the proposal waiting at `e`'s index: with `result` if `e` is its entry (same
+    /// term), else [`ProposalError::Lost`] (another leader's entry replaced it).
+    fn answer(&mut self, e: &Entry, result: Result<Applied, ProposalError>, out: &mut Output) {
+        let Some(term) = self.pending.remove(&e.index) else {
+            return;
+        };
+        let id = ProposalId {
+            term,
+            index: e.index,
+        };
+        let result = if term == e.term {
+            result
+        } else {
+            Err(ProposalError::Lost)
+        };
+        out.results.push((id, result));
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), ControllerError> {
