@@ -28,6 +28,20 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// Topics the broker keeps for itself: the group log (`__consumer_offsets`), and the names
+/// Kafka reserves for the transaction log and the cluster metadata log. Clients may read
+/// them but never create, delete, produce to, reconfigure or repartition them.
+pub const INTERNAL_TOPICS: [&str; 3] = [
+    "__consumer_offsets",
+    "__transaction_state",
+    "__cluster_metadata",
+];
+
+/// Whether `topic` is one of [`INTERNAL_TOPICS`].
+pub fn is_internal_topic(topic: &str) -> bool {
+    INTERNAL_TOPICS.contains(&topic)
+}
+
 /// The shard that owns a partition: a deterministic function every shard computes alike
 /// (FNV-1a of the topic name, plus the partition index, modulo the shard count).
 /// Consecutive partitions of one topic land on consecutive shards.

@@ -137,6 +137,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
     if name == "." || name == ".." {
         return bad("'.' and '..' are not allowed");
     }
+    if crate::model::is_internal_topic(name) {
+        return bad("the name is reserved for an internal topic");
+    }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
@@ -348,7 +351,15 @@ mod tests {
     #[test]
     fn topic_names_follow_kafka_rules() {
         assert!(validate_topic_name("a.b_c-1").is_ok());
-        for bad in ["", ".", "..", "a b", "ä", &"x".repeat(250)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a b",
+            "ä",
+            &"x".repeat(250),
+            "__consumer_offsets",
+        ] {
             assert!(validate_topic_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -161,6 +161,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_group_log_is_an_internal_topic() {
+        assert!(crate::model::is_internal_topic(GROUP_LOG_TOPIC));
+    }
+
+    #[test]
     fn java_hash_matches_known_values() {
         // Values from java.lang.String#hashCode.
         assert_eq!(java_string_hash(""), 0);

@@ -3,6 +3,7 @@
 //! metadata shard, which pushes the new image to every shard before it answers.
 
 use super::errors::{admin_error_code, partition_error_code};
+use super::validate::{topic_action, Refusal, TopicAction};
 use super::{RequestError, ServerCtx};
 use crate::config::{validate_topic_config, TOPIC_CONFIG_KEYS};
 use crate::model::TopicPartition;
@@ -140,17 +141,8 @@ async fn create_topics(
             r.error_message = Some(msg);
             r
         };
-        if !t.assignments.is_empty() {
-            topics.push(fail(
-                ErrorCode::INVALID_REQUEST,
-                "manual replica assignment is not supported".into(),
-                result,
-            ));
-            continue;
-        }
-        if t.replication_factor != -1 && t.replication_factor != 1 {
-            let msg = format!("replication factor {} is not supported: this single-node broker has no replication yet; use 1", t.replication_factor);
-            topics.push(fail(ErrorCode::INVALID_REPLICATION_FACTOR, msg, result));
+        if let Err((code, msg)) = creatable(&t) {
+            topics.push(fail(code, msg, result));
             continue;
         }
         let mut configs = BTreeMap::new();
@@ -183,6 +175,23 @@ async fn create_topics(
         throttle_time_ms: 0,
         topics,
     })
+}
+
+/// Refusals of a topic to create that need no metadata: internal names, manual assignment
+/// and replication (not supported yet).
+fn creatable(t: &create_topics::CreatableTopic) -> Result<(), Refusal> {
+    topic_action(&t.name, TopicAction::Create)?;
+    if !t.assignments.is_empty() {
+        return Err((
+            ErrorCode::INVALID_REQUEST,
+            "manual replica assignment is not supported".into(),
+        ));
+    }
+    if t.replication_factor != -1 && t.replication_factor != 1 {
+        let msg = format!("replication factor {} is not supported: this single-node broker has no replication yet; use 1", t.replication_factor);
+        return Err((ErrorCode::INVALID_REPLICATION_FACTOR, msg));
+    }
+    Ok(())
 }
 
 async fn delete_topics(
@@ -218,8 +227,14 @@ async fn delete_topics(
                 if let Some(meta) = image.topics.get(name.as_str()) {
                     result.topic_id = meta.topic_id;
                 }
-                if let Err(e) = ctx.admin(AdminCall::DeleteTopic { name }).await? {
-                    let (code, msg) = admin_error_code(&e);
+                let outcome = match topic_action(&name, TopicAction::Delete) {
+                    Ok(()) => ctx
+                        .admin(AdminCall::DeleteTopic { name })
+                        .await?
+                        .map_err(|e| admin_error_code(&e)),
+                    Err(refusal) => Err(refusal),
+                };
+                if let Err((code, msg)) = outcome {
                     result.error_code = code;
                     result.error_message = Some(msg);
                 }
@@ -245,7 +260,10 @@ async fn create_partitions(
             error_code: ErrorCode::NONE,
             error_message: None,
         };
-        if t.assignments.is_some() {
+        if let Err((code, msg)) = topic_action(&t.name, TopicAction::CreatePartitions) {
+            result.error_code = code;
+            result.error_message = Some(msg);
+        } else if t.assignments.is_some() {
             result.error_code = ErrorCode::INVALID_REPLICA_ASSIGNMENT;
             result.error_message = Some("manual replica assignment is not supported".into());
         } else {
@@ -436,6 +454,7 @@ fn merged_configs(
             "only topic configs can be altered".into(),
         ));
     }
+    topic_action(name, TopicAction::AlterConfigs)?;
     let image = ctx.image();
     let topic = image.topics.get(name).ok_or_else(|| {
         (
@@ -501,6 +520,7 @@ async fn delete_records(
     let mut scatter = Scatter::new();
     for t in &req.topics {
         let meta = image.topics.get(t.name.as_str());
+        let meta = meta.filter(|_| topic_action(&t.name, TopicAction::DeleteRecords).is_ok());
         for p in &t.partitions {
             match meta.filter(|m| (0..m.partitions).contains(&p.partition_index)) {
                 Some(m) => {
@@ -545,7 +565,10 @@ async fn delete_records(
                         Err(e) => DeleteRecordsPartitionResult {
                             partition_index: p.partition_index,
                             low_watermark: -1,
-                            error_code: partition_error_code(&e),
+                            error_code: match topic_action(&t.name, TopicAction::DeleteRecords) {
+                                Err((code, _)) => code,
+                                Ok(()) => partition_error_code(&e),
+                            },
                         },
                     }
                 })

@@ -1,6 +1,7 @@
 //! Metadata: answered from the shard's local copy of the NameServer image; unknown topics
 //! are created when the request and the broker both allow it.
 
+use super::validate::{topic_action, TopicAction};
 use super::{errors::admin_error_code, RequestError, ServerCtx};
 use crate::cluster::TopicMeta;
 use crate::protocol::metadata::*;
@@ -70,7 +71,8 @@ async fn resolve(
     if name.is_empty() {
         return Ok(error(ErrorCode::UNKNOWN_TOPIC_ID));
     }
-    if !(allow_create && ctx.config.auto_create_topics) {
+    let creatable = topic_action(name, TopicAction::Create).is_ok();
+    if !(allow_create && ctx.config.auto_create_topics && creatable) {
         return Ok(error(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
     }
     let call = AdminCall::CreateTopic {

@@ -15,6 +15,7 @@ pub mod http;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod validate;
 
 use crate::cluster::{LocalMetadata, MetadataImage};
 use crate::config::BrokerConfig;

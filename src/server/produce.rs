@@ -3,6 +3,7 @@
 //! request frame.
 
 use super::errors::{partition_error_code, partition_error_message};
+use super::validate::{topic_action, TopicAction};
 use super::{RequestError, ServerCtx};
 use crate::model::TopicPartition;
 use crate::protocol::produce::*;
@@ -99,7 +100,10 @@ pub async fn handle(
                     let slot = slots.next().flatten();
                     let slot = slot.unwrap_or(Err(PartitionError::UnknownTopicOrPartition));
                     let mut r = partition_response(p.index, &slot);
-                    if bad_acks {
+                    if let Err((code, msg)) = topic_action(&topic.name, TopicAction::Produce) {
+                        r.error_code = code.0;
+                        r.error_message = Some(msg);
+                    } else if bad_acks {
                         r.error_code = ErrorCode::INVALID_REQUIRED_ACKS.0;
                     } else if req.transactional_id.is_some() {
                         r.error_code = ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.0;
@@ -128,6 +132,7 @@ fn split(ctx: &ServerCtx, req: &ProduceRequest, refused: bool) -> Scatter<Produc
     let mut scatter = Scatter::new();
     for topic in &req.topic_data {
         let meta = image.topics.get(topic.name.as_str());
+        let meta = meta.filter(|_| topic_action(&topic.name, TopicAction::Produce).is_ok());
         for part in &topic.partition_data {
             match meta.filter(|m| !refused && (0..m.partitions).contains(&part.index)) {
                 Some(m) => scatter.send(
