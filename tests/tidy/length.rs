@@ -18,7 +18,6 @@ const ALLOWED_LONG: &[(&str, &str)] = &[
     ("app.rs", "shard_main"),
     ("cli/admin.rs", "cluster_info"),
     ("server/admin.rs", "handle"),
-    ("server/admin.rs", "create_topics"),
     ("server/admin.rs", "describe_configs"),
     ("server/mod.rs", "dispatch"),
     ("shard/mod.rs", "admin"),
