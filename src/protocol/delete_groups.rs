@@ -3,84 +3,32 @@
 //! Deletes empty groups and their committed offsets; a group with members answers
 //! NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND.
 
-use super::wire::{check_version, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 
-/// Kafka API key of DeleteGroups.
-pub const API_KEY: i16 = 42;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 2;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 2;
+kafka_api!(key 42, versions 0..=2, flexible 2,
+    DeleteGroupsRequest, DeleteGroupsResponse,
+    oracle DeleteGroupsRequest, DeleteGroupsResponse from 0);
 
-fn flexible(version: i16) -> bool {
-    version >= FLEXIBLE_FROM
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteGroupsRequest {
-    pub groups_names: Vec<String>,
-}
-
-impl DeleteGroupsRequest {
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let groups_names = r.array(flex, 1, "groups_names", |r| r.string(flex, "group_name"))?;
-        r.tags_if(flex)?;
-        Ok(DeleteGroupsRequest { groups_names })
-    }
-
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        w.array(&self.groups_names, flex, |w, g| w.string(g, flex));
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteGroupsRequest {
+        pub groups_names: Vec<String> [0..],
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteGroupsResponse {
-    pub throttle_time_ms: i32,
-    pub results: Vec<DeletableGroupResult>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeletableGroupResult {
-    pub group_id: String,
-    pub error_code: i16,
-}
-
-impl DeleteGroupsResponse {
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        w.i32(self.throttle_time_ms);
-        w.array(&self.results, flex, |w, g| {
-            w.string(&g.group_id, flex);
-            w.i16(g.error_code);
-            w.tags_if(flex);
-        });
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteGroupsResponse {
+        pub throttle_time_ms: i32 [0..],
+        pub results: Vec<DeletableGroupResult> [0..],
     }
+}
 
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
-        let results = r.array(flex, 3, "results", |r| {
-            let group_id = r.string(flex, "group_id")?;
-            let error_code = r.i16("error_code")?;
-            r.tags_if(flex)?;
-            Ok(DeletableGroupResult {
-                group_id,
-                error_code,
-            })
-        })?;
-        r.tags_if(flex)?;
-        Ok(DeleteGroupsResponse {
-            throttle_time_ms,
-            results,
-        })
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeletableGroupResult {
+        pub group_id: String [0..],
+        pub error_code: i16 [0..],
     }
 }
 

@@ -1,185 +1,59 @@
 //! DescribeGroups (key 15), versions 0–5, flexible from 5 (Kafka 4.1 schema).
 //!
 //! State, protocol and members (with their metadata and assignment bytes) of each named
-//! group. Version notes: `include_authorized_operations`/`authorized_operations` v3+,
-//! member `group_instance_id` v4+. v6 (`error_message`, KIP-1043) is not served.
+//! group. v6 (`error_message`, KIP-1043) is not served.
 
-use super::wire::{check_version, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 use bytes::Bytes;
 
-/// Kafka API key of DescribeGroups.
-pub const API_KEY: i16 = 15;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 5;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 5;
+kafka_api!(key 15, versions 0..=5, flexible 5,
+    DescribeGroupsRequest, DescribeGroupsResponse,
+    oracle DescribeGroupsRequest, DescribeGroupsResponse from 0);
 
 /// `authorized_operations` when they were not asked for (Kafka's INT32_MIN sentinel).
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-fn flexible(version: i16) -> bool {
-    version >= FLEXIBLE_FROM
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribeGroupsRequest {
-    pub groups: Vec<String>,
-    /// v3+.
-    pub include_authorized_operations: bool,
-}
-
-impl DescribeGroupsRequest {
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let groups = r.array(flex, 1, "groups", |r| r.string(flex, "group"))?;
-        let include_authorized_operations = if version >= 3 {
-            r.bool("include_authorized_operations")?
-        } else {
-            false
-        };
-        r.tags_if(flex)?;
-        Ok(DescribeGroupsRequest {
-            groups,
-            include_authorized_operations,
-        })
-    }
-
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        w.array(&self.groups, flex, |w, g| w.string(g, flex));
-        if version >= 3 {
-            w.bool(self.include_authorized_operations);
-        }
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeGroupsRequest {
+        pub groups: Vec<String> [0..],
+        pub include_authorized_operations: bool [3..],
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribeGroupsResponse {
-    /// v1+.
-    pub throttle_time_ms: i32,
-    pub groups: Vec<DescribedGroup>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribedGroup {
-    pub error_code: i16,
-    pub group_id: String,
-    /// "Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead".
-    pub group_state: String,
-    pub protocol_type: String,
-    /// The selected protocol (assignor) name, "" while rebalancing.
-    pub protocol_data: String,
-    pub members: Vec<DescribedGroupMember>,
-    /// v3+.
-    pub authorized_operations: i32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribedGroupMember {
-    pub member_id: String,
-    /// v4+.
-    pub group_instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub member_metadata: Bytes,
-    pub member_assignment: Bytes,
-}
-
-impl DescribeGroupsResponse {
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        if version >= 1 {
-            w.i32(self.throttle_time_ms);
-        }
-        w.array(&self.groups, flex, |w, g| {
-            w.i16(g.error_code);
-            w.string(&g.group_id, flex);
-            w.string(&g.group_state, flex);
-            w.string(&g.protocol_type, flex);
-            w.string(&g.protocol_data, flex);
-            w.array(&g.members, flex, |w, m| {
-                w.string(&m.member_id, flex);
-                if version >= 4 {
-                    w.nullable_string(m.group_instance_id.as_deref(), flex);
-                }
-                w.string(&m.client_id, flex);
-                w.string(&m.client_host, flex);
-                w.bytes(&m.member_metadata, flex);
-                w.bytes(&m.member_assignment, flex);
-                w.tags_if(flex);
-            });
-            if version >= 3 {
-                w.i32(g.authorized_operations);
-            }
-            w.tags_if(flex);
-        });
-        w.tags_if(flex);
-    }
-
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let throttle_time_ms = if version >= 1 {
-            r.i32("throttle_time_ms")?
-        } else {
-            0
-        };
-        let groups = r.array(flex, 7, "groups", |r| {
-            let error_code = r.i16("error_code")?;
-            let group_id = r.string(flex, "group_id")?;
-            let group_state = r.string(flex, "group_state")?;
-            let protocol_type = r.string(flex, "protocol_type")?;
-            let protocol_data = r.string(flex, "protocol_data")?;
-            let members = r.array(flex, 4, "members", |r| decode_member(r, version))?;
-            let authorized_operations = if version >= 3 {
-                r.i32("authorized_operations")?
-            } else {
-                AUTHORIZED_OPERATIONS_OMITTED
-            };
-            r.tags_if(flex)?;
-            Ok(DescribedGroup {
-                error_code,
-                group_id,
-                group_state,
-                protocol_type,
-                protocol_data,
-                members,
-                authorized_operations,
-            })
-        })?;
-        r.tags_if(flex)?;
-        Ok(DescribeGroupsResponse {
-            throttle_time_ms,
-            groups,
-        })
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeGroupsResponse {
+        pub throttle_time_ms: i32 [1..],
+        pub groups: Vec<DescribedGroup> [0..],
     }
 }
 
-fn decode_member(r: &mut Reader, version: i16) -> DecodeResult<DescribedGroupMember> {
-    let flex = flexible(version);
-    let member_id = r.string(flex, "member_id")?;
-    let group_instance_id = if version >= 4 {
-        r.nullable_string(flex, "group_instance_id")?
-    } else {
-        None
-    };
-    let client_id = r.string(flex, "client_id")?;
-    let client_host = r.string(flex, "client_host")?;
-    let member_metadata = r.bytes(flex, "member_metadata")?;
-    let member_assignment = r.bytes(flex, "member_assignment")?;
-    r.tags_if(flex)?;
-    Ok(DescribedGroupMember {
-        member_id,
-        group_instance_id,
-        client_id,
-        client_host,
-        member_metadata,
-        member_assignment,
-    })
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribedGroup {
+        pub error_code: i16 [0..],
+        pub group_id: String [0..],
+        /// "Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead".
+        pub group_state: String [0..],
+        pub protocol_type: String [0..],
+        /// The selected protocol (assignor) name, "" while rebalancing.
+        pub protocol_data: String [0..],
+        pub members: Vec<DescribedGroupMember> [0..],
+        pub authorized_operations: i32 [3.., default AUTHORIZED_OPERATIONS_OMITTED],
+    }
+}
+
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribedGroupMember {
+        pub member_id: String [0..],
+        pub group_instance_id: Option<String> [4..],
+        pub client_id: String [0..],
+        pub client_host: String [0..],
+        pub member_metadata: Bytes [0..],
+        pub member_assignment: Bytes [0..],
+    }
 }
 
 #[cfg(test)]

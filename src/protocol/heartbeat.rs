@@ -1,94 +1,28 @@
 //! Heartbeat (key 12), versions 0–4, flexible from 4 (Kafka 4.1 schema).
 //!
 //! A member proves it is alive between polls; the answer is also how it learns a rebalance
-//! started (REBALANCE_IN_PROGRESS). `group_instance_id` is v3+.
+//! started (REBALANCE_IN_PROGRESS).
 
-use super::wire::{check_version, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 
-/// Kafka API key of Heartbeat.
-pub const API_KEY: i16 = 12;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 4;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 4;
+kafka_api!(key 12, versions 0..=4, flexible 4,
+    HeartbeatRequest, HeartbeatResponse, oracle HeartbeatRequest, HeartbeatResponse from 0);
 
-fn flexible(version: i16) -> bool {
-    version >= FLEXIBLE_FROM
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeartbeatRequest {
-    pub group_id: String,
-    pub generation_id: i32,
-    pub member_id: String,
-    /// v3+.
-    pub group_instance_id: Option<String>,
-}
-
-impl HeartbeatRequest {
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let group_id = r.string(flex, "group_id")?;
-        let generation_id = r.i32("generation_id")?;
-        let member_id = r.string(flex, "member_id")?;
-        let group_instance_id = if version >= 3 {
-            r.nullable_string(flex, "group_instance_id")?
-        } else {
-            None
-        };
-        r.tags_if(flex)?;
-        Ok(HeartbeatRequest {
-            group_id,
-            generation_id,
-            member_id,
-            group_instance_id,
-        })
-    }
-
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        w.string(&self.group_id, flex);
-        w.i32(self.generation_id);
-        w.string(&self.member_id, flex);
-        if version >= 3 {
-            w.nullable_string(self.group_instance_id.as_deref(), flex);
-        }
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct HeartbeatRequest {
+        pub group_id: String [0..],
+        pub generation_id: i32 [0..],
+        pub member_id: String [0..],
+        pub group_instance_id: Option<String> [3..],
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeartbeatResponse {
-    /// v1+.
-    pub throttle_time_ms: i32,
-    pub error_code: i16,
-}
-
-impl HeartbeatResponse {
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        if version >= 1 {
-            w.i32(self.throttle_time_ms);
-        }
-        w.i16(self.error_code);
-        w.tags_if(flexible(version));
-    }
-
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let throttle_time_ms = if version >= 1 {
-            r.i32("throttle_time_ms")?
-        } else {
-            0
-        };
-        let error_code = r.i16("error_code")?;
-        r.tags_if(flexible(version))?;
-        Ok(HeartbeatResponse {
-            throttle_time_ms,
-            error_code,
-        })
+kafka_struct! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct HeartbeatResponse {
+        pub throttle_time_ms: i32 [1..],
+        pub error_code: i16 [0..],
     }
 }
 

@@ -4,91 +4,32 @@
 //! it may pass its current (id, epoch) to bump the epoch instead of getting a new id. v6
 //! (KIP-939 two-phase commit) is not served.
 
-use super::wire::{check_version, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 
-/// Kafka API key of InitProducerId.
-pub const API_KEY: i16 = 22;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 5;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 2;
+kafka_api!(key 22, versions 0..=5, flexible 2,
+    InitProducerIdRequest, InitProducerIdResponse,
+    oracle InitProducerIdRequest, InitProducerIdResponse from 0);
 
-fn flexible(version: i16) -> bool {
-    version >= FLEXIBLE_FROM
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitProducerIdRequest {
-    /// `None` for an idempotent (non-transactional) producer.
-    pub transactional_id: Option<String>,
-    pub transaction_timeout_ms: i32,
-    /// v3+; −1 when absent.
-    pub producer_id: i64,
-    /// v3+; −1 when absent.
-    pub producer_epoch: i16,
-}
-
-impl InitProducerIdRequest {
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let transactional_id = r.nullable_string(flex, "transactional_id")?;
-        let transaction_timeout_ms = r.i32("transaction_timeout_ms")?;
-        let (producer_id, producer_epoch) = if version >= 3 {
-            (r.i64("producer_id")?, r.i16("producer_epoch")?)
-        } else {
-            (-1, -1)
-        };
-        r.tags_if(flex)?;
-        Ok(InitProducerIdRequest {
-            transactional_id,
-            transaction_timeout_ms,
-            producer_id,
-            producer_epoch,
-        })
-    }
-
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        w.nullable_string(self.transactional_id.as_deref(), flex);
-        w.i32(self.transaction_timeout_ms);
-        if version >= 3 {
-            w.i64(self.producer_id);
-            w.i16(self.producer_epoch);
-        }
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct InitProducerIdRequest {
+        /// `None` for an idempotent (non-transactional) producer.
+        pub transactional_id: Option<String> [0..],
+        pub transaction_timeout_ms: i32 [0..],
+        /// −1 when absent.
+        pub producer_id: i64 [3.., default -1],
+        /// −1 when absent.
+        pub producer_epoch: i16 [3.., default -1],
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InitProducerIdResponse {
-    pub throttle_time_ms: i32,
-    pub error_code: i16,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-}
-
-impl InitProducerIdResponse {
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        w.i32(self.throttle_time_ms);
-        w.i16(self.error_code);
-        w.i64(self.producer_id);
-        w.i16(self.producer_epoch);
-        w.tags_if(flexible(version));
-    }
-
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let resp = InitProducerIdResponse {
-            throttle_time_ms: r.i32("throttle_time_ms")?,
-            error_code: r.i16("error_code")?,
-            producer_id: r.i64("producer_id")?,
-            producer_epoch: r.i16("producer_epoch")?,
-        };
-        r.tags_if(flexible(version))?;
-        Ok(resp)
+kafka_struct! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct InitProducerIdResponse {
+        pub throttle_time_ms: i32 [0..],
+        pub error_code: i16 [0..],
+        pub producer_id: i64 [0..],
+        pub producer_epoch: i16 [0..],
     }
 }
 

@@ -4,93 +4,30 @@
 //! group instance id, and answer per member. `reason` is v5+. Both shapes live in one struct;
 //! [`LeaveGroupRequest::leaving`] gives the members whatever the version.
 
-use super::wire::{check_version, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 
-/// Kafka API key of LeaveGroup.
-pub const API_KEY: i16 = 13;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 5;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 4;
+kafka_api!(key 13, versions 0..=5, flexible 4,
+    LeaveGroupRequest, LeaveGroupResponse, oracle LeaveGroupRequest, LeaveGroupResponse from 0);
 
-fn flexible(version: i16) -> bool {
-    version >= FLEXIBLE_FROM
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LeaveGroupRequest {
+        pub group_id: String [0..],
+        pub member_id: String [0..=2],
+        pub members: Vec<MemberIdentity> [3..],
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaveGroupRequest {
-    pub group_id: String,
-    /// v0–2.
-    pub member_id: String,
-    /// v3+.
-    pub members: Vec<MemberIdentity>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberIdentity {
-    pub member_id: String,
-    pub group_instance_id: Option<String>,
-    /// v5+.
-    pub reason: Option<String>,
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct MemberIdentity {
+        pub member_id: String [0..],
+        pub group_instance_id: Option<String> [0..],
+        pub reason: Option<String> [5..],
+    }
 }
 
 impl LeaveGroupRequest {
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let group_id = r.string(flex, "group_id")?;
-        let member_id = if version <= 2 {
-            r.string(flex, "member_id")?
-        } else {
-            String::new()
-        };
-        let members = if version >= 3 {
-            r.array(flex, 2, "members", |r| {
-                let member_id = r.string(flex, "member_id")?;
-                let group_instance_id = r.nullable_string(flex, "group_instance_id")?;
-                let reason = if version >= 5 {
-                    r.nullable_string(flex, "reason")?
-                } else {
-                    None
-                };
-                r.tags_if(flex)?;
-                Ok(MemberIdentity {
-                    member_id,
-                    group_instance_id,
-                    reason,
-                })
-            })?
-        } else {
-            Vec::new()
-        };
-        r.tags_if(flex)?;
-        Ok(LeaveGroupRequest {
-            group_id,
-            member_id,
-            members,
-        })
-    }
-
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        w.string(&self.group_id, flex);
-        if version <= 2 {
-            w.string(&self.member_id, flex);
-        } else {
-            w.array(&self.members, flex, |w, m| {
-                w.string(&m.member_id, flex);
-                w.nullable_string(m.group_instance_id.as_deref(), flex);
-                if version >= 5 {
-                    w.nullable_string(m.reason.as_deref(), flex);
-                }
-                w.tags_if(flex);
-            });
-        }
-        w.tags_if(flex);
-    }
-
     /// The leaving members whatever the version: one dynamic member before v3.
     pub fn leaving(&self, version: i16) -> Vec<MemberIdentity> {
         if version >= 3 {
@@ -104,70 +41,21 @@ impl LeaveGroupRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaveGroupResponse {
-    /// v1+.
-    pub throttle_time_ms: i32,
-    pub error_code: i16,
-    /// v3+.
-    pub members: Vec<MemberResponse>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberResponse {
-    pub member_id: String,
-    pub group_instance_id: Option<String>,
-    pub error_code: i16,
-}
-
-impl LeaveGroupResponse {
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        if version >= 1 {
-            w.i32(self.throttle_time_ms);
-        }
-        w.i16(self.error_code);
-        if version >= 3 {
-            w.array(&self.members, flex, |w, m| {
-                w.string(&m.member_id, flex);
-                w.nullable_string(m.group_instance_id.as_deref(), flex);
-                w.i16(m.error_code);
-                w.tags_if(flex);
-            });
-        }
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LeaveGroupResponse {
+        pub throttle_time_ms: i32 [1..],
+        pub error_code: i16 [0..],
+        pub members: Vec<MemberResponse> [3..],
     }
+}
 
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let throttle_time_ms = if version >= 1 {
-            r.i32("throttle_time_ms")?
-        } else {
-            0
-        };
-        let error_code = r.i16("error_code")?;
-        let members = if version >= 3 {
-            r.array(flex, 4, "members", |r| {
-                let member_id = r.string(flex, "member_id")?;
-                let group_instance_id = r.nullable_string(flex, "group_instance_id")?;
-                let error_code = r.i16("error_code")?;
-                r.tags_if(flex)?;
-                Ok(MemberResponse {
-                    member_id,
-                    group_instance_id,
-                    error_code,
-                })
-            })?
-        } else {
-            Vec::new()
-        };
-        r.tags_if(flex)?;
-        Ok(LeaveGroupResponse {
-            throttle_time_ms,
-            error_code,
-            members,
-        })
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct MemberResponse {
+        pub member_id: String [0..],
+        pub group_instance_id: Option<String> [0..],
+        pub error_code: i16 [0..],
     }
 }
 

@@ -4,137 +4,37 @@
 //! (KIP-848: "classic", "consumer"); an empty filter matches everything. The answer carries
 //! `group_state` from v4 and `group_type` from v5.
 
-use super::wire::{check_version, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 
-/// Kafka API key of ListGroups.
-pub const API_KEY: i16 = 16;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 5;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 3;
+kafka_api!(key 16, versions 0..=5, flexible 3,
+    ListGroupsRequest, ListGroupsResponse, oracle ListGroupsRequest, ListGroupsResponse from 0);
 
-fn flexible(version: i16) -> bool {
-    version >= FLEXIBLE_FROM
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ListGroupsRequest {
-    /// v4+; empty = any state.
-    pub states_filter: Vec<String>,
-    /// v5+; empty = any type.
-    pub types_filter: Vec<String>,
-}
-
-impl ListGroupsRequest {
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let states_filter = if version >= 4 {
-            r.array(flex, 1, "states_filter", |r| r.string(flex, "state"))?
-        } else {
-            Vec::new()
-        };
-        let types_filter = if version >= 5 {
-            r.array(flex, 1, "types_filter", |r| r.string(flex, "type"))?
-        } else {
-            Vec::new()
-        };
-        r.tags_if(flex)?;
-        Ok(ListGroupsRequest {
-            states_filter,
-            types_filter,
-        })
-    }
-
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        if version >= 4 {
-            w.array(&self.states_filter, flex, |w, s| w.string(s, flex));
-        }
-        if version >= 5 {
-            w.array(&self.types_filter, flex, |w, s| w.string(s, flex));
-        }
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ListGroupsRequest {
+        /// Empty = any state.
+        pub states_filter: Vec<String> [4..],
+        /// Empty = any type.
+        pub types_filter: Vec<String> [5..],
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListGroupsResponse {
-    /// v1+.
-    pub throttle_time_ms: i32,
-    pub error_code: i16,
-    pub groups: Vec<ListedGroup>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedGroup {
-    pub group_id: String,
-    pub protocol_type: String,
-    /// v4+.
-    pub group_state: String,
-    /// v5+.
-    pub group_type: String,
-}
-
-impl ListGroupsResponse {
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        if version >= 1 {
-            w.i32(self.throttle_time_ms);
-        }
-        w.i16(self.error_code);
-        w.array(&self.groups, flex, |w, g| {
-            w.string(&g.group_id, flex);
-            w.string(&g.protocol_type, flex);
-            if version >= 4 {
-                w.string(&g.group_state, flex);
-            }
-            if version >= 5 {
-                w.string(&g.group_type, flex);
-            }
-            w.tags_if(flex);
-        });
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ListGroupsResponse {
+        pub throttle_time_ms: i32 [1..],
+        pub error_code: i16 [0..],
+        pub groups: Vec<ListedGroup> [0..],
     }
+}
 
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let throttle_time_ms = if version >= 1 {
-            r.i32("throttle_time_ms")?
-        } else {
-            0
-        };
-        let error_code = r.i16("error_code")?;
-        let groups = r.array(flex, 2, "groups", |r| {
-            let group_id = r.string(flex, "group_id")?;
-            let protocol_type = r.string(flex, "protocol_type")?;
-            let group_state = if version >= 4 {
-                r.string(flex, "group_state")?
-            } else {
-                String::new()
-            };
-            let group_type = if version >= 5 {
-                r.string(flex, "group_type")?
-            } else {
-                String::new()
-            };
-            r.tags_if(flex)?;
-            Ok(ListedGroup {
-                group_id,
-                protocol_type,
-                group_state,
-                group_type,
-            })
-        })?;
-        r.tags_if(flex)?;
-        Ok(ListGroupsResponse {
-            throttle_time_ms,
-            error_code,
-            groups,
-        })
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ListedGroup {
+        pub group_id: String [0..],
+        pub protocol_type: String [0..],
+        pub group_state: String [4..],
+        pub group_type: String [5..],
     }
 }
 

@@ -12,6 +12,7 @@
 //! remain. Record batches stay zero-copy `Bytes` slices of the request frame.
 
 pub mod api;
+pub mod codec;
 pub mod error_code;
 pub mod frame;
 pub mod header;

@@ -2,160 +2,44 @@
 //!
 //! The second call of the classic rebalance protocol: the leader sends every member's
 //! assignment, followers send none; each gets its own assignment back once the leader's has
-//! arrived. Version notes: `group_instance_id` v3+, `protocol_type`/`protocol_name` v5+.
+//! arrived.
 
-use super::wire::{check_version, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 use bytes::Bytes;
 
-/// Kafka API key of SyncGroup.
-pub const API_KEY: i16 = 14;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 5;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 4;
+kafka_api!(key 14, versions 0..=5, flexible 4,
+    SyncGroupRequest, SyncGroupResponse, oracle SyncGroupRequest, SyncGroupResponse from 0);
 
-fn flexible(version: i16) -> bool {
-    version >= FLEXIBLE_FROM
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncGroupRequest {
-    pub group_id: String,
-    pub generation_id: i32,
-    pub member_id: String,
-    /// v3+.
-    pub group_instance_id: Option<String>,
-    /// v5+.
-    pub protocol_type: Option<String>,
-    /// v5+.
-    pub protocol_name: Option<String>,
-    /// Sent by the leader only.
-    pub assignments: Vec<SyncGroupAssignment>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncGroupAssignment {
-    pub member_id: String,
-    pub assignment: Bytes,
-}
-
-impl SyncGroupRequest {
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let group_id = r.string(flex, "group_id")?;
-        let generation_id = r.i32("generation_id")?;
-        let member_id = r.string(flex, "member_id")?;
-        let group_instance_id = if version >= 3 {
-            r.nullable_string(flex, "group_instance_id")?
-        } else {
-            None
-        };
-        let (protocol_type, protocol_name) = if version >= 5 {
-            (
-                r.nullable_string(flex, "protocol_type")?,
-                r.nullable_string(flex, "protocol_name")?,
-            )
-        } else {
-            (None, None)
-        };
-        let assignments = r.array(flex, 2, "assignments", |r| {
-            let member_id = r.string(flex, "member_id")?;
-            let assignment = r.bytes(flex, "assignment")?;
-            r.tags_if(flex)?;
-            Ok(SyncGroupAssignment {
-                member_id,
-                assignment,
-            })
-        })?;
-        r.tags_if(flex)?;
-        Ok(SyncGroupRequest {
-            group_id,
-            generation_id,
-            member_id,
-            group_instance_id,
-            protocol_type,
-            protocol_name,
-            assignments,
-        })
-    }
-
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        w.string(&self.group_id, flex);
-        w.i32(self.generation_id);
-        w.string(&self.member_id, flex);
-        if version >= 3 {
-            w.nullable_string(self.group_instance_id.as_deref(), flex);
-        }
-        if version >= 5 {
-            w.nullable_string(self.protocol_type.as_deref(), flex);
-            w.nullable_string(self.protocol_name.as_deref(), flex);
-        }
-        w.array(&self.assignments, flex, |w, a| {
-            w.string(&a.member_id, flex);
-            w.bytes(&a.assignment, flex);
-            w.tags_if(flex);
-        });
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SyncGroupRequest {
+        pub group_id: String [0..],
+        pub generation_id: i32 [0..],
+        pub member_id: String [0..],
+        pub group_instance_id: Option<String> [3..],
+        pub protocol_type: Option<String> [5..],
+        pub protocol_name: Option<String> [5..],
+        /// Sent by the leader only.
+        pub assignments: Vec<SyncGroupAssignment> [0..],
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncGroupResponse {
-    /// v1+.
-    pub throttle_time_ms: i32,
-    pub error_code: i16,
-    /// v5+.
-    pub protocol_type: Option<String>,
-    /// v5+.
-    pub protocol_name: Option<String>,
-    pub assignment: Bytes,
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SyncGroupAssignment {
+        pub member_id: String [0..],
+        pub assignment: Bytes [0..],
+    }
 }
 
-impl SyncGroupResponse {
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        if version >= 1 {
-            w.i32(self.throttle_time_ms);
-        }
-        w.i16(self.error_code);
-        if version >= 5 {
-            w.nullable_string(self.protocol_type.as_deref(), flex);
-            w.nullable_string(self.protocol_name.as_deref(), flex);
-        }
-        w.bytes(&self.assignment, flex);
-        w.tags_if(flex);
-    }
-
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let throttle_time_ms = if version >= 1 {
-            r.i32("throttle_time_ms")?
-        } else {
-            0
-        };
-        let error_code = r.i16("error_code")?;
-        let (protocol_type, protocol_name) = if version >= 5 {
-            (
-                r.nullable_string(flex, "protocol_type")?,
-                r.nullable_string(flex, "protocol_name")?,
-            )
-        } else {
-            (None, None)
-        };
-        let assignment = r.bytes(flex, "assignment")?;
-        r.tags_if(flex)?;
-        Ok(SyncGroupResponse {
-            throttle_time_ms,
-            error_code,
-            protocol_type,
-            protocol_name,
-            assignment,
-        })
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SyncGroupResponse {
+        pub throttle_time_ms: i32 [1..],
+        pub error_code: i16 [0..],
+        pub protocol_type: Option<String> [5..],
+        pub protocol_name: Option<String> [5..],
+        pub assignment: Bytes [0..],
     }
 }
 
