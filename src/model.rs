@@ -278,48 +278,62 @@ pub fn build_batch(
     records: &[(Option<&[u8]>, Option<&[u8]>)],
     timestamp_ms: TimestampMs,
 ) -> Vec<u8> {
+    build_batch_timed(records.iter().map(|&(k, v)| (k, v, timestamp_ms)))
+}
+
+/// One record for [`build_batch_timed`]: key, value and timestamp (−1 for none).
+pub type TimedRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, TimestampMs);
+
+/// Build an uncompressed RecordBatch v2 (no producer id) of records with their own
+/// timestamps: the first record's is the base, maxTimestamp the largest. Used for internal
+/// logs and for message sets v0/v1 converted on append (`records::legacy`).
+pub fn build_batch_timed<'a>(
+    records: impl ExactSizeIterator<Item = TimedRecord<'a>> + Clone,
+) -> Vec<u8> {
     assert!(
-        !records.is_empty(),
-        "a record batch holds at least one record"
+        (1..=i32::MAX as usize).contains(&records.len()),
+        "a record batch holds 1..=i32::MAX records"
     );
-    let mut body = Vec::new();
+    let n = records.len() as i32;
+    let base_ts = records.clone().next().map_or(-1, |r| r.2);
+    let max_ts = records.clone().map(|r| r.2).max().unwrap_or(-1);
+    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + records.len() * 16);
+    b.resize(BATCH_HEADER_BYTES, 0);
     let mut rec = Vec::new();
-    for (i, (key, value)) in records.iter().enumerate() {
+    for (i, (key, value, ts)) in records.enumerate() {
         rec.clear();
         rec.push(0); // attributes
-        put_varlong(&mut rec, 0); // timestamp delta
+        put_varlong(&mut rec, ts.wrapping_sub(base_ts)); // timestamp delta
         put_varlong(&mut rec, i as i64); // offset delta
         for field in [key, value] {
             match field {
-                Some(b) => {
-                    put_varlong(&mut rec, b.len() as i64);
-                    rec.extend_from_slice(b);
+                Some(bytes) => {
+                    put_varlong(&mut rec, bytes.len() as i64);
+                    rec.extend_from_slice(bytes);
                 }
                 None => put_varlong(&mut rec, -1),
             }
         }
         put_varlong(&mut rec, 0); // headers
-        put_varlong(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
+        put_varlong(&mut b, rec.len() as i64);
+        b.extend_from_slice(&rec);
     }
-    let n = records.len() as i32;
-    let mut b = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(
-        &((BATCH_HEADER_BYTES - BATCH_LENGTH_PREFIX_BYTES + body.len()) as i32).to_be_bytes(),
-    );
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.push(2);
-    b.extend_from_slice(&0u32.to_be_bytes());
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&(n - 1).to_be_bytes());
-    b.extend_from_slice(&timestamp_ms.to_be_bytes());
-    b.extend_from_slice(&timestamp_ms.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&n.to_be_bytes());
-    b.extend_from_slice(&body);
+    let batch_length = (b.len() - BATCH_LENGTH_PREFIX_BYTES) as i32;
+    let mut h = Vec::with_capacity(BATCH_HEADER_BYTES);
+    h.extend_from_slice(&0i64.to_be_bytes());
+    h.extend_from_slice(&batch_length.to_be_bytes());
+    h.extend_from_slice(&0i32.to_be_bytes());
+    h.push(2);
+    h.extend_from_slice(&0u32.to_be_bytes());
+    h.extend_from_slice(&0i16.to_be_bytes());
+    h.extend_from_slice(&(n - 1).to_be_bytes());
+    h.extend_from_slice(&base_ts.to_be_bytes());
+    h.extend_from_slice(&max_ts.to_be_bytes());
+    h.extend_from_slice(&(-1i64).to_be_bytes());
+    h.extend_from_slice(&(-1i16).to_be_bytes());
+    h.extend_from_slice(&(-1i32).to_be_bytes());
+    h.extend_from_slice(&n.to_be_bytes());
+    b[..BATCH_HEADER_BYTES].copy_from_slice(&h);
     let crc = crc32c::crc32c(&b[CRC_START..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b

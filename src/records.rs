@@ -12,6 +12,8 @@ use crate::model::build_batch;
 use crate::model::{BatchHeader, Offset, TimestampMs, BATCH_HEADER_BYTES};
 use std::io::Read;
 
+pub mod legacy;
+
 /// Largest decompressed record set we inflate.
 pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
 
@@ -19,6 +21,8 @@ pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordsError {
     Malformed(&'static str),
+    /// A checksum does not match (message sets v0/v1).
+    Corrupt,
     UnsupportedCompression(u8),
     TooLarge,
 }
@@ -108,7 +112,7 @@ struct Cursor<'a> {
     b: &'a [u8],
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     fn varlong(&mut self) -> Result<i64, RecordsError> {
         let mut raw: u64 = 0;
         for i in 0..10 {
@@ -124,7 +128,8 @@ impl Cursor<'_> {
         }
         Err(RecordsError::Malformed("varint too long"))
     }
-    fn nullable_bytes(&mut self) -> Result<Option<Vec<u8>>, RecordsError> {
+    /// A varint-length nullable field, borrowed.
+    fn nullable_slice(&mut self) -> Result<Option<&'a [u8]>, RecordsError> {
         let len = self.varlong()?;
         if len < 0 {
             return Ok(None);
@@ -135,7 +140,10 @@ impl Cursor<'_> {
             .get(..n)
             .ok_or(RecordsError::Malformed("field overruns record"))?;
         self.b = &self.b[n..];
-        Ok(Some(b.to_vec()))
+        Ok(Some(b))
+    }
+    fn nullable_bytes(&mut self) -> Result<Option<Vec<u8>>, RecordsError> {
+        Ok(self.nullable_slice()?.map(<[u8]>::to_vec))
     }
     fn skip(&mut self, n: usize) -> Result<(), RecordsError> {
         self.b = self

@@ -447,13 +447,32 @@ fn frame_over_max_request_bytes() {
     still_healthy(&mut broker, "after-max-request");
 }
 
-/// Produce v0–2 (message sets v0/v1, not stored, as in Kafka 4.0) is answered with
-/// UNSUPPORTED_VERSION for every partition in the v2 layout, and the connection stays open
-/// (it used to be closed, so old clients saw EOF and retried in a loop).
+/// One uncompressed message v1 (offset, size, crc, magic 1, attributes, timestamp, key,
+/// value), as pre-0.11 clients write them.
+fn message_v1(offset: i64, timestamp: i64, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut body = wire::Writer::default();
+    body.i8(1).i8(0).i64(timestamp).bytes(key).bytes(value);
+    let mut m = wire::Writer::default();
+    m.i64(offset)
+        .i32(4 + body.buf.len() as i32)
+        .i32(crc32fast::hash(&body.buf) as i32)
+        .raw(&body.buf);
+    m.buf
+}
+
+/// Produce v2 (message sets v1, as pre-0.11 clients and kafka-go 0.2 send them) is stored:
+/// a good set is converted and acknowledged with its base offset, a set with a bad checksum
+/// in the same request is answered CORRUPT_MESSAGE for its partition alone; Fetch v2 answers
+/// the records as a message set v1 with their offsets, keys, values and timestamps.
 #[test]
-fn produce_v2_is_answered_unsupported_version() {
+fn produce_v2_message_sets_are_stored_and_fetch_v2_answers_them() {
     let mut broker = start("produce-v2");
-    let mut conn = RawConn::connect(&broker.addr());
+    kafka::create_topic(&broker.addr(), "old-client", 2, &[]);
+    let mut good = message_v1(7, 1_000, b"k0", b"v0");
+    good.extend(message_v1(8, 1_010, b"k1", b"v1"));
+    let mut bad = message_v1(0, 5, b"k", b"v");
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
     let mut body = wire::Writer::default();
     body.i16(-1) // acks
         .i32(5_000) // timeout_ms
@@ -461,9 +480,10 @@ fn produce_v2_is_answered_unsupported_version() {
         .string("old-client")
         .i32(2) // partitions
         .i32(0)
-        .bytes(b"a v1 message set")
+        .bytes(&good)
         .i32(1)
-        .bytes(b"another");
+        .bytes(&bad);
+    let mut conn = RawConn::connect(&broker.addr());
     conn.send(&wire::request_frame(
         wire::PRODUCE,
         2,
@@ -477,21 +497,51 @@ fn produce_v2_is_answered_unsupported_version() {
     };
     let mut r = wire::Reader::new(&frame);
     assert_eq!(r.i32(), 77, "correlation id");
-    assert_eq!(r.i32(), 1, "topics");
-    assert_eq!(r.string(), "old-client");
-    assert_eq!(r.i32(), 2, "partitions");
-    for want in [0, 1] {
-        assert_eq!(r.i32(), want, "partition index");
-        assert_eq!(r.i16(), wire::UNSUPPORTED_VERSION, "error code");
-        assert_eq!(r.i64(), -1, "base offset");
-        assert_eq!(r.i64(), -1, "log append time (v2)");
-    }
+    assert_eq!((r.i32(), r.string(), r.i32()), (1, "old-client".into(), 2));
+    assert_eq!(
+        (r.i32(), r.i16(), r.i64(), r.i64()),
+        (0, 0, 0, -1),
+        "good set stored at 0"
+    );
+    assert_eq!(
+        (r.i32(), r.i16(), r.i64()),
+        (1, wire::CORRUPT_MESSAGE, -1),
+        "bad checksum"
+    );
+    r.i64(); // log append time
     assert_eq!(r.i32(), 0, "throttle time");
     assert_eq!(r.remaining(), 0, "trailing bytes");
-    conn.send(&wire::metadata_v1_all_topics(78));
-    assert!(
-        matches!(conn.read_frame(REPLY_TIMEOUT), ReadOutcome::Frame(_)),
-        "the connection must stay usable after the refusal"
+
+    let mut body = wire::Writer::default();
+    body.i32(-1).i32(100).i32(1); // replica, max wait, min bytes
+    body.i32(1)
+        .string("old-client")
+        .i32(1)
+        .i32(0)
+        .i64(1)
+        .i32(1 << 20);
+    conn.send(&wire::request_frame(
+        1,
+        2,
+        78,
+        Some("old"),
+        false,
+        &body.buf,
+    ));
+    let ReadOutcome::Frame(frame) = conn.read_frame(REPLY_TIMEOUT) else {
+        panic!("Fetch v2 got no answer");
+    };
+    let mut r = wire::Reader::new(&frame);
+    assert_eq!((r.i32(), r.i32()), (78, 0), "correlation id, throttle");
+    assert_eq!((r.i32(), r.string(), r.i32()), (1, "old-client".into(), 1));
+    assert_eq!(
+        (r.i32(), r.i16(), r.i64()),
+        (0, 0, 2),
+        "partition, error, high watermark"
     );
+    let set_len = r.i32() as usize;
+    let want = message_v1(1, 1_010, b"k1", b"v1");
+    assert_eq!(r.take(set_len), &want[..], "offset 1 only, as message v1");
+    assert_eq!(r.remaining(), 0, "trailing bytes");
     still_healthy(&mut broker, "after-produce-v2");
 }

@@ -54,7 +54,7 @@ api!(
     produce,
     produce::MIN_STORED_VERSION
 );
-api!(FetchRequest, FetchResponse, fetch, fetch::MIN_VERSION);
+api!(FetchRequest, FetchResponse, fetch, fetch::MIN_BATCH_VERSION);
 api!(
     MetadataRequest,
     MetadataResponse,

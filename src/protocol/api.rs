@@ -5,9 +5,8 @@
 //! does not work breaks them). Flexibility (KIP-482) decides the header version and the
 //! encoding of every string, array and bytes field, so it is looked up here too.
 //!
-//! One exception is written down rather than hidden: Produce is advertised from v0 (librdkafka
-//! derives its feature set from the advertised minimum, KAFKA-18659) but only v3+ are stored;
-//! v0–2 are decoded and answered UNSUPPORTED_VERSION per partition (see `protocol::produce`).
+//! Produce v0–2 and Fetch v0–3 carry message sets v0/v1: they are served by converting on
+//! the way in and out (`server::legacy`), so everything advertised is served.
 
 use super::{
     alter_configs, api_versions, create_partitions, create_topics, delete_groups, delete_records,
@@ -113,7 +112,7 @@ pub fn is_flexible(api_key: i16, api_version: i16) -> Option<bool> {
     Some(api_version >= e.flexible_from)
 }
 
-/// Whether the codec can decode this request (Produce v0–2 are advertised but refused).
+/// Whether the codec can decode this request.
 pub fn supported(api_key: i16, api_version: i16) -> bool {
     entry_of(api_key)
         .is_some_and(|e| api_version >= e.min_decodable_version && api_version <= e.max_version)

@@ -2,8 +2,9 @@
 //! `CreateTopicsRequest.json` / `CreateTopicsResponse.json`.
 //!
 //! Version quirks:
-//! * v0–1 were removed in Kafka 4.0, so we start at v2 (the response already carries
-//!   `throttle_time_ms` and a nullable `error_message` per topic).
+//! * v0–1 were removed in Kafka 4.0 but old clients (segmentio/kafka-go 0.2) still send v0:
+//!   v1 adds the request's `validate_only` and the response's `error_message`, v2 the
+//!   response's `throttle_time_ms` (Kafka 3.x schemas).
 //! * v4 lets `num_partitions` / `replication_factor` be -1 ("broker default") even without
 //!   manual assignments; the wire layout is unchanged.
 //! * v5 is the first flexible version and the response gains `num_partitions`,
@@ -23,7 +24,7 @@ use super::ErrorCode;
 /// Kafka API key of CreateTopics.
 pub const API_KEY: i16 = 19;
 /// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 2;
+pub const MIN_VERSION: i16 = 0;
 /// Highest version we advertise.
 pub const MAX_VERSION: i16 = 7;
 /// First flexible (KIP-482) version.
@@ -155,7 +156,7 @@ impl CreateTopicsRequest {
             topics.push(CreatableTopic::decode(r, flexible)?);
         }
         let timeout_ms = r.i32("timeout_ms")?;
-        let validate_only = r.bool("validate_only")?;
+        let validate_only = version >= 1 && r.bool("validate_only")?;
         end_struct(r, flexible)?;
         Ok(CreateTopicsRequest {
             topics,
@@ -173,7 +174,9 @@ impl CreateTopicsRequest {
             t.encode(w, flexible);
         }
         w.i32(self.timeout_ms);
-        w.bool(self.validate_only);
+        if version >= 1 {
+            w.bool(self.validate_only);
+        }
         end_struct_w(w, flexible);
     }
 }
@@ -237,7 +240,11 @@ impl CreateTopicsResponse {
     /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         let flexible = check_version(version)?;
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        let throttle_time_ms = if version >= 2 {
+            r.i32("throttle_time_ms")?
+        } else {
+            0
+        };
         let n = r.array_len(flexible, 5, "topics")?;
         let mut topics = Vec::with_capacity(n);
         for _ in 0..n {
@@ -254,7 +261,9 @@ impl CreateTopicsResponse {
     /// version does not carry are left out.
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flexible = version >= FLEXIBLE_FROM;
-        w.i32(self.throttle_time_ms);
+        if version >= 2 {
+            w.i32(self.throttle_time_ms);
+        }
         w.array_len(self.topics.len(), flexible);
         for t in &self.topics {
             t.encode(w, version);
@@ -273,7 +282,11 @@ impl CreatableTopicResult {
             [0; 16]
         };
         let error_code = ErrorCode(r.i16("topics.error_code")?);
-        let error_message = r.nullable_string(flexible, "topics.error_message")?;
+        let error_message = if version >= 1 {
+            r.nullable_string(flexible, "topics.error_message")?
+        } else {
+            None
+        };
         let mut result = CreatableTopicResult {
             name,
             topic_id,
@@ -314,7 +327,9 @@ impl CreatableTopicResult {
             w.uuid(&self.topic_id);
         }
         w.i16(self.error_code.0);
-        w.nullable_string(self.error_message.as_deref(), flexible);
+        if version >= 1 {
+            w.nullable_string(self.error_message.as_deref(), flexible);
+        }
         if !flexible {
             return;
         }
@@ -458,8 +473,11 @@ mod tests {
             failed.topic_config_error_code = ErrorCode(29);
             failed.configs = None;
         }
+        if version < 1 {
+            failed.error_message = None;
+        }
         CreateTopicsResponse {
-            throttle_time_ms: 12,
+            throttle_time_ms: if version >= 2 { 12 } else { 0 },
             topics: vec![ok, failed],
         }
     }
@@ -479,7 +497,8 @@ mod tests {
     #[test]
     fn request_round_trips_at_every_version() {
         for version in MIN_VERSION..=MAX_VERSION {
-            let req = sample_request();
+            let mut req = sample_request();
+            req.validate_only &= version >= 1;
             let mut r = Reader::new(encode_request(&req, version));
             assert_eq!(
                 CreateTopicsRequest::decode(&mut r, version).unwrap(),
@@ -626,7 +645,8 @@ mod tests {
     #[test]
     fn kafka_protocol_crate_agrees_at_every_version() {
         use kafka_protocol::messages as oracle;
-        for version in MIN_VERSION..=MAX_VERSION {
+        // The oracle has Kafka 4.1's schemas, which start at v2.
+        for version in 2..=MAX_VERSION {
             let req = encode_request(&sample_request(), version);
             crate::protocol::api::testkit::oracle_agrees::<oracle::CreateTopicsRequest>(
                 &req, version,
@@ -699,7 +719,7 @@ mod tests {
     #[test]
     fn unsupported_version_is_an_error() {
         let bytes = encode_request(&sample_request(), 2);
-        for version in [0, 1, 8] {
+        for version in [-1, 8] {
             let err = CreateTopicsRequest::decode(&mut Reader::new(bytes.clone()), version);
             assert!(matches!(
                 err,

@@ -1,4 +1,9 @@
-//! Fetch (key 1), versions 4–12, flexible from 12 (Kafka 4.1 schema).
+//! Fetch (key 1), versions 0–12, flexible from 12 (Kafka 4.1 schema; v0–3 from Kafka 3.x).
+//!
+//! v0–3 answer message sets v0/v1: the server down-converts the stored batches
+//! (`records::legacy`) before encoding, so this codec only lays out the fields (v3 adds the
+//! request's `max_bytes`, v4 `isolation_level` and the response's `last_stable_offset` and
+//! `aborted_transactions`; v1 adds `throttle_time_ms`).
 //!
 //! The response is where the bytes are, so it is built to avoid copies: each partition's
 //! `records` is a list of chunks held by the log (whole batches, possibly from several
@@ -16,7 +21,9 @@ use super::wire::{check_version, DecodeResult, Reader, Writer};
 /// Kafka API key of Fetch.
 pub const API_KEY: i16 = 1;
 /// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 4;
+pub const MIN_VERSION: i16 = 0;
+/// First version whose records are RecordBatch v2 (older ones get message sets).
+pub const MIN_BATCH_VERSION: i16 = 4;
 /// Highest version we advertise.
 pub const MAX_VERSION: i16 = 12;
 /// First flexible (KIP-482) version.
@@ -126,8 +133,16 @@ impl FetchRequest {
         let replica_id = r.i32("replica_id")?;
         let max_wait_ms = r.i32("max_wait_ms")?;
         let min_bytes = r.i32("min_bytes")?;
-        let max_bytes = r.i32("max_bytes")?;
-        let isolation_level = r.i8("isolation_level")?;
+        let max_bytes = if version >= 3 {
+            r.i32("max_bytes")?
+        } else {
+            i32::MAX
+        };
+        let isolation_level = if version >= 4 {
+            r.i8("isolation_level")?
+        } else {
+            0
+        };
         let (session_id, session_epoch) = if version >= 7 {
             (r.i32("session_id")?, r.i32("session_epoch")?)
         } else {
@@ -176,8 +191,12 @@ impl FetchRequest {
         w.i32(self.replica_id);
         w.i32(self.max_wait_ms);
         w.i32(self.min_bytes);
-        w.i32(self.max_bytes);
-        w.i8(self.isolation_level);
+        if version >= 3 {
+            w.i32(self.max_bytes);
+        }
+        if version >= 4 {
+            w.i8(self.isolation_level);
+        }
         if version >= 7 {
             w.i32(self.session_id);
             w.i32(self.session_epoch);
@@ -266,15 +285,19 @@ impl PartitionData {
         w.i32(self.partition_index);
         w.i16(self.error_code);
         w.i64(self.high_watermark);
-        w.i64(self.last_stable_offset);
+        if version >= 4 {
+            w.i64(self.last_stable_offset);
+        }
         if version >= 5 {
             w.i64(self.log_start_offset);
         }
-        w.nullable_array(self.aborted_transactions.as_deref(), flex, |w, t| {
-            w.i64(t.producer_id);
-            w.i64(t.first_offset);
-            w.tags_if(flex);
-        });
+        if version >= 4 {
+            w.nullable_array(self.aborted_transactions.as_deref(), flex, |w, t| {
+                w.i64(t.producer_id);
+                w.i64(t.first_offset);
+                w.tags_if(flex);
+            });
+        }
         if version >= 11 {
             w.i32(self.preferred_read_replica);
         }
@@ -289,18 +312,22 @@ impl PartitionData {
             r.i16("error_code")?,
             r.i64("high_watermark")?,
         );
-        p.last_stable_offset = r.i64("last_stable_offset")?;
+        if version >= 4 {
+            p.last_stable_offset = r.i64("last_stable_offset")?;
+        }
         if version >= 5 {
             p.log_start_offset = r.i64("log_start_offset")?;
         }
-        p.aborted_transactions = r.nullable_array(flex, 16, "aborted_transactions", |r| {
-            let t = AbortedTransaction {
-                producer_id: r.i64("producer_id")?,
-                first_offset: r.i64("first_offset")?,
-            };
-            r.tags_if(flex)?;
-            Ok(t)
-        })?;
+        if version >= 4 {
+            p.aborted_transactions = r.nullable_array(flex, 16, "aborted_transactions", |r| {
+                let t = AbortedTransaction {
+                    producer_id: r.i64("producer_id")?,
+                    first_offset: r.i64("first_offset")?,
+                };
+                r.tags_if(flex)?;
+                Ok(t)
+            })?;
+        }
         if version >= 11 {
             p.preferred_read_replica = r.i32("preferred_read_replica")?;
         }
@@ -316,7 +343,9 @@ impl PartitionData {
 impl FetchResponse {
     pub fn encode(&self, w: &mut Writer, version: i16) {
         let flex = flexible(version);
-        w.i32(self.throttle_time_ms);
+        if version >= 1 {
+            w.i32(self.throttle_time_ms);
+        }
         if version >= 7 {
             w.i16(self.error_code);
             w.i32(self.session_id);
@@ -332,7 +361,11 @@ impl FetchResponse {
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
         check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
         let flex = flexible(version);
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        let throttle_time_ms = if version >= 1 {
+            r.i32("throttle_time_ms")?
+        } else {
+            0
+        };
         let (error_code, session_id) = if version >= 7 {
             (r.i16("error_code")?, r.i32("session_id")?)
         } else {
@@ -340,7 +373,8 @@ impl FetchResponse {
         };
         let responses = r.array(flex, 3, "responses", |r| {
             let topic = r.string(flex, "topic")?;
-            let partitions = r.array(flex, 32, "partitions", |r| {
+            let min_partition_bytes = if version >= 4 { 32 } else { 18 };
+            let partitions = r.array(flex, min_partition_bytes, "partitions", |r| {
                 PartitionData::decode(r, version)
             })?;
             r.tags_if(flex)?;
@@ -427,11 +461,16 @@ mod tests {
             assert_eq!(p.fetch_offset, 1000);
             assert_eq!(p.current_leader_epoch, if v >= 9 { 5 } else { -1 });
             assert_eq!(got.forgotten_topics_data.len(), usize::from(v >= 7));
+            assert_eq!(got.isolation_level, if v >= 4 { 1 } else { 0 });
+            assert_eq!(got.max_bytes, if v >= 3 { 52_428_800 } else { i32::MAX });
             if v == MAX_VERSION {
                 assert_eq!(got, sample_request());
             }
             truncations_fail(&b, v, FetchRequest::decode);
-            oracle_agrees::<kp::FetchRequest>(&b, v);
+            // The oracle has Kafka 4.1's schemas, which start at v4.
+            if v >= MIN_BATCH_VERSION {
+                oracle_agrees::<kp::FetchRequest>(&b, v);
+            }
 
             let (got, b) = round_trip(
                 &sample_response(),
@@ -441,11 +480,15 @@ mod tests {
             );
             let p = &got.responses[0].partitions[0];
             assert_eq!(p.records, vec![Bytes::from_static(b"batch-one|batch-two")]);
-            assert_eq!(p.aborted_transactions.as_ref().map(Vec::len), Some(1));
+            let aborted = p.aborted_transactions.as_ref().map(Vec::len);
+            assert_eq!(aborted, if v >= 4 { Some(1) } else { None });
+            assert_eq!(p.last_stable_offset, if v >= 4 { 1999 } else { -1 });
             assert_eq!(got.responses[0].partitions[1].records, Vec::<Bytes>::new());
             assert_eq!(got.session_id, if v >= 7 { 12 } else { 0 });
             truncations_fail(&b, v, FetchResponse::decode);
-            oracle_agrees::<kp::FetchResponse>(&b, v);
+            if v >= MIN_BATCH_VERSION {
+                oracle_agrees::<kp::FetchResponse>(&b, v);
+            }
         }
     }
 
@@ -539,14 +582,14 @@ mod tests {
         let req = kp::FetchRequest::default()
             .with_topics(vec![topic])
             .with_cluster_id(cluster);
-        for v in MIN_VERSION..=MAX_VERSION {
+        for v in MIN_BATCH_VERSION..=MAX_VERSION {
             let mut theirs = Vec::new();
             kafka_protocol::protocol::Encodable::encode(&req, &mut theirs, v).unwrap();
             let got = decode_all(Bytes::from(theirs), v, FetchRequest::decode).unwrap();
             assert_eq!(got.topics[0].partitions[0].fetch_offset, 42, "v{v}");
         }
         let req = req.with_cluster_id(None);
-        for v in MIN_VERSION..=MAX_VERSION {
+        for v in MIN_BATCH_VERSION..=MAX_VERSION {
             ours_agree(&req, v, FetchRequest::encode, FetchRequest::decode);
         }
     }
@@ -562,7 +605,7 @@ mod tests {
                 ]
             })
             .collect();
-        random_bytes_never_panic(&seeds, 4..=12, FetchRequest::decode, 2000);
-        random_bytes_never_panic(&seeds, 4..=12, FetchResponse::decode, 2000);
+        random_bytes_never_panic(&seeds, 0..=12, FetchRequest::decode, 2000);
+        random_bytes_never_panic(&seeds, 0..=12, FetchResponse::decode, 2000);
     }
 }

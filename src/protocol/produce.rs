@@ -1,11 +1,10 @@
 //! Produce (key 0): advertised and decoded 0–12, flexible from 9 (Kafka 4.1 schema).
 //!
 //! Record batches stay zero-copy: `records` is a [`Bytes`] slice of the request frame, handed
-//! to storage without copying. Produce v0–2 carry message sets v0/v1, which ringmq does not
-//! store; they are advertised anyway (librdkafka derives features from the advertised minimum,
-//! KAFKA-18659), decoded (the same layout without `transactional_id`) and answered
-//! UNSUPPORTED_VERSION per partition, as Kafka 4.0 does, so the client gets an error rather
-//! than a closed connection. Only v[`MIN_STORED_VERSION`]+ are stored.
+//! to storage without copying. Produce v0–2 carry message sets v0/v1 (the same layout without
+//! `transactional_id`); the server converts them into a RecordBatch v2 before routing
+//! (`server::legacy`, as Kafka 3.x does), so only v[`MIN_STORED_VERSION`]+ records reach
+//! storage as sent.
 //! v13 names topics by id and is not served. The v10+ response tags (CurrentLeader,
 //! NodeEndpoints) only matter on NOT_LEADER errors and are never emitted.
 

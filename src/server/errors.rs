@@ -1,7 +1,25 @@
 //! The one place where internal errors become Kafka error codes.
 
 use crate::protocol::ErrorCode;
+use crate::records::RecordsError;
 use crate::router::{AdminError, PartitionError};
+
+/// The partition error for records that could not be read or converted (message sets v0/v1):
+/// a checksum mismatch is CORRUPT_MESSAGE, a decompression bomb MESSAGE_TOO_LARGE, anything
+/// else INVALID_RECORD.
+pub fn records_error(e: &RecordsError) -> PartitionError {
+    match e {
+        RecordsError::Corrupt => PartitionError::CorruptMessage("message checksum mismatch".into()),
+        RecordsError::TooLarge => PartitionError::MessageTooLarge {
+            bytes: crate::records::MAX_DECOMPRESSED_BYTES + 1,
+            max_bytes: crate::records::MAX_DECOMPRESSED_BYTES,
+        },
+        RecordsError::Malformed(what) => PartitionError::InvalidRecord(format!("bad {what}")),
+        RecordsError::UnsupportedCompression(codec) => {
+            PartitionError::InvalidRecord(format!("unknown compression codec {codec}"))
+        }
+    }
+}
 
 /// Kafka error code for a partition-level failure.
 pub fn partition_error_code(e: &PartitionError) -> ErrorCode {
@@ -73,6 +91,11 @@ mod tests {
             7,
             "stored but not synced: possibly stored, never 'failed'"
         );
+        let code = |e| partition_error_code(&records_error(&e)).0;
+        assert_eq!(code(RecordsError::Corrupt), 2);
+        assert_eq!(code(RecordsError::TooLarge), 10);
+        assert_eq!(code(RecordsError::Malformed("x")), 87);
+        assert_eq!(code(RecordsError::UnsupportedCompression(7)), 87);
         assert_eq!(
             admin_error_code(&AdminError::TopicAlreadyExists("t".into()))
                 .0

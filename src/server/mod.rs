@@ -12,6 +12,7 @@ pub mod errors;
 pub mod fetch;
 pub mod groups;
 pub mod http;
+pub mod legacy;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -241,7 +242,7 @@ async fn dispatch(
         produce::API_KEY => {
             let req = produce::ProduceRequest::decode(&mut body, version).map_err(decode_err)?;
             let resp = if version < produce::MIN_STORED_VERSION {
-                self::produce::refuse_message_set(ctx, &req)
+                self::legacy::produce(ctx, req).await?
             } else {
                 self::produce::handle(ctx, req).await?
             };
@@ -255,7 +256,12 @@ async fn dispatch(
         }
         fetch::API_KEY => {
             let req = fetch::FetchRequest::decode(&mut body, version).map_err(decode_err)?;
-            self::fetch::handle(ctx, req).await?.encode(&mut w, version);
+            let resp = if version < fetch::MIN_BATCH_VERSION {
+                self::legacy::fetch(ctx, req, version).await?
+            } else {
+                self::fetch::handle(ctx, req).await?
+            };
+            resp.encode(&mut w, version);
             true
         }
         list_offsets::API_KEY => {

@@ -36,35 +36,6 @@ fn partition_response(index: i32, result: &Slot) -> PartitionProduceResponse {
     r
 }
 
-/// Produce v0–2 carry message sets v0/v1, which ringmq does not store (Kafka 4.0 refuses them
-/// too, KIP-896): every partition is answered UNSUPPORTED_VERSION, so the client fails at once
-/// with an error instead of a closed connection. `None` for acks=0 (no response is sent).
-pub fn refuse_message_set(ctx: &ServerCtx, req: &ProduceRequest) -> Option<ProduceResponse> {
-    if req.acks == 0 {
-        return None;
-    }
-    let code = ErrorCode::UNSUPPORTED_VERSION.0;
-    let responses: Vec<TopicProduceResponse> = req
-        .topic_data
-        .iter()
-        .map(|topic| TopicProduceResponse {
-            name: topic.name.clone(),
-            partition_responses: topic
-                .partition_data
-                .iter()
-                .map(|p| PartitionProduceResponse::new(p.index, code, -1))
-                .collect(),
-        })
-        .collect();
-    for _ in responses.iter().flat_map(|t| t.partition_responses.iter()) {
-        ctx.metrics.error(API_KEY, code);
-    }
-    Some(ProduceResponse {
-        responses,
-        throttle_time_ms: 0,
-    })
-}
-
 /// Returns `None` for acks=0 (no response is sent).
 pub async fn handle(
     ctx: &ServerCtx,
