@@ -207,6 +207,26 @@ fn sarama() {
 }
 
 #[test]
+fn kafka_go() {
+    if skipped("kafka_go") {
+        return;
+    }
+    // kafka-go 0.2 speaks Produce v2 / Fetch v2 (message sets v1), CreateTopics v0.
+    let cmd = Command::new(installed(cache().join("go-bin/kafkago")));
+    run_suite(
+        "kafka-go",
+        cmd,
+        &[
+            "produce.zstd",
+            "consume.zstd",
+            "offsets_for_time.zstd",
+            "idempotent",
+            "transactions.clear_error",
+        ],
+    );
+}
+
+#[test]
 fn kcat() {
     if skipped("kcat") {
         return;
