@@ -198,6 +198,20 @@ fn kafkajs() {
 }
 
 #[test]
+fn kafka_javascript() {
+    if skipped("kafka_javascript") {
+        return;
+    }
+    // Built from the npm package by scripts/test (no prebuilt binary can be downloaded).
+    let modules = installed(cache().join("node-ckjs/node_modules/@confluentinc/kafka-javascript"));
+    let mut cmd = Command::new("node");
+    cmd.env("NODE_PATH", modules.join("../.."))
+        .env("RINGMQ_KAFKAJS_LIBRARY", "confluent")
+        .arg(client_dir().join("kafkajs.js"));
+    run_suite("kafka-javascript", cmd, &[]);
+}
+
+#[test]
 fn sarama() {
     if skipped("sarama") {
         return;

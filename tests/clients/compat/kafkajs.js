@@ -2,17 +2,23 @@
 // consumer group that commits and resumes, the idempotent producer, and a transactional
 // producer that must fail at once. KafkaJS ships gzip only; snappy, lz4 and zstd are the
 // codec plugins a user adds (kafkajs-snappy, lz4js and zstd-codec: pure JS, no native build).
+//
+// With RINGMQ_KAFKAJS_LIBRARY=confluent the same checks drive @confluentinc/kafka-javascript
+// (librdkafka 2.x inside, built from the npm package by scripts/test) through its
+// KafkaJS-compatible API, which differs in a few places handled below: settings are wrapped
+// in { kafkaJS }, compression, acks and offsets-reset are producer/consumer settings rather
+// than per-call options, and fetchTopicMetadata answers an array.
 // Usage: node kafkajs.js BOOTSTRAP PREFIX. Output: see common.py.
 'use strict'
-const { Kafka, CompressionTypes, CompressionCodecs, logLevel } = require('kafkajs')
-const SnappyCodec = require('kafkajs-snappy')
-const lz4js = require('lz4js')
-const { ZstdCodec } = require('zstd-codec')
+const CONFLUENT = process.env.RINGMQ_KAFKAJS_LIBRARY === 'confluent'
+const LIBRARY = CONFLUENT ? '@confluentinc/kafka-javascript' : 'kafkajs'
+const { Kafka, CompressionTypes, logLevel } = CONFLUENT ? require(LIBRARY).KafkaJS : require(LIBRARY)
+const settings = config => CONFLUENT ? { kafkaJS: config } : config
 
 const [BOOT, PREFIX] = process.argv.slice(2)
 const N = 200, PROBE = 111, STEP = 10
 const CODECS = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP,
-  snappy: CompressionTypes.Snappy, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD }
+  snappy: CompressionTypes.Snappy ?? CompressionTypes.SNAPPY, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD }
 
 function result (feature, ok, detail) {
   const state = typeof ok === 'string' ? ok : (ok ? 'pass' : 'fail')
@@ -27,13 +33,15 @@ function withTimeout (p, ms, what) {
   })]).finally(() => clearTimeout(timer))
 }
 
-const kafka = new Kafka({ clientId: 'ringmq-compat', brokers: [BOOT], logLevel: logLevel.NOTHING,
-  retry: { retries: 3 } })
+const kafka = new Kafka(settings({ clientId: 'ringmq-compat', brokers: [BOOT],
+  logLevel: logLevel.NOTHING, retry: { retries: 3 } }))
 
 async function create (topic, numPartitions = 1) {
   const admin = kafka.admin()
   await admin.connect()
-  await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true })
+  // kafka-javascript has no waitForLeaders (ringmq answers CreateTopics once leaders exist).
+  const wait = CONFLUENT ? {} : { waitForLeaders: true }
+  await admin.createTopics({ topics: [{ topic, numPartitions }], ...wait })
   await admin.disconnect()
 }
 
@@ -43,7 +51,7 @@ async function adminCheck () {
   await admin.connect()
   await admin.createTopics({ topics: [{ topic: name, numPartitions: 3 }] })
   const md = await admin.fetchTopicMetadata({ topics: [name] })
-  const parts = md.topics[0].partitions.length
+  const parts = (CONFLUENT ? md : md.topics)[0].partitions.length
   const listed = (await admin.listTopics()).includes(name)
   await admin.deleteTopics({ topics: [name] })
   const gone = !(await admin.listTopics()).includes(name)
@@ -52,27 +60,28 @@ async function adminCheck () {
 }
 
 async function produce (topic, t0, compression, opts = {}) {
-  const p = kafka.producer(opts)
+  const p = kafka.producer(settings(CONFLUENT ? { acks: -1, compression, ...opts } : opts))
   await p.connect()
   const messages = []
   for (let i = 0; i < N; i++) {
     const r = record(i, t0)
     messages.push({ key: r.key, value: r.value, partition: 0, timestamp: String(r.timestamp) })
   }
-  const meta = await p.send({ topic, acks: -1, compression, messages })
+  const meta = await p.send(CONFLUENT ? { topic, messages } : { topic, acks: -1, compression, messages })
   await p.disconnect()
   return meta
 }
 
 async function consume (topic, group, stopAt = N) {
-  const c = kafka.consumer({ groupId: group })
+  const reset = { fromBeginning: true, autoCommit: false }
+  const c = kafka.consumer(settings(CONFLUENT ? { groupId: group, ...reset } : { groupId: group }))
   await c.connect()
-  await c.subscribe({ topic, fromBeginning: true })
+  await c.subscribe(CONFLUENT ? { topic } : { topic, fromBeginning: true })
   const got = []
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => resolve(), 20000)
     c.run({
-      autoCommit: false,
+      ...(CONFLUENT ? {} : { autoCommit: false }),
       eachMessage: async ({ message }) => {
         got.push([Number(message.offset), message.key.toString(), message.value.toString(), Number(message.timestamp)])
         if (got.length >= stopAt) { clearTimeout(timer); resolve() }
@@ -146,7 +155,7 @@ async function idempotentCheck () {
 
 async function transactionsCheck () {
   const started = Date.now()
-  const p = kafka.producer({ transactionalId: `${PREFIX}-tx`, idempotent: true, maxInFlightRequests: 1 })
+  const p = kafka.producer(settings({ transactionalId: `${PREFIX}-tx`, idempotent: true, maxInFlightRequests: 1 }))
   try {
     await p.connect()
     const tx = await withTimeout(p.transaction(), 30000, 'transaction()')
@@ -169,7 +178,12 @@ async function guarded (feature, fn, ...args) {
   }
 }
 
-async function main () {
+/** KafkaJS ships gzip only: register the codec plugins a user adds. */
+async function kafkajsCodecs () {
+  const { CompressionCodecs } = require('kafkajs')
+  const SnappyCodec = require('kafkajs-snappy')
+  const lz4js = require('lz4js')
+  const { ZstdCodec } = require('zstd-codec')
   CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
   CompressionCodecs[CompressionTypes.LZ4] = () => ({
     compress: async encoder => Buffer.from(lz4js.compress(encoder.buffer)),
@@ -180,7 +194,17 @@ async function main () {
     compress: async encoder => Buffer.from(zstd.compress(encoder.buffer)),
     decompress: async buffer => Buffer.from(zstd.decompress(buffer))
   })
-  console.log(`CLIENT\tkafkajs\t${require('kafkajs/package.json').version}`)
+}
+
+async function main () {
+  const version = require(`${LIBRARY}/package.json`).version
+  if (CONFLUENT) {
+    const { librdkafkaVersion } = require(LIBRARY)
+    console.log(`CLIENT\tkafka-javascript\t${version} (librdkafka ${librdkafkaVersion})`)
+  } else {
+    await kafkajsCodecs()
+    console.log(`CLIENT\tkafkajs\t${version}`)
+  }
   await guarded('admin.create_delete', adminCheck)
   for (const codec of Object.keys(CODECS)) await guarded(`offsets_for_time.${codec}`, codecCheck, codec)
   await guarded('group.commit_resume', groupCheck)
