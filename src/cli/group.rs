@@ -205,6 +205,7 @@ pub async fn commit_offsets(
                         partition_index,
                         committed_offset,
                         committed_leader_epoch: -1,
+                        commit_timestamp: -1,
                         committed_metadata: None,
                     },
                 )

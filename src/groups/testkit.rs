@@ -109,6 +109,7 @@ pub fn commit_req(
                 partition_index: partition,
                 committed_offset: offset,
                 committed_leader_epoch: 1,
+                commit_timestamp: -1,
                 committed_metadata: Some("m".into()),
             }],
         }],

@@ -8,212 +8,65 @@
 //! Version quirks: the layout is the same at every version; v1 only changes throttling
 //! behaviour and v2 is the first flexible version. `value` is nullable.
 
-use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 use super::ErrorCode;
 
-/// Kafka API key of AlterConfigs.
-pub const API_KEY: i16 = 33;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 2;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 2;
+kafka_api!(key 33, versions 0..=2, flexible 2,
+    AlterConfigsRequest, AlterConfigsResponse,
+    oracle AlterConfigsRequest, AlterConfigsResponse from 0);
 
-fn check_version(version: i16) -> DecodeResult<bool> {
-    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
-        return Err(DecodeError::Unsupported {
-            api_key: API_KEY,
-            api_version: version,
-        });
-    }
-    Ok(version >= FLEXIBLE_FROM)
-}
-
-/// AlterConfigs request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlterConfigsRequest {
-    pub resources: Vec<AlterConfigsResource>,
-    /// Validate only; change nothing.
-    pub validate_only: bool,
-}
-
-/// The new config set of one resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlterConfigsResource {
-    /// 2 = topic, 4 = broker, 8 = broker logger.
-    pub resource_type: i8,
-    pub resource_name: String,
-    pub configs: Vec<AlterableConfig>,
-}
-
-/// One config to set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlterableConfig {
-    pub name: String,
-    pub value: Option<String>,
-}
-
-/// AlterConfigs response body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlterConfigsResponse {
-    pub throttle_time_ms: i32,
-    pub responses: Vec<AlterConfigsResourceResponse>,
-}
-
-/// The outcome for one resource (shared with IncrementalAlterConfigs, whose response has
-/// the same layout).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlterConfigsResourceResponse {
-    pub error_code: ErrorCode,
-    pub error_message: Option<String>,
-    pub resource_type: i8,
-    pub resource_name: String,
-}
-
-impl AlterConfigsResourceResponse {
-    /// Decode one element (`flexible` reads compact strings and the tagged fields).
-    pub(crate) fn decode(r: &mut Reader, flexible: bool) -> DecodeResult<Self> {
-        let error_code = ErrorCode(r.i16("responses.error_code")?);
-        let error_message = r.nullable_string(flexible, "responses.error_message")?;
-        let resource_type = r.i8("responses.resource_type")?;
-        let resource_name = r.string(flexible, "responses.resource_name")?;
-        if flexible {
-            r.skip_tagged_fields()?;
-        }
-        Ok(AlterConfigsResourceResponse {
-            error_code,
-            error_message,
-            resource_type,
-            resource_name,
-        })
-    }
-
-    pub(crate) fn encode(&self, w: &mut Writer, flexible: bool) {
-        w.i16(self.error_code.0);
-        w.nullable_string(self.error_message.as_deref(), flexible);
-        w.i8(self.resource_type);
-        w.string(&self.resource_name, flexible);
-        if flexible {
-            w.empty_tagged_fields();
-        }
-    }
-
-    /// Smallest encoding of one element, for checking array counts.
-    pub(crate) fn min_bytes(flexible: bool) -> usize {
-        if flexible {
-            6
-        } else {
-            7
-        }
+kafka_struct! {
+    /// AlterConfigs request body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AlterConfigsRequest {
+        pub resources: Vec<AlterConfigsResource> [0..],
+        pub validate_only: bool [0..],
     }
 }
 
-impl AlterConfigsRequest {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let n = r.array_len(flexible, 3, "resources")?;
-        let mut resources = Vec::with_capacity(n);
-        for _ in 0..n {
-            let resource_type = r.i8("resources.resource_type")?;
-            let resource_name = r.string(flexible, "resources.resource_name")?;
-            let m = r.array_len(flexible, 2, "resources.configs")?;
-            let mut configs = Vec::with_capacity(m);
-            for _ in 0..m {
-                let name = r.string(flexible, "configs.name")?;
-                let value = r.nullable_string(flexible, "configs.value")?;
-                if flexible {
-                    r.skip_tagged_fields()?;
-                }
-                configs.push(AlterableConfig { name, value });
-            }
-            if flexible {
-                r.skip_tagged_fields()?;
-            }
-            resources.push(AlterConfigsResource {
-                resource_type,
-                resource_name,
-                configs,
-            });
-        }
-        let validate_only = r.bool("validate_only")?;
-        if flexible {
-            r.skip_tagged_fields()?;
-        }
-        Ok(AlterConfigsRequest {
-            resources,
-            validate_only,
-        })
-    }
-
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        w.array_len(self.resources.len(), flexible);
-        for res in &self.resources {
-            w.i8(res.resource_type);
-            w.string(&res.resource_name, flexible);
-            w.array_len(res.configs.len(), flexible);
-            for c in &res.configs {
-                w.string(&c.name, flexible);
-                w.nullable_string(c.value.as_deref(), flexible);
-                if flexible {
-                    w.empty_tagged_fields();
-                }
-            }
-            if flexible {
-                w.empty_tagged_fields();
-            }
-        }
-        w.bool(self.validate_only);
-        if flexible {
-            w.empty_tagged_fields();
-        }
+kafka_struct! {
+    /// One resource (topic 2, broker 4, ...) and its complete new config set.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AlterConfigsResource {
+        pub resource_type: i8 [0..],
+        pub resource_name: String [0..],
+        pub configs: Vec<AlterableConfig> [0..],
     }
 }
 
-impl AlterConfigsResponse {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
-        let min_bytes = AlterConfigsResourceResponse::min_bytes(flexible);
-        let n = r.array_len(flexible, min_bytes, "responses")?;
-        let mut responses = Vec::with_capacity(n);
-        for _ in 0..n {
-            responses.push(AlterConfigsResourceResponse::decode(r, flexible)?);
-        }
-        if flexible {
-            r.skip_tagged_fields()?;
-        }
-        Ok(AlterConfigsResponse {
-            throttle_time_ms,
-            responses,
-        })
+kafka_struct! {
+    /// One config of the new set.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AlterableConfig {
+        pub name: String [0..],
+        pub value: Option<String> [0..],
     }
+}
 
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        w.i32(self.throttle_time_ms);
-        w.array_len(self.responses.len(), flexible);
-        for res in &self.responses {
-            res.encode(w, flexible);
-        }
-        if flexible {
-            w.empty_tagged_fields();
-        }
+kafka_struct! {
+    /// AlterConfigs response body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AlterConfigsResponse {
+        pub throttle_time_ms: i32 [0..],
+        pub responses: Vec<AlterConfigsResourceResponse> [0..],
+    }
+}
+
+kafka_struct! {
+    /// The result for one resource (also IncrementalAlterConfigs' result, same layout).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AlterConfigsResourceResponse {
+        pub error_code: ErrorCode [0..],
+        pub error_message: Option<String> [0..],
+        pub resource_type: i8 [0..],
+        pub resource_name: String [0..],
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{DecodeError, Reader, Writer};
     use bytes::Bytes;
 
     fn sample_request() -> AlterConfigsRequest {

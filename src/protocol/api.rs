@@ -318,7 +318,7 @@ mod tests {
     #[test]
     fn group_apis_have_the_kafka_41_ranges() {
         let expected = [
-            (8, 2, 9, 8),  // OffsetCommit
+            (8, 0, 9, 8),  // OffsetCommit (v0–1 for old clients)
             (9, 1, 9, 6),  // OffsetFetch
             (10, 0, 4, 3), // FindCoordinator
             (11, 0, 9, 6), // JoinGroup (v0–1 for old clients, e.g. Sarama 1.22)

@@ -65,6 +65,22 @@ fixed_field!(i64, i64, 8, i64::from);
 fixed_field!(u32, u32, 4, u32::from);
 fixed_field!(bool, bool, 1, |_| true);
 
+impl Field for super::ErrorCode {
+    fn read(r: &mut Reader, _: i16, _: bool, name: &'static str) -> DecodeResult<Self> {
+        r.i16(name).map(super::ErrorCode)
+    }
+    fn write(&self, w: &mut Writer, _: i16, _: bool) {
+        w.i16(self.0);
+    }
+    fn min_bytes(_: i16, _: bool) -> usize {
+        2
+    }
+    #[cfg(test)]
+    fn sample(_: i16, _: bool, seed: u8) -> Self {
+        super::ErrorCode(i16::from(seed))
+    }
+}
+
 impl Field for [u8; 16] {
     fn read(r: &mut Reader, _: i16, _: bool, name: &'static str) -> DecodeResult<Self> {
         r.uuid(name)
@@ -190,6 +206,36 @@ impl<T: Field> Field for Option<Vec<T>> {
     }
 }
 
+/// A wire encoding of a field that differs from its type's own (`[.., as W]` in a table).
+pub trait FieldAs<T> {
+    fn read(r: &mut Reader, version: i16, flex: bool, name: &'static str) -> DecodeResult<T>;
+    fn write(value: &T, w: &mut Writer, version: i16, flex: bool);
+}
+
+/// A string that is nullable only from version `V`: before it, null is written as "" (Kafka
+/// schemas' `"nullableVersions": "V+"`).
+pub struct NullableFrom<const V: i16>;
+
+impl<const V: i16> FieldAs<Option<String>> for NullableFrom<V> {
+    fn read(
+        r: &mut Reader,
+        version: i16,
+        flex: bool,
+        name: &'static str,
+    ) -> DecodeResult<Option<String>> {
+        if version >= V {
+            return r.nullable_string(flex, name);
+        }
+        r.string(flex, name).map(Some)
+    }
+    fn write(value: &Option<String>, w: &mut Writer, version: i16, flex: bool) {
+        if version >= V {
+            return w.nullable_string(value.as_deref(), flex);
+        }
+        w.string(value.as_deref().unwrap_or(""), flex);
+    }
+}
+
 /// Decode a tagged field's value from its tag data, which it must fill exactly.
 pub fn read_tagged<T: Field>(data: Bytes, version: i16, name: &'static str) -> DecodeResult<T> {
     let mut r = Reader::new(data);
@@ -217,7 +263,7 @@ pub fn write_tagged<T: Field>(w: &mut Writer, tag: u32, value: &T, version: i16)
 macro_rules! kafka_struct {
     ($(#[$m:meta])* pub struct $name:ident {
         $($(#[$fm:meta])* pub $f:ident : $t:ty
-            [$vers:expr $(, default $def:expr)? $(, tag $tag:literal)?]),* $(,)?
+            [$vers:expr $(, default $def:expr)? $(, tag $tag:literal)? $(, as $wire:ty)?]),* $(,)?
     }) => {
         $(#[$m])*
         pub struct $name {
@@ -240,12 +286,13 @@ macro_rules! kafka_struct {
             ) -> $crate::protocol::DecodeResult<Self> {
                 let mut out = $name::default();
                 $($crate::protocol::codec::kafka_struct!(
-                    @read r, version, flex, out.$f, $t, stringify!($f), $vers $(, $tag)?);)*
+                    @read r, version, flex, out.$f, $t, stringify!($f),
+                    $vers $(, tag $tag)? $(, as $wire)?);)*
                 if flex {
                     r.tagged_fields(|tag, data| {
                         $($crate::protocol::codec::kafka_struct!(
                             @read_tag tag, data, version, out.$f, $t, stringify!($f),
-                            $vers $(, $tag)?);)*
+                            $vers $(, tag $tag)? $(, as $wire)?);)*
                         Ok(())
                     })?;
                 }
@@ -255,21 +302,23 @@ macro_rules! kafka_struct {
             #[allow(unused_variables)]
             fn write(&self, w: &mut $crate::protocol::Writer, version: i16, flex: bool) {
                 $($crate::protocol::codec::kafka_struct!(
-                    @write w, version, flex, self.$f, $vers $(, $tag)?);)*
+                    @write w, version, flex, self.$f, $vers $(, tag $tag)? $(, as $wire)?);)*
                 if flex {
                     let defaults = $name::default();
                     let count = 0u32 $(+ $crate::protocol::codec::kafka_struct!(
-                        @count version, self.$f, defaults.$f, $vers $(, $tag)?))*;
+                        @count version, self.$f, defaults.$f,
+                        $vers $(, tag $tag)? $(, as $wire)?))*;
                     w.uvarint(count);
                     $($crate::protocol::codec::kafka_struct!(
-                        @write_tag w, version, self.$f, defaults.$f, $vers $(, $tag)?);)*
+                        @write_tag w, version, self.$f, defaults.$f,
+                        $vers $(, tag $tag)? $(, as $wire)?);)*
                 }
             }
 
             #[allow(unused_variables)]
             fn min_bytes(version: i16, flex: bool) -> usize {
                 usize::from(flex) $(+ $crate::protocol::codec::kafka_struct!(
-                    @min version, flex, $t, $vers $(, $tag)?))*
+                    @min version, flex, $t, $vers $(, tag $tag)? $(, as $wire)?))*
             }
 
             #[cfg(test)]
@@ -299,12 +348,20 @@ macro_rules! kafka_struct {
         }
     };
     (@read $r:ident, $v:ident, $flex:ident, $dst:expr, $t:ty, $name:expr, $vers:expr,
-        $tag:literal) => {};
+        tag $tag:literal) => {};
+    (@read $r:ident, $v:ident, $flex:ident, $dst:expr, $t:ty, $name:expr, $vers:expr,
+        as $wire:ty) => {
+        if ($vers).contains(&$v) {
+            $dst = <$wire as $crate::protocol::codec::FieldAs<$t>>::read($r, $v, $flex, $name)?;
+        }
+    };
 
     (@read_tag $tag_var:ident, $data:ident, $v:ident, $dst:expr, $t:ty, $name:expr,
         $vers:expr) => {};
+    (@read_tag $tag_var:ident, $data:ident, $v:ident, $dst:expr, $t:ty, $name:expr,
+        $vers:expr, as $wire:ty) => {};
     (@read_tag $tag_var:ident, $data:ident, $v:ident, $dst:expr, $t:ty, $name:expr, $vers:expr,
-        $tag:literal) => {
+        tag $tag:literal) => {
         if $tag_var == $tag && ($vers).contains(&$v) {
             $dst = $crate::protocol::codec::read_tagged::<$t>($data.clone(), $v, $name)?;
         }
@@ -315,15 +372,22 @@ macro_rules! kafka_struct {
             $crate::protocol::codec::Field::write(&$src, $w, $v, $flex);
         }
     };
-    (@write $w:ident, $v:ident, $flex:ident, $src:expr, $vers:expr, $tag:literal) => {};
+    (@write $w:ident, $v:ident, $flex:ident, $src:expr, $vers:expr, tag $tag:literal) => {};
+    (@write $w:ident, $v:ident, $flex:ident, $src:expr, $vers:expr, as $wire:ty) => {
+        if ($vers).contains(&$v) {
+            <$wire as $crate::protocol::codec::FieldAs<_>>::write(&$src, $w, $v, $flex);
+        }
+    };
 
     (@count $v:ident, $src:expr, $def:expr, $vers:expr) => { 0 };
-    (@count $v:ident, $src:expr, $def:expr, $vers:expr, $tag:literal) => {
+    (@count $v:ident, $src:expr, $def:expr, $vers:expr, as $wire:ty) => { 0 };
+    (@count $v:ident, $src:expr, $def:expr, $vers:expr, tag $tag:literal) => {
         u32::from(($vers).contains(&$v) && $src != $def)
     };
 
     (@write_tag $w:ident, $v:ident, $src:expr, $def:expr, $vers:expr) => {};
-    (@write_tag $w:ident, $v:ident, $src:expr, $def:expr, $vers:expr, $tag:literal) => {
+    (@write_tag $w:ident, $v:ident, $src:expr, $def:expr, $vers:expr, as $wire:ty) => {};
+    (@write_tag $w:ident, $v:ident, $src:expr, $def:expr, $vers:expr, tag $tag:literal) => {
         if ($vers).contains(&$v) && $src != $def {
             $crate::protocol::codec::write_tagged($w, $tag, &$src, $v);
         }
@@ -336,7 +400,10 @@ macro_rules! kafka_struct {
             0
         }
     };
-    (@min $v:ident, $flex:ident, $t:ty, $vers:expr, $tag:literal) => { 0 };
+    (@min $v:ident, $flex:ident, $t:ty, $vers:expr, tag $tag:literal) => { 0 };
+    (@min $v:ident, $flex:ident, $t:ty, $vers:expr, as $wire:ty) => {
+        $crate::protocol::codec::kafka_struct!(@min $v, $flex, $t, $vers)
+    };
 }
 pub(crate) use kafka_struct;
 

@@ -6,207 +6,66 @@
 //! `assignments` is a nullable array: null means "let the broker place the new
 //! partitions", which is different from an empty array.
 
-use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 use super::ErrorCode;
 
-/// Kafka API key of CreatePartitions.
-pub const API_KEY: i16 = 37;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 3;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 2;
+kafka_api!(key 37, versions 0..=3, flexible 2,
+    CreatePartitionsRequest, CreatePartitionsResponse,
+    oracle CreatePartitionsRequest, CreatePartitionsResponse from 0);
 
-fn check_version(version: i16) -> DecodeResult<bool> {
-    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
-        return Err(DecodeError::Unsupported {
-            api_key: API_KEY,
-            api_version: version,
-        });
-    }
-    Ok(version >= FLEXIBLE_FROM)
-}
-
-/// CreatePartitions request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreatePartitionsRequest {
-    pub topics: Vec<CreatePartitionsTopic>,
-    pub timeout_ms: i32,
-    pub validate_only: bool,
-}
-
-/// One topic to grow.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreatePartitionsTopic {
-    pub name: String,
-    /// The new total partition count.
-    pub count: i32,
-    /// Placement of each new partition, or null for automatic placement.
-    pub assignments: Option<Vec<CreatePartitionsAssignment>>,
-}
-
-/// Replica placement of one new partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreatePartitionsAssignment {
-    pub broker_ids: Vec<i32>,
-}
-
-/// CreatePartitions response body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreatePartitionsResponse {
-    pub throttle_time_ms: i32,
-    pub results: Vec<CreatePartitionsTopicResult>,
-}
-
-/// The result for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreatePartitionsTopicResult {
-    pub name: String,
-    pub error_code: ErrorCode,
-    pub error_message: Option<String>,
-}
-
-fn end_struct(r: &mut Reader, flexible: bool) -> DecodeResult<()> {
-    if flexible {
-        r.skip_tagged_fields()?;
-    }
-    Ok(())
-}
-
-fn end_struct_w(w: &mut Writer, flexible: bool) {
-    if flexible {
-        w.empty_tagged_fields();
+kafka_struct! {
+    /// CreatePartitions request body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CreatePartitionsRequest {
+        pub topics: Vec<CreatePartitionsTopic> [0..],
+        pub timeout_ms: i32 [0..],
+        pub validate_only: bool [0..],
     }
 }
 
-impl CreatePartitionsRequest {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let n = r.array_len(flexible, 7, "topics")?;
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            topics.push(CreatePartitionsTopic::decode(r, flexible)?);
-        }
-        let timeout_ms = r.i32("timeout_ms")?;
-        let validate_only = r.bool("validate_only")?;
-        end_struct(r, flexible)?;
-        Ok(CreatePartitionsRequest {
-            topics,
-            timeout_ms,
-            validate_only,
-        })
-    }
-
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        w.array_len(self.topics.len(), flexible);
-        for t in &self.topics {
-            t.encode(w, flexible);
-        }
-        w.i32(self.timeout_ms);
-        w.bool(self.validate_only);
-        end_struct_w(w, flexible);
+kafka_struct! {
+    /// One topic to grow.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CreatePartitionsTopic {
+        pub name: String [0..],
+        /// The new total partition count.
+        pub count: i32 [0..],
+        /// Placement of each new partition, or null for automatic placement.
+        pub assignments: Option<Vec<CreatePartitionsAssignment>> [0..],
     }
 }
 
-impl CreatePartitionsTopic {
-    fn decode(r: &mut Reader, flexible: bool) -> DecodeResult<Self> {
-        let name = r.string(flexible, "topics.name")?;
-        let count = r.i32("topics.count")?;
-        let assignments = match r.nullable_array_len(flexible, 1, "topics.assignments")? {
-            None => None,
-            Some(n) => {
-                let mut assignments = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let m = r.array_len(flexible, 4, "assignments.broker_ids")?;
-                    let mut broker_ids = Vec::with_capacity(m);
-                    for _ in 0..m {
-                        broker_ids.push(r.i32("assignments.broker_ids")?);
-                    }
-                    end_struct(r, flexible)?;
-                    assignments.push(CreatePartitionsAssignment { broker_ids });
-                }
-                Some(assignments)
-            }
-        };
-        end_struct(r, flexible)?;
-        Ok(CreatePartitionsTopic {
-            name,
-            count,
-            assignments,
-        })
-    }
-
-    fn encode(&self, w: &mut Writer, flexible: bool) {
-        w.string(&self.name, flexible);
-        w.i32(self.count);
-        match &self.assignments {
-            None => w.null_array(flexible),
-            Some(assignments) => {
-                w.array_len(assignments.len(), flexible);
-                for a in assignments {
-                    w.array_len(a.broker_ids.len(), flexible);
-                    for id in &a.broker_ids {
-                        w.i32(*id);
-                    }
-                    end_struct_w(w, flexible);
-                }
-            }
-        }
-        end_struct_w(w, flexible);
+kafka_struct! {
+    /// Replica placement of one new partition.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CreatePartitionsAssignment {
+        pub broker_ids: Vec<i32> [0..],
     }
 }
 
-impl CreatePartitionsResponse {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
-        let n = r.array_len(flexible, 4, "results")?;
-        let mut results = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = r.string(flexible, "results.name")?;
-            let error_code = ErrorCode(r.i16("results.error_code")?);
-            let error_message = r.nullable_string(flexible, "results.error_message")?;
-            end_struct(r, flexible)?;
-            results.push(CreatePartitionsTopicResult {
-                name,
-                error_code,
-                error_message,
-            });
-        }
-        end_struct(r, flexible)?;
-        Ok(CreatePartitionsResponse {
-            throttle_time_ms,
-            results,
-        })
+kafka_struct! {
+    /// CreatePartitions response body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CreatePartitionsResponse {
+        pub throttle_time_ms: i32 [0..],
+        pub results: Vec<CreatePartitionsTopicResult> [0..],
     }
+}
 
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        w.i32(self.throttle_time_ms);
-        w.array_len(self.results.len(), flexible);
-        for t in &self.results {
-            w.string(&t.name, flexible);
-            w.i16(t.error_code.0);
-            w.nullable_string(t.error_message.as_deref(), flexible);
-            end_struct_w(w, flexible);
-        }
-        end_struct_w(w, flexible);
+kafka_struct! {
+    /// The result for one topic.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CreatePartitionsTopicResult {
+        pub name: String [0..],
+        pub error_code: ErrorCode [0..],
+        pub error_message: Option<String> [0..],
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{DecodeError, Reader, Writer};
     use bytes::Bytes;
 
     fn sample_request() -> CreatePartitionsRequest {

@@ -5,191 +5,74 @@
 //! watermark"); the response reports the new `low_watermark`. The layout is the same at
 //! every version: v1 only changes throttling behaviour and v2 is the first flexible version.
 
-use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 use super::ErrorCode;
 
-/// Kafka API key of DeleteRecords.
-pub const API_KEY: i16 = 21;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 2;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 2;
+kafka_api!(key 21, versions 0..=2, flexible 2,
+    DeleteRecordsRequest, DeleteRecordsResponse,
+    oracle DeleteRecordsRequest, DeleteRecordsResponse from 0);
 
-fn check_version(version: i16) -> DecodeResult<bool> {
-    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
-        return Err(DecodeError::Unsupported {
-            api_key: API_KEY,
-            api_version: version,
-        });
-    }
-    Ok(version >= FLEXIBLE_FROM)
-}
-
-/// DeleteRecords request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteRecordsRequest {
-    pub topics: Vec<DeleteRecordsTopic>,
-    pub timeout_ms: i32,
-}
-
-/// The partitions of one topic to trim.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteRecordsTopic {
-    pub name: String,
-    pub partitions: Vec<DeleteRecordsPartition>,
-}
-
-/// Trim one partition below `offset`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteRecordsPartition {
-    pub partition_index: i32,
-    /// Delete records before this offset; -1 for the high watermark.
-    pub offset: i64,
-}
-
-/// DeleteRecords response body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteRecordsResponse {
-    pub throttle_time_ms: i32,
-    pub topics: Vec<DeleteRecordsTopicResult>,
-}
-
-/// The results for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteRecordsTopicResult {
-    pub name: String,
-    pub partitions: Vec<DeleteRecordsPartitionResult>,
-}
-
-/// The result for one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteRecordsPartitionResult {
-    pub partition_index: i32,
-    /// The partition's log start offset after the deletion.
-    pub low_watermark: i64,
-    pub error_code: ErrorCode,
-}
-
-fn end_struct(r: &mut Reader, flexible: bool) -> DecodeResult<()> {
-    if flexible {
-        r.skip_tagged_fields()?;
-    }
-    Ok(())
-}
-
-fn end_struct_w(w: &mut Writer, flexible: bool) {
-    if flexible {
-        w.empty_tagged_fields();
+kafka_struct! {
+    /// DeleteRecords request body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteRecordsRequest {
+        pub topics: Vec<DeleteRecordsTopic> [0..],
+        pub timeout_ms: i32 [0..],
     }
 }
 
-impl DeleteRecordsRequest {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let n = r.array_len(flexible, 2, "topics")?;
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = r.string(flexible, "topics.name")?;
-            let m = r.array_len(flexible, 12, "topics.partitions")?;
-            let mut partitions = Vec::with_capacity(m);
-            for _ in 0..m {
-                let partition_index = r.i32("partitions.partition_index")?;
-                let offset = r.i64("partitions.offset")?;
-                end_struct(r, flexible)?;
-                partitions.push(DeleteRecordsPartition {
-                    partition_index,
-                    offset,
-                });
-            }
-            end_struct(r, flexible)?;
-            topics.push(DeleteRecordsTopic { name, partitions });
-        }
-        let timeout_ms = r.i32("timeout_ms")?;
-        end_struct(r, flexible)?;
-        Ok(DeleteRecordsRequest { topics, timeout_ms })
-    }
-
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        w.array_len(self.topics.len(), flexible);
-        for t in &self.topics {
-            w.string(&t.name, flexible);
-            w.array_len(t.partitions.len(), flexible);
-            for p in &t.partitions {
-                w.i32(p.partition_index);
-                w.i64(p.offset);
-                end_struct_w(w, flexible);
-            }
-            end_struct_w(w, flexible);
-        }
-        w.i32(self.timeout_ms);
-        end_struct_w(w, flexible);
+kafka_struct! {
+    /// The partitions of one topic to trim.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteRecordsTopic {
+        pub name: String [0..],
+        pub partitions: Vec<DeleteRecordsPartition> [0..],
     }
 }
 
-impl DeleteRecordsResponse {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
-        let n = r.array_len(flexible, 2, "topics")?;
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = r.string(flexible, "topics.name")?;
-            let m = r.array_len(flexible, 14, "topics.partitions")?;
-            let mut partitions = Vec::with_capacity(m);
-            for _ in 0..m {
-                let partition_index = r.i32("partitions.partition_index")?;
-                let low_watermark = r.i64("partitions.low_watermark")?;
-                let error_code = ErrorCode(r.i16("partitions.error_code")?);
-                end_struct(r, flexible)?;
-                partitions.push(DeleteRecordsPartitionResult {
-                    partition_index,
-                    low_watermark,
-                    error_code,
-                });
-            }
-            end_struct(r, flexible)?;
-            topics.push(DeleteRecordsTopicResult { name, partitions });
-        }
-        end_struct(r, flexible)?;
-        Ok(DeleteRecordsResponse {
-            throttle_time_ms,
-            topics,
-        })
+kafka_struct! {
+    /// Trim one partition below `offset`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteRecordsPartition {
+        pub partition_index: i32 [0..],
+        /// Delete records before this offset; -1 for the high watermark.
+        pub offset: i64 [0..],
     }
+}
 
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        w.i32(self.throttle_time_ms);
-        w.array_len(self.topics.len(), flexible);
-        for t in &self.topics {
-            w.string(&t.name, flexible);
-            w.array_len(t.partitions.len(), flexible);
-            for p in &t.partitions {
-                w.i32(p.partition_index);
-                w.i64(p.low_watermark);
-                w.i16(p.error_code.0);
-                end_struct_w(w, flexible);
-            }
-            end_struct_w(w, flexible);
-        }
-        end_struct_w(w, flexible);
+kafka_struct! {
+    /// DeleteRecords response body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteRecordsResponse {
+        pub throttle_time_ms: i32 [0..],
+        pub topics: Vec<DeleteRecordsTopicResult> [0..],
+    }
+}
+
+kafka_struct! {
+    /// The results for one topic.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteRecordsTopicResult {
+        pub name: String [0..],
+        pub partitions: Vec<DeleteRecordsPartitionResult> [0..],
+    }
+}
+
+kafka_struct! {
+    /// The result for one partition.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteRecordsPartitionResult {
+        pub partition_index: i32 [0..],
+        /// The partition's log start offset after the deletion.
+        pub low_watermark: i64 [0..],
+        pub error_code: ErrorCode [0..],
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{DecodeError, Reader, Writer};
     use bytes::Bytes;
 
     fn sample_request() -> DeleteRecordsRequest {

@@ -13,207 +13,60 @@
 //! by v6; the field a version does not carry decodes empty and is not encoded. A response
 //! `name` of `None` is written as an empty string before v6 (it is not nullable there).
 
-use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct, NullableFrom};
 use super::ErrorCode;
 
-/// Kafka API key of DeleteTopics.
-pub const API_KEY: i16 = 20;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 1;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 6;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 4;
+kafka_api!(key 20, versions 1..=6, flexible 4,
+    DeleteTopicsRequest, DeleteTopicsResponse,
+    oracle DeleteTopicsRequest, DeleteTopicsResponse from 1);
 
-fn check_version(version: i16) -> DecodeResult<bool> {
-    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
-        return Err(DecodeError::Unsupported {
-            api_key: API_KEY,
-            api_version: version,
-        });
-    }
-    Ok(version >= FLEXIBLE_FROM)
-}
-
-/// DeleteTopics request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteTopicsRequest {
-    /// v6+: the topics, by name or by ID.
-    pub topics: Vec<DeleteTopicState>,
-    /// v1–5: the names of the topics to delete.
-    pub topic_names: Vec<String>,
-    pub timeout_ms: i32,
-}
-
-/// One topic to delete (v6+): by name, or by ID when `name` is null.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteTopicState {
-    pub name: Option<String>,
-    pub topic_id: [u8; 16],
-}
-
-/// DeleteTopics response body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteTopicsResponse {
-    pub throttle_time_ms: i32,
-    pub responses: Vec<DeletableTopicResult>,
-}
-
-/// The result for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeletableTopicResult {
-    /// Nullable from v6 (a topic asked for by an unknown ID).
-    pub name: Option<String>,
-    /// v6+; all zero otherwise.
-    pub topic_id: [u8; 16],
-    pub error_code: ErrorCode,
-    /// v5+.
-    pub error_message: Option<String>,
-}
-
-impl DeleteTopicsRequest {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let mut req = DeleteTopicsRequest {
-            topics: Vec::new(),
-            topic_names: Vec::new(),
-            timeout_ms: 0,
-        };
-        if version >= 6 {
-            let n = r.array_len(true, 18, "topics")?;
-            req.topics.reserve_exact(n);
-            for _ in 0..n {
-                let name = r.nullable_string(true, "topics.name")?;
-                let topic_id = r.uuid("topics.topic_id")?;
-                r.skip_tagged_fields()?;
-                req.topics.push(DeleteTopicState { name, topic_id });
-            }
-        } else {
-            let n = r.array_len(flexible, if flexible { 1 } else { 2 }, "topic_names")?;
-            req.topic_names.reserve_exact(n);
-            for _ in 0..n {
-                req.topic_names.push(r.string(flexible, "topic_names")?);
-            }
-        }
-        req.timeout_ms = r.i32("timeout_ms")?;
-        if flexible {
-            r.skip_tagged_fields()?;
-        }
-        Ok(req)
-    }
-
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        if version >= 6 {
-            w.array_len(self.topics.len(), true);
-            for t in &self.topics {
-                w.nullable_string(t.name.as_deref(), true);
-                w.uuid(&t.topic_id);
-                w.empty_tagged_fields();
-            }
-        } else {
-            w.array_len(self.topic_names.len(), flexible);
-            for name in &self.topic_names {
-                w.string(name, flexible);
-            }
-        }
-        w.i32(self.timeout_ms);
-        if flexible {
-            w.empty_tagged_fields();
-        }
+kafka_struct! {
+    /// DeleteTopics request body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteTopicsRequest {
+        /// The topics, by name or by ID.
+        pub topics: Vec<DeleteTopicState> [6..],
+        /// The names of the topics to delete.
+        pub topic_names: Vec<String> [1..=5],
+        pub timeout_ms: i32 [0..],
     }
 }
 
-impl DeleteTopicsResponse {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
-        let n = r.array_len(flexible, 3, "responses")?;
-        let mut responses = Vec::with_capacity(n);
-        for _ in 0..n {
-            responses.push(DeletableTopicResult::decode(r, version)?);
-        }
-        if flexible {
-            r.skip_tagged_fields()?;
-        }
-        Ok(DeleteTopicsResponse {
-            throttle_time_ms,
-            responses,
-        })
-    }
-
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        w.i32(self.throttle_time_ms);
-        w.array_len(self.responses.len(), flexible);
-        for t in &self.responses {
-            t.encode(w, version);
-        }
-        if flexible {
-            w.empty_tagged_fields();
-        }
+kafka_struct! {
+    /// One topic to delete (v6+): by name, or by ID when `name` is null.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteTopicState {
+        pub name: Option<String> [0..],
+        pub topic_id: [u8; 16] [0..],
     }
 }
 
-impl DeletableTopicResult {
-    fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = version >= FLEXIBLE_FROM;
-        let name = if version >= 6 {
-            r.nullable_string(true, "responses.name")?
-        } else {
-            Some(r.string(flexible, "responses.name")?)
-        };
-        let topic_id = if version >= 6 {
-            r.uuid("responses.topic_id")?
-        } else {
-            [0; 16]
-        };
-        let error_code = ErrorCode(r.i16("responses.error_code")?);
-        let error_message = if version >= 5 {
-            r.nullable_string(flexible, "responses.error_message")?
-        } else {
-            None
-        };
-        if flexible {
-            r.skip_tagged_fields()?;
-        }
-        Ok(DeletableTopicResult {
-            name,
-            topic_id,
-            error_code,
-            error_message,
-        })
+kafka_struct! {
+    /// DeleteTopics response body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeleteTopicsResponse {
+        pub throttle_time_ms: i32 [0..],
+        pub responses: Vec<DeletableTopicResult> [0..],
     }
+}
 
-    fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        if version >= 6 {
-            w.nullable_string(self.name.as_deref(), true);
-            w.uuid(&self.topic_id);
-        } else {
-            w.string(self.name.as_deref().unwrap_or(""), flexible);
-        }
-        w.i16(self.error_code.0);
-        if version >= 5 {
-            w.nullable_string(self.error_message.as_deref(), flexible);
-        }
-        if flexible {
-            w.empty_tagged_fields();
-        }
+kafka_struct! {
+    /// The result for one topic.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DeletableTopicResult {
+        /// Nullable from v6 (a topic asked for by an unknown ID).
+        pub name: Option<String> [0.., as NullableFrom<6>],
+        /// All zero before v6.
+        pub topic_id: [u8; 16] [6..],
+        pub error_code: ErrorCode [0..],
+        pub error_message: Option<String> [5..],
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{DecodeError, Reader, Writer};
     use bytes::Bytes;
 
     fn sample_request(version: i16) -> DeleteTopicsRequest {

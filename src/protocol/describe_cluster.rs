@@ -11,17 +11,12 @@
 //! `cluster_authorized_operations` defaults to `i32::MIN` ("not requested"). Fields a
 //! version does not carry decode to their defaults and are not encoded.
 
-use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 use super::ErrorCode;
 
-/// Kafka API key of DescribeCluster.
-pub const API_KEY: i16 = 60;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 1;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 0;
+kafka_api!(key 60, versions 0..=1, flexible 0,
+    DescribeClusterRequest, DescribeClusterResponse,
+    oracle DescribeClusterRequest, DescribeClusterResponse from 0);
 
 /// `endpoint_type` of brokers (the default).
 pub const ENDPOINT_TYPE_BROKERS: i8 = 1;
@@ -30,150 +25,47 @@ pub const ENDPOINT_TYPE_CONTROLLERS: i8 = 2;
 /// `cluster_authorized_operations` when they were not requested.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-fn check_version(version: i16) -> DecodeResult<()> {
-    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
-        return Err(DecodeError::Unsupported {
-            api_key: API_KEY,
-            api_version: version,
-        });
-    }
-    Ok(())
-}
-
-/// DescribeCluster request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribeClusterRequest {
-    pub include_cluster_authorized_operations: bool,
-    /// v1+ (default [`ENDPOINT_TYPE_BROKERS`]).
-    pub endpoint_type: i8,
-}
-
-/// DescribeCluster response body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribeClusterResponse {
-    pub throttle_time_ms: i32,
-    pub error_code: ErrorCode,
-    pub error_message: Option<String>,
-    /// v1+ (default [`ENDPOINT_TYPE_BROKERS`]).
-    pub endpoint_type: i8,
-    pub cluster_id: String,
-    /// -1 if unknown.
-    pub controller_id: i32,
-    pub brokers: Vec<DescribeClusterBroker>,
-    /// Bitfield, or [`AUTHORIZED_OPERATIONS_OMITTED`].
-    pub cluster_authorized_operations: i32,
-}
-
-/// One broker of the cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribeClusterBroker {
-    pub broker_id: i32,
-    pub host: String,
-    pub port: i32,
-    pub rack: Option<String>,
-}
-
-impl DescribeClusterRequest {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(version)?;
-        let include_cluster_authorized_operations =
-            r.bool("include_cluster_authorized_operations")?;
-        let endpoint_type = if version >= 1 {
-            r.i8("endpoint_type")?
-        } else {
-            ENDPOINT_TYPE_BROKERS
-        };
-        r.skip_tagged_fields()?;
-        Ok(DescribeClusterRequest {
-            include_cluster_authorized_operations,
-            endpoint_type,
-        })
-    }
-
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        w.bool(self.include_cluster_authorized_operations);
-        if version >= 1 {
-            w.i8(self.endpoint_type);
-        }
-        w.empty_tagged_fields();
+kafka_struct! {
+    /// DescribeCluster request body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeClusterRequest {
+        pub include_cluster_authorized_operations: bool [0..],
+        pub endpoint_type: i8 [1.., default ENDPOINT_TYPE_BROKERS],
     }
 }
 
-impl DescribeClusterResponse {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(version)?;
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
-        let error_code = ErrorCode(r.i16("error_code")?);
-        let error_message = r.nullable_string(true, "error_message")?;
-        let endpoint_type = if version >= 1 {
-            r.i8("endpoint_type")?
-        } else {
-            ENDPOINT_TYPE_BROKERS
-        };
-        let cluster_id = r.string(true, "cluster_id")?;
-        let controller_id = r.i32("controller_id")?;
-        let n = r.array_len(true, 11, "brokers")?;
-        let mut brokers = Vec::with_capacity(n);
-        for _ in 0..n {
-            let broker_id = r.i32("brokers.broker_id")?;
-            let host = r.string(true, "brokers.host")?;
-            let port = r.i32("brokers.port")?;
-            let rack = r.nullable_string(true, "brokers.rack")?;
-            r.skip_tagged_fields()?;
-            brokers.push(DescribeClusterBroker {
-                broker_id,
-                host,
-                port,
-                rack,
-            });
-        }
-        let cluster_authorized_operations = r.i32("cluster_authorized_operations")?;
-        r.skip_tagged_fields()?;
-        Ok(DescribeClusterResponse {
-            throttle_time_ms,
-            error_code,
-            error_message,
-            endpoint_type,
-            cluster_id,
-            controller_id,
-            brokers,
-            cluster_authorized_operations,
-        })
+kafka_struct! {
+    /// DescribeCluster response body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeClusterResponse {
+        pub throttle_time_ms: i32 [0..],
+        pub error_code: ErrorCode [0..],
+        pub error_message: Option<String> [0..],
+        pub endpoint_type: i8 [1.., default ENDPOINT_TYPE_BROKERS],
+        pub cluster_id: String [0..],
+        /// -1 if unknown.
+        pub controller_id: i32 [0.., default -1],
+        pub brokers: Vec<DescribeClusterBroker> [0..],
+        /// Bitfield, or [`AUTHORIZED_OPERATIONS_OMITTED`].
+        pub cluster_authorized_operations: i32 [0.., default AUTHORIZED_OPERATIONS_OMITTED],
     }
+}
 
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        w.i32(self.throttle_time_ms);
-        w.i16(self.error_code.0);
-        w.nullable_string(self.error_message.as_deref(), true);
-        if version >= 1 {
-            w.i8(self.endpoint_type);
-        }
-        w.string(&self.cluster_id, true);
-        w.i32(self.controller_id);
-        w.array_len(self.brokers.len(), true);
-        for b in &self.brokers {
-            w.i32(b.broker_id);
-            w.string(&b.host, true);
-            w.i32(b.port);
-            w.nullable_string(b.rack.as_deref(), true);
-            w.empty_tagged_fields();
-        }
-        w.i32(self.cluster_authorized_operations);
-        w.empty_tagged_fields();
+kafka_struct! {
+    /// One broker of the cluster.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeClusterBroker {
+        pub broker_id: i32 [0..],
+        pub host: String [0..],
+        pub port: i32 [0..],
+        pub rack: Option<String> [0..],
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{DecodeError, Reader, Writer};
     use bytes::Bytes;
 
     fn sample_request(version: i16) -> DescribeClusterRequest {

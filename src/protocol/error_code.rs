@@ -2,7 +2,7 @@
 //! reused for anything else.
 
 /// A Kafka protocol error code as it travels on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ErrorCode(pub i16);
 
 impl ErrorCode {

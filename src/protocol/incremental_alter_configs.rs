@@ -8,16 +8,11 @@
 //! [`AlterConfigsResourceResponse`](super::alter_configs::AlterConfigsResourceResponse).
 
 use super::alter_configs::AlterConfigsResourceResponse;
-use super::wire::{DecodeError, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 
-/// Kafka API key of IncrementalAlterConfigs.
-pub const API_KEY: i16 = 44;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 1;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 1;
+kafka_api!(key 44, versions 0..=1, flexible 1,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    oracle IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse from 0);
 
 /// `config_operation` values.
 pub mod config_operation {
@@ -27,153 +22,41 @@ pub mod config_operation {
     pub const SUBTRACT: i8 = 3;
 }
 
-fn check_version(version: i16) -> DecodeResult<bool> {
-    if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
-        return Err(DecodeError::Unsupported {
-            api_key: API_KEY,
-            api_version: version,
-        });
-    }
-    Ok(version >= FLEXIBLE_FROM)
-}
-
-/// IncrementalAlterConfigs request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncrementalAlterConfigsRequest {
-    pub resources: Vec<IncrementalAlterConfigsResource>,
-    pub validate_only: bool,
-}
-
-/// The config changes for one resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncrementalAlterConfigsResource {
-    /// 2 = topic, 4 = broker, 8 = broker logger.
-    pub resource_type: i8,
-    pub resource_name: String,
-    pub configs: Vec<IncrementalAlterableConfig>,
-}
-
-/// One config change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncrementalAlterableConfig {
-    pub name: String,
-    /// See [`config_operation`].
-    pub config_operation: i8,
-    pub value: Option<String>,
-}
-
-/// IncrementalAlterConfigs response body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncrementalAlterConfigsResponse {
-    pub throttle_time_ms: i32,
-    pub responses: Vec<AlterConfigsResourceResponse>,
-}
-
-impl IncrementalAlterConfigsRequest {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let n = r.array_len(flexible, 3, "resources")?;
-        let mut resources = Vec::with_capacity(n);
-        for _ in 0..n {
-            let resource_type = r.i8("resources.resource_type")?;
-            let resource_name = r.string(flexible, "resources.resource_name")?;
-            let m = r.array_len(flexible, 3, "resources.configs")?;
-            let mut configs = Vec::with_capacity(m);
-            for _ in 0..m {
-                let name = r.string(flexible, "configs.name")?;
-                let config_operation = r.i8("configs.config_operation")?;
-                let value = r.nullable_string(flexible, "configs.value")?;
-                if flexible {
-                    r.skip_tagged_fields()?;
-                }
-                configs.push(IncrementalAlterableConfig {
-                    name,
-                    config_operation,
-                    value,
-                });
-            }
-            if flexible {
-                r.skip_tagged_fields()?;
-            }
-            resources.push(IncrementalAlterConfigsResource {
-                resource_type,
-                resource_name,
-                configs,
-            });
-        }
-        let validate_only = r.bool("validate_only")?;
-        if flexible {
-            r.skip_tagged_fields()?;
-        }
-        Ok(IncrementalAlterConfigsRequest {
-            resources,
-            validate_only,
-        })
-    }
-
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        w.array_len(self.resources.len(), flexible);
-        for res in &self.resources {
-            w.i8(res.resource_type);
-            w.string(&res.resource_name, flexible);
-            w.array_len(res.configs.len(), flexible);
-            for c in &res.configs {
-                w.string(&c.name, flexible);
-                w.i8(c.config_operation);
-                w.nullable_string(c.value.as_deref(), flexible);
-                if flexible {
-                    w.empty_tagged_fields();
-                }
-            }
-            if flexible {
-                w.empty_tagged_fields();
-            }
-        }
-        w.bool(self.validate_only);
-        if flexible {
-            w.empty_tagged_fields();
-        }
+kafka_struct! {
+    /// IncrementalAlterConfigs request body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct IncrementalAlterConfigsRequest {
+        pub resources: Vec<IncrementalAlterConfigsResource> [0..],
+        pub validate_only: bool [0..],
     }
 }
 
-impl IncrementalAlterConfigsResponse {
-    /// Decode the body at `version`; a version outside the advertised range is
-    /// [`DecodeError::Unsupported`]. Trailing bytes are left in `r` for the caller.
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        let flexible = check_version(version)?;
-        let throttle_time_ms = r.i32("throttle_time_ms")?;
-        let min_bytes = AlterConfigsResourceResponse::min_bytes(flexible);
-        let n = r.array_len(flexible, min_bytes, "responses")?;
-        let mut responses = Vec::with_capacity(n);
-        for _ in 0..n {
-            responses.push(AlterConfigsResourceResponse::decode(r, flexible)?);
-        }
-        if flexible {
-            r.skip_tagged_fields()?;
-        }
-        Ok(IncrementalAlterConfigsResponse {
-            throttle_time_ms,
-            responses,
-        })
+kafka_struct! {
+    /// One resource and the config changes to apply to it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct IncrementalAlterConfigsResource {
+        pub resource_type: i8 [0..],
+        pub resource_name: String [0..],
+        pub configs: Vec<IncrementalAlterableConfig> [0..],
     }
+}
 
-    /// Encode the body at `version` (which must be in the advertised range); fields the
-    /// version does not carry are left out.
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flexible = version >= FLEXIBLE_FROM;
-        w.i32(self.throttle_time_ms);
-        w.array_len(self.responses.len(), flexible);
-        for res in &self.responses {
-            res.encode(w, flexible);
-        }
-        if flexible {
-            w.empty_tagged_fields();
-        }
+kafka_struct! {
+    /// One change: a [`config_operation`] on one config.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct IncrementalAlterableConfig {
+        pub name: String [0..],
+        pub config_operation: i8 [0..],
+        pub value: Option<String> [0..],
+    }
+}
+
+kafka_struct! {
+    /// IncrementalAlterConfigs response body.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct IncrementalAlterConfigsResponse {
+        pub throttle_time_ms: i32 [0..],
+        pub responses: Vec<AlterConfigsResourceResponse> [0..],
     }
 }
 
@@ -181,6 +64,7 @@ impl IncrementalAlterConfigsResponse {
 mod tests {
     use super::*;
     use crate::protocol::ErrorCode;
+    use crate::protocol::{DecodeError, Reader, Writer};
     use bytes::Bytes;
 
     fn sample_request() -> IncrementalAlterConfigsRequest {

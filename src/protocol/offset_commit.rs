@@ -1,196 +1,75 @@
-//! OffsetCommit (key 8), versions 2–9, flexible from 8 (Kafka 4.1 schema).
+//! OffsetCommit (key 8), versions 0–9, flexible from 8 (Kafka 4.1 schema; v0–1 from Kafka 3).
 //!
 //! A consumer stores its position per partition, with an optional metadata string. The
-//! generation id and member id let the coordinator refuse commits from members that lost
-//! their assignment. Version notes: `retention_time_ms` v2–4 only (ignored by Kafka since
-//! 2.1, kept for the wire), `committed_leader_epoch` v6+, `group_instance_id` v7+. v0–1 were
-//! removed in Kafka 4.0; v10 (topic ids) is not served.
+//! generation id and member id (v1+) let the coordinator refuse commits from members that lost
+//! their assignment; a v0 commit has neither and is treated as one outside any generation
+//! (−1), like an admin tool's. v0–1 were removed in Kafka 4.0 but old clients still send
+//! them, so they are served like v2; v1's per-partition `commit_timestamp` is read and ignored,
+//! as Kafka 4 ignores it. `retention_time_ms` (v2–4) is ignored by Kafka since 2.1 and kept
+//! for the wire. v10 (topic ids) is not served.
 
-use super::wire::{check_version, DecodeResult, Reader, Writer};
+use super::codec::{kafka_api, kafka_struct};
 
-/// Kafka API key of OffsetCommit.
-pub const API_KEY: i16 = 8;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 2;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 9;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 8;
+kafka_api!(key 8, versions 0..=9, flexible 8,
+    OffsetCommitRequest, OffsetCommitResponse,
+    oracle OffsetCommitRequest, OffsetCommitResponse from 2);
 
-fn flexible(version: i16) -> bool {
-    version >= FLEXIBLE_FROM
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetCommitRequest {
-    pub group_id: String,
-    /// −1 for a commit outside any generation (simple consumers, admin tools).
-    pub generation_id: i32,
-    pub member_id: String,
-    /// v7+.
-    pub group_instance_id: Option<String>,
-    /// v2–4; −1 = broker default.
-    pub retention_time_ms: i64,
-    pub topics: Vec<OffsetCommitTopic>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetCommitTopic {
-    pub name: String,
-    pub partitions: Vec<OffsetCommitPartition>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetCommitPartition {
-    pub partition_index: i32,
-    pub committed_offset: i64,
-    /// v6+; −1 when unknown.
-    pub committed_leader_epoch: i32,
-    pub committed_metadata: Option<String>,
-}
-
-impl OffsetCommitRequest {
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let group_id = r.string(flex, "group_id")?;
-        let generation_id = r.i32("generation_id")?;
-        let member_id = r.string(flex, "member_id")?;
-        let group_instance_id = if version >= 7 {
-            r.nullable_string(flex, "group_instance_id")?
-        } else {
-            None
-        };
-        let retention_time_ms = if version <= 4 {
-            r.i64("retention_time_ms")?
-        } else {
-            -1
-        };
-        let topics = r.array(flex, 2, "topics", |r| {
-            let name = r.string(flex, "name")?;
-            let partitions = r.array(flex, 13, "partitions", |r| {
-                let partition_index = r.i32("partition_index")?;
-                let committed_offset = r.i64("committed_offset")?;
-                let committed_leader_epoch = if version >= 6 {
-                    r.i32("committed_leader_epoch")?
-                } else {
-                    -1
-                };
-                let committed_metadata = r.nullable_string(flex, "committed_metadata")?;
-                r.tags_if(flex)?;
-                Ok(OffsetCommitPartition {
-                    partition_index,
-                    committed_offset,
-                    committed_leader_epoch,
-                    committed_metadata,
-                })
-            })?;
-            r.tags_if(flex)?;
-            Ok(OffsetCommitTopic { name, partitions })
-        })?;
-        r.tags_if(flex)?;
-        Ok(OffsetCommitRequest {
-            group_id,
-            generation_id,
-            member_id,
-            group_instance_id,
-            retention_time_ms,
-            topics,
-        })
-    }
-
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        w.string(&self.group_id, flex);
-        w.i32(self.generation_id);
-        w.string(&self.member_id, flex);
-        if version >= 7 {
-            w.nullable_string(self.group_instance_id.as_deref(), flex);
-        }
-        if version <= 4 {
-            w.i64(self.retention_time_ms);
-        }
-        w.array(&self.topics, flex, |w, t| {
-            w.string(&t.name, flex);
-            w.array(&t.partitions, flex, |w, p| {
-                w.i32(p.partition_index);
-                w.i64(p.committed_offset);
-                if version >= 6 {
-                    w.i32(p.committed_leader_epoch);
-                }
-                w.nullable_string(p.committed_metadata.as_deref(), flex);
-                w.tags_if(flex);
-            });
-            w.tags_if(flex);
-        });
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OffsetCommitRequest {
+        pub group_id: String [0..],
+        /// −1 for a commit outside any generation (simple consumers, admin tools, v0).
+        pub generation_id: i32 [1.., default -1],
+        pub member_id: String [1..],
+        pub group_instance_id: Option<String> [7..],
+        /// −1 = broker default.
+        pub retention_time_ms: i64 [2..=4, default -1],
+        pub topics: Vec<OffsetCommitTopic> [0..],
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetCommitResponse {
-    /// v3+.
-    pub throttle_time_ms: i32,
-    pub topics: Vec<OffsetCommitTopicResponse>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetCommitTopicResponse {
-    pub name: String,
-    pub partitions: Vec<OffsetCommitPartitionResponse>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OffsetCommitPartitionResponse {
-    pub partition_index: i32,
-    pub error_code: i16,
-}
-
-impl OffsetCommitResponse {
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        if version >= 3 {
-            w.i32(self.throttle_time_ms);
-        }
-        w.array(&self.topics, flex, |w, t| {
-            w.string(&t.name, flex);
-            w.array(&t.partitions, flex, |w, p| {
-                w.i32(p.partition_index);
-                w.i16(p.error_code);
-                w.tags_if(flex);
-            });
-            w.tags_if(flex);
-        });
-        w.tags_if(flex);
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OffsetCommitTopic {
+        pub name: String [0..],
+        pub partitions: Vec<OffsetCommitPartition> [0..],
     }
+}
 
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let throttle_time_ms = if version >= 3 {
-            r.i32("throttle_time_ms")?
-        } else {
-            0
-        };
-        let topics = r.array(flex, 2, "topics", |r| {
-            let name = r.string(flex, "name")?;
-            let partitions = r.array(flex, 6, "partitions", |r| {
-                let partition_index = r.i32("partition_index")?;
-                let error_code = r.i16("error_code")?;
-                r.tags_if(flex)?;
-                Ok(OffsetCommitPartitionResponse {
-                    partition_index,
-                    error_code,
-                })
-            })?;
-            r.tags_if(flex)?;
-            Ok(OffsetCommitTopicResponse { name, partitions })
-        })?;
-        r.tags_if(flex)?;
-        Ok(OffsetCommitResponse {
-            throttle_time_ms,
-            topics,
-        })
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OffsetCommitPartition {
+        pub partition_index: i32 [0..],
+        pub committed_offset: i64 [0..],
+        /// −1 when unknown.
+        pub committed_leader_epoch: i32 [6.., default -1],
+        /// v1 only; ignored (Kafka 4 ignores it too).
+        pub commit_timestamp: i64 [1..=1, default -1],
+        pub committed_metadata: Option<String> [0..],
+    }
+}
+
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OffsetCommitResponse {
+        pub throttle_time_ms: i32 [3..],
+        pub topics: Vec<OffsetCommitTopicResponse> [0..],
+    }
+}
+
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct OffsetCommitTopicResponse {
+        pub name: String [0..],
+        pub partitions: Vec<OffsetCommitPartitionResponse> [0..],
+    }
+}
+
+kafka_struct! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct OffsetCommitPartitionResponse {
+        pub partition_index: i32 [0..],
+        pub error_code: i16 [0..],
     }
 }
 
@@ -215,12 +94,14 @@ mod tests {
                         partition_index: 0,
                         committed_offset: 100,
                         committed_leader_epoch: 2,
+                        commit_timestamp: -1,
                         committed_metadata: Some("m".into()),
                     },
                     OffsetCommitPartition {
                         partition_index: 1,
                         committed_offset: 7,
                         committed_leader_epoch: 2,
+                        commit_timestamp: -1,
                         committed_metadata: None,
                     },
                 ],
@@ -249,7 +130,7 @@ mod tests {
 
     #[test]
     fn round_trips_every_version() {
-        for v in MIN_VERSION..=MAX_VERSION {
+        for v in 2..=MAX_VERSION {
             let (got, b) = round_trip(
                 &sample_request(),
                 v,
@@ -278,6 +159,41 @@ mod tests {
             truncations_fail(&b, v, OffsetCommitResponse::decode);
             oracle_agrees::<kp::OffsetCommitResponse>(&b, v);
         }
+    }
+
+    /// v0 and v1 (removed in Kafka 4.0, so not in the oracle): known bytes. v0 has no
+    /// generation or member (a commit outside any generation); v1's commit timestamp is read.
+    #[test]
+    fn v0_and_v1_known_bytes() {
+        let mut v1 = vec![0, 1, b'g', 0, 0, 0, 4, 0, 1, b'm', 0, 0, 0, 1, 0, 1, b't'];
+        v1.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 100]);
+        v1.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 123, 0xff, 0xff]);
+        let got = decode_all(Bytes::from(v1.clone()), 1, OffsetCommitRequest::decode).unwrap();
+        assert_eq!((got.generation_id, got.member_id.as_str()), (4, "m"));
+        let p = &got.topics[0].partitions[0];
+        assert_eq!((p.partition_index, p.committed_offset), (3, 100));
+        assert_eq!(
+            (p.commit_timestamp, p.committed_metadata.clone()),
+            (123, None)
+        );
+        assert_eq!(encode(&got, 1, OffsetCommitRequest::encode), v1);
+
+        let mut v0 = vec![0, 1, b'g', 0, 0, 0, 1, 0, 1, b't'];
+        v0.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0]);
+        let got = decode_all(Bytes::from(v0.clone()), 0, OffsetCommitRequest::decode).unwrap();
+        assert_eq!((got.generation_id, got.member_id.as_str()), (-1, ""));
+        assert_eq!(
+            got.topics[0].partitions[0].committed_metadata.as_deref(),
+            Some("")
+        );
+        assert_eq!(encode(&got, 0, OffsetCommitRequest::encode), v0);
+        let resp = [0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 1, 0, 0, 0, 3, 0, 0];
+        let got = decode_all(
+            Bytes::copy_from_slice(&resp),
+            0,
+            OffsetCommitResponse::decode,
+        );
+        assert_eq!(got.unwrap().topics[0].partitions[0].partition_index, 3);
     }
 
     #[test]
