@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod config;
 pub mod groups;
 pub mod io;
+pub mod membership;
 pub mod metrics;
 pub mod model;
 pub mod protocol;
