@@ -7,8 +7,9 @@
 //! accepting, waits for the requests in flight, then — once every shard has stopped
 //! taking requests — flushes, fdatasyncs and closes its partitions; the process exits 0.
 
-use crate::cluster::{LocalMetadata, MetadataStore};
+use crate::cluster::{LocalMetadata, MembershipView, MetadataStore};
 use crate::config::BrokerConfig;
+use crate::membership::driver::GossipDriver;
 use crate::router::{Envelope, Router, MESH_CHANNEL_CAPACITY};
 use crate::server::ServerCtx;
 use crate::shard::Shard;
@@ -176,6 +177,10 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
                 let router = Router::new(senders, n as u16);
                 router.set_owner_override(config.bench_owner_shard.map(crate::model::ShardId));
                 let metadata = Rc::new(LocalMetadata::new(image.clone()));
+                metadata.apply_membership(Arc::new(MembershipView::solo(
+                    node_card(&config),
+                    config.rpc_listen,
+                )));
                 let metrics = Rc::new(crate::metrics::ShardMetrics::default());
                 let shard = Shard::new(
                     config.clone(),
@@ -267,6 +272,74 @@ fn start_rpc(config: &BrokerConfig) -> Result<Rc<crate::rpc::Rpc>, String> {
     Ok(rpc)
 }
 
+/// What this node tells the cluster about itself through gossip.
+fn node_card(config: &BrokerConfig) -> crate::cluster::NodeCard {
+    crate::cluster::NodeCard {
+        node_id: config.node_id,
+        kafka_host: config.advertise_host.clone(),
+        kafka_port: config.advertise_port,
+        rpc: config.rpc_advertise(),
+        rack: config.rack.clone(),
+    }
+}
+
+/// Shard 0: SWIM gossip over UDP on the RPC listen address. Every view change goes to every
+/// shard (`ApplyMembership`) and tells the RPC transport where each live node is.
+fn start_gossip(
+    config: &BrokerConfig,
+    router: &Rc<Router>,
+    rpc: &Rc<crate::rpc::Rpc>,
+) -> Result<Rc<GossipDriver>, String> {
+    use crate::membership::{driver, Gossip, GossipConfig};
+    let advertise = config.rpc_advertise();
+    let addr = *driver::resolve(std::slice::from_ref(&advertise))
+        .first()
+        .ok_or_else(|| format!("cannot resolve the RPC advertise address {advertise}"))?;
+    let socket = glommio::net::UdpSocket::bind(config.rpc_listen).map_err(|e| {
+        format!(
+            "cannot listen for gossip (UDP) on {}: {e}",
+            config.rpc_listen
+        )
+    })?;
+    let generation = driver::next_generation(&config.data_dir)
+        .map_err(|e| format!("cannot record the gossip generation: {e}"))?;
+    let seeds = driver::resolve(&config.seeds);
+    let rng_seed = generation ^ (u64::from(config.node_id as u32) << 40);
+    let gossip = Gossip::new(
+        node_card(config),
+        addr,
+        generation,
+        GossipConfig::default(),
+        rng_seed,
+        seeds,
+    );
+    let (router, rpc) = (router.clone(), rpc.clone());
+    let on_view = Box::new(move |view: Arc<MembershipView>| {
+        for m in view.live().filter(|m| m.card.node_id != view.me) {
+            if let Some(a) = driver::resolve(std::slice::from_ref(&m.card.rpc)).first() {
+                if rpc.peer_addr(m.card.node_id) != Some(*a) {
+                    rpc.set_peer(m.card.node_id, *a);
+                }
+            }
+        }
+        let router = router.clone();
+        glommio::spawn_local(async move {
+            for s in 0..router.shard_count() {
+                let call = crate::router::ShardCall::ApplyMembership(view.clone());
+                let _ = router.call(crate::model::ShardId(s), call).await;
+            }
+        })
+        .detach();
+    });
+    let driver = GossipDriver::new(gossip, socket, config.seeds.clone(), on_view);
+    glommio::spawn_local(driver.clone().run()).detach();
+    crate::info!(
+        "shard 0: gossip (UDP) on {}, generation {generation}",
+        config.rpc_listen
+    );
+    Ok(driver)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn shard_main(
     i: usize,
@@ -286,6 +359,18 @@ async fn shard_main(
     } else {
         None
     };
+    let gossip = match &rpc {
+        Some(rpc) => Some(start_gossip(&config, &router, rpc)?),
+        None => None,
+    };
+    if let Some(g) = &gossip {
+        let (g, barriers) = (g.clone(), barriers.clone());
+        glommio::spawn_local(async move {
+            wait_all(&barriers.ready, n).await;
+            g.set_health(crate::cluster::Health::Ready).await;
+        })
+        .detach();
+    }
     let t0 = std::time::Instant::now();
     shard.apply_metadata(image).await;
     shard.start_groups().await?;
@@ -343,6 +428,9 @@ async fn shard_main(
     })
     .await;
     drop(listener);
+    if let Some(g) = &gossip {
+        g.leave().await;
+    }
     if let Some(rpc) = &rpc {
         rpc.close();
     }

@@ -195,6 +195,8 @@ pub enum ShardCall {
     Admin(AdminCall),
     /// A new metadata image from the metadata shard; apply it (open or remove partitions).
     ApplyMetadata(Arc<MetadataImage>),
+    /// A new gossip membership view from shard 0; keep it if newer.
+    ApplyMembership(Arc<crate::cluster::MembershipView>),
     /// A consumer-group request, on the shard that coordinates the group.
     Group(GroupCall),
     /// A copy of the shard's metrics.

@@ -162,7 +162,7 @@ fn produce_until(addr: &str, topic: &str, stop: &AtomicBool) -> Produced {
         }
         sent += 1;
         p.poll(Duration::ZERO);
-        if sent % 50 == 0 {
+        if sent.is_multiple_of(50) {
             thread::sleep(Duration::from_millis(1));
         }
     }

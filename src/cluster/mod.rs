@@ -28,6 +28,11 @@ pub use image::{decode_file, encode_file};
 
 pub mod identity;
 
+/// The gossip membership view, for the layers that reach cluster state through `cluster`.
+pub use crate::membership::{
+    Health, LocalMembership, MemberInfo, MembershipView, NodeCard, NodeState,
+};
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
@@ -68,17 +73,33 @@ pub struct MetadataImage {
     pub nodes: BTreeMap<i32, NodeInfo>,
 }
 
-/// A shard's local copy of the newest image it has seen. `!Send`: one per shard.
-#[derive(Default)]
+/// A shard's local copy of the newest image it has seen, and of the newest gossip
+/// membership view. `!Send`: one per shard.
 pub struct LocalMetadata {
     image: std::cell::RefCell<Arc<MetadataImage>>,
+    membership: LocalMembership,
+}
+
+impl Default for LocalMetadata {
+    fn default() -> Self {
+        LocalMetadata::new(Arc::default())
+    }
 }
 
 impl LocalMetadata {
     pub fn new(image: Arc<MetadataImage>) -> Self {
         LocalMetadata {
             image: std::cell::RefCell::new(image),
+            membership: LocalMembership::new(Arc::default()),
         }
+    }
+    /// The newest membership view pushed to this shard (empty before the first push).
+    pub fn membership(&self) -> Arc<MembershipView> {
+        self.membership.get()
+    }
+    /// Keep `view` if it is at least as new as the one held; returns whether it was kept.
+    pub fn apply_membership(&self, view: Arc<MembershipView>) -> bool {
+        self.membership.apply(view)
     }
     pub fn get(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()

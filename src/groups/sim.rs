@@ -71,7 +71,7 @@ impl Sim {
             self.now_ms += (self.rng.next() % 6_000) as i64;
             let done = self.c.tick(self.now_ms);
             self.absorb(done);
-        } else if !self.busy(i) || self.rng.next() % 8 == 0 {
+        } else if !self.busy(i) || self.rng.next().is_multiple_of(8) {
             // Mostly one request at a time per client, sometimes a retry over a new
             // connection while the first still waits.
             self.request(i, action);
@@ -122,10 +122,10 @@ impl Sim {
                     &heartbeat_req(&cl.member_id, cl.generation, cl.instance.as_deref()),
                 );
             }
-            8 if cl.instance.is_some() && self.rng.next() % 2 == 0 => {
+            8 if cl.instance.is_some() && self.rng.next().is_multiple_of(2) => {
                 // A static member restarts (loses its member id without leaving), or its
                 // stale former self speaks up.
-                if self.rng.next() % 2 == 0 {
+                if self.rng.next().is_multiple_of(2) {
                     self.clients[i].previous_member_id =
                         std::mem::take(&mut self.clients[i].member_id);
                 } else {

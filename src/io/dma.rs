@@ -172,7 +172,7 @@ impl DiskFile for DmaDiskFile {
 
     async fn write_at(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<()> {
         let align = self.alignment();
-        if pos % align as u64 != 0 || buf.len() % align != 0 {
+        if !pos.is_multiple_of(align as u64) || !buf.len().is_multiple_of(align) {
             return Err(invalid("unaligned direct-I/O write"));
         }
         let len = buf.len();

@@ -359,7 +359,7 @@ impl DiskFile for SimFile {
         futures_lite::future::yield_now().await;
         self.check_alive()?;
         let align = self.alignment();
-        if pos % align as u64 != 0 || buf.0.len() % align != 0 {
+        if !pos.is_multiple_of(align as u64) || !buf.0.len().is_multiple_of(align) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         if let Some(err) = self.disk.fault(true) {

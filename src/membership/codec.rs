@@ -373,7 +373,11 @@ impl foca::Codec<Peer> for WireCodec {
         })
     }
 
-    fn encode_member(&mut self, member: &Member<Peer>, mut buf: impl BufMut) -> Result<(), GossipError> {
+    fn encode_member(
+        &mut self,
+        member: &Member<Peer>,
+        mut buf: impl BufMut,
+    ) -> Result<(), GossipError> {
         let len = peer_len(member.id()) + 3;
         if buf.remaining_mut() < len {
             return Err(GossipError::TooLarge(len));

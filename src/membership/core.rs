@@ -93,12 +93,23 @@ impl BroadcastHandler<Peer> for StatusHandler {
 /// A membership change, for the one log line each gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    Up { node_id: i32, addr: SocketAddr },
-    Down { node_id: i32, addr: SocketAddr },
+    Up {
+        node_id: i32,
+        addr: SocketAddr,
+    },
+    Down {
+        node_id: i32,
+        addr: SocketAddr,
+    },
     /// A node came back as a new generation (restart, or renewed after being declared down).
-    Renamed { node_id: i32, generation: u64 },
+    Renamed {
+        node_id: i32,
+        generation: u64,
+    },
     /// This node was declared down and rejoins as `generation`.
-    Rejoined { generation: u64 },
+    Rejoined {
+        generation: u64,
+    },
 }
 
 /// Packet counters (for `/metrics`).
@@ -328,12 +339,15 @@ impl Gossip {
     /// Move what foca produced into our queues.
     fn collect(&mut self) {
         while let Some((to, data)) = self.rt.to_send() {
-            self.stats.packets_sent.set(self.stats.packets_sent.get() + 1);
+            self.stats
+                .packets_sent
+                .set(self.stats.packets_sent.get() + 1);
             self.outbox.push((to.addr, data));
         }
         while let Some((after, timer)) = self.rt.to_schedule() {
             self.timer_seq += 1;
-            self.timers.insert((self.now + after, self.timer_seq), timer);
+            self.timers
+                .insert((self.now + after, self.timer_seq), timer);
         }
         while let Some(n) = self.rt.to_notify() {
             self.view_dirty = true;
@@ -405,7 +419,10 @@ impl Gossip {
                 continue;
             }
             let id = peer.card.node_id;
-            if members.get(&id).is_some_and(|m| m.generation >= peer.generation) {
+            if members
+                .get(&id)
+                .is_some_and(|m| m.generation >= peer.generation)
+            {
                 continue;
             }
             let info = MemberInfo {

@@ -183,7 +183,9 @@ fn log_change(c: &Change) {
             generation,
         } => crate::info!("membership: node {node_id} is back as generation {generation}"),
         Change::Rejoined { generation } => {
-            crate::info!("membership: this node was declared down; rejoining as generation {generation}")
+            crate::info!(
+                "membership: this node was declared down; rejoining as generation {generation}"
+            )
         }
     }
 }

@@ -159,10 +159,14 @@ impl Sim {
     }
 
     /// Run until `done` holds (checked every 10 ms) or `limit` passes; the time it took.
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Sim) -> bool) -> Option<Duration> {
+    fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&mut Sim) -> bool,
+    ) -> Option<Duration> {
         let start = self.now;
         while self.now - start <= limit {
-            if (self.now - start).as_millis() % 10 == 0 && done(self) {
+            if (self.now - start).as_millis().is_multiple_of(10) && done(self) {
                 return Some(self.now - start);
             }
             self.step();
@@ -185,7 +189,12 @@ impl Sim {
         self.see(&views, id, &want)
     }
 
-    fn see(&self, views: &[Option<MembershipView>], id: usize, want: &dyn Fn(NodeState) -> bool) -> bool {
+    fn see(
+        &self,
+        views: &[Option<MembershipView>],
+        id: usize,
+        want: &dyn Fn(NodeState) -> bool,
+    ) -> bool {
         let generation = self.generations[id];
         views
             .iter()
@@ -227,13 +236,18 @@ fn run_seed(seed: u64, n: usize) -> [Duration; 4] {
     let victim = 3 + sim.net.rng.below(n as u64 - 3) as usize;
     sim.crash(victim);
     let down = sim.run_until(LIMIT, |s| s.all_see(victim, |st| st == NodeState::Dead));
-    let down = down.unwrap_or_else(|| panic!("seed {seed}: node {victim} not declared dead by all in 2 s"));
+    let down = down
+        .unwrap_or_else(|| panic!("seed {seed}: node {victim} not declared dead by all in 2 s"));
     // Nobody else got declared dead meanwhile (beyond a brief suspicion).
     let others_ok = sim.run_until(LIMIT, Sim::none_dead);
-    assert!(others_ok.is_some(), "seed {seed}: a live node is dead in some view");
+    assert!(
+        others_ok.is_some(),
+        "seed {seed}: a live node is dead in some view"
+    );
     sim.start(victim);
     let back = sim.run_until(LIMIT, |s| s.all_see(victim, |st| st == NodeState::Alive));
-    let back = back.unwrap_or_else(|| panic!("seed {seed}: restarted node {victim} not seen alive in 2 s"));
+    let back = back
+        .unwrap_or_else(|| panic!("seed {seed}: restarted node {victim} not seen alive in 2 s"));
     let sides: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
     sim.net.sides = Some(sides);
     sim.run_until(Duration::from_millis(1500), |_| false);
@@ -288,7 +302,8 @@ fn gossip_sim_many_seeds() {
 #[test]
 fn garbage_packets_are_dropped_and_counted() {
     let mut sim = Sim::new(7, 3);
-    sim.run_until(LIMIT, Sim::converged).expect("3 nodes converge");
+    sim.run_until(LIMIT, Sim::converged)
+        .expect("3 nodes converge");
     let mut rng = SimRng::new(99);
     let g = sim.nodes[0].as_mut().unwrap();
     for len in [0usize, 1, 2, 10, 100, 1400, 5000] {
@@ -296,5 +311,8 @@ fn garbage_packets_are_dropped_and_counted() {
         assert!(g.handle_packet(sim.now, &junk).is_err());
     }
     assert!(g.stats.bad_packets.get() >= 7);
-    assert!(sim.run_until(LIMIT, Sim::converged).is_some(), "still converged");
+    assert!(
+        sim.run_until(LIMIT, Sim::converged).is_some(),
+        "still converged"
+    );
 }

@@ -109,6 +109,11 @@ impl ServerCtx {
         self.metadata.get()
     }
 
+    /// The newest gossip membership view on this shard.
+    pub fn membership(&self) -> Arc<crate::cluster::MembershipView> {
+        self.metadata.membership()
+    }
+
     /// Log one line for a connection closed because of the client, at most
     /// [`CLIENT_ERROR_LOGS_PER_SECOND`] per second.
     pub fn log_client_error(&self, peer: &str, why: &str) {

@@ -183,6 +183,10 @@ impl Shard {
     pub fn metadata(&self) -> Arc<MetadataImage> {
         self.metadata.get()
     }
+    /// The newest gossip membership view (live nodes for placement: `view.live()`).
+    pub fn membership(&self) -> Arc<crate::cluster::MembershipView> {
+        self.metadata.membership()
+    }
     pub fn router(&self) -> &Rc<Router> {
         &self.router
     }
@@ -759,6 +763,10 @@ impl ShardHandler for Shard {
                 ShardCall::Metrics => ShardReply::Metrics(Box::new(self.metrics_snapshot())),
                 ShardCall::ApplyMetadata(image) => {
                     self.apply_metadata(image).await;
+                    ShardReply::Applied
+                }
+                ShardCall::ApplyMembership(view) => {
+                    self.metadata.apply_membership(view);
                     ShardReply::Applied
                 }
             }
