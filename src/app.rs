@@ -176,11 +176,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
                 let (senders, receivers) = mesh.join().await.expect("mesh join");
                 let router = Router::new(senders, n as u16);
                 router.set_owner_override(config.bench_owner_shard.map(crate::model::ShardId));
-                let metadata = Rc::new(LocalMetadata::new(image.clone()));
-                metadata.apply_membership(Arc::new(MembershipView::solo(
-                    node_card(&config),
-                    config.rpc_listen,
-                )));
+                let metadata = local_metadata(&config, image.clone());
                 let metrics = Rc::new(crate::metrics::ShardMetrics::default());
                 let shard = Shard::new(
                     config.clone(),
@@ -270,6 +266,18 @@ fn start_rpc(config: &BrokerConfig) -> Result<Rc<crate::rpc::Rpc>, String> {
         config.seeds.join(", ")
     );
     Ok(rpc)
+}
+
+/// A shard's copy of cluster state at start: the image, and a membership of this node alone
+/// until gossip pushes the first view.
+fn local_metadata(
+    config: &BrokerConfig,
+    image: Arc<crate::cluster::MetadataImage>,
+) -> Rc<LocalMetadata> {
+    let metadata = Rc::new(LocalMetadata::new(image));
+    let solo = MembershipView::solo(node_card(config), config.rpc_listen);
+    metadata.apply_membership(Arc::new(solo));
+    metadata
 }
 
 /// What this node tells the cluster about itself through gossip.
