@@ -49,6 +49,8 @@ pub fn group_owner(group_id: &str, shard_count: u16) -> ShardId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionError {
     UnknownTopicOrPartition,
+    /// Another node leads the partition (or none does): nothing was done here.
+    NotLeader,
     /// The batch failed its length, magic or CRC-32C check; nothing was appended.
     CorruptMessage(String),
     /// More than one batch, or a malformed batch header.

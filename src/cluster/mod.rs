@@ -20,6 +20,7 @@ pub mod controller;
 pub mod image;
 pub mod placement;
 pub mod raft_store;
+pub mod routing;
 #[cfg(test)]
 mod sim;
 

@@ -58,3 +58,63 @@ pub enum GroupAnswer {
     Describe(DescribeGroupsResponse),
     Delete(DeleteGroupsResponse),
 }
+
+impl GroupCall {
+    /// The group the call is about, for the single-group calls (the multi-group ones,
+    /// List, Describe, Delete and batched Fetch, are split by group before routing).
+    pub fn group_id(&self) -> Option<&str> {
+        match self {
+            GroupCall::Join { req, .. } => Some(&req.group_id),
+            GroupCall::Sync { req } => Some(&req.group_id),
+            GroupCall::Heartbeat { req } => Some(&req.group_id),
+            GroupCall::Leave { req, .. } => Some(&req.group_id),
+            GroupCall::Commit { req } => Some(&req.group_id),
+            GroupCall::DeleteOffsets { req } => Some(&req.group_id),
+            _ => None,
+        }
+    }
+
+    /// The answer `code` (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) for a single-group
+    /// call, without asking a coordinator; `None` for the multi-group calls.
+    pub fn refuse(&self, code: crate::protocol::ErrorCode) -> Option<GroupAnswer> {
+        Some(match self {
+            GroupCall::Join { req, .. } => {
+                GroupAnswer::Join(super::group::join_error(code, &req.member_id))
+            }
+            GroupCall::Sync { .. } => GroupAnswer::Sync(super::coordinator::sync_error(code)),
+            GroupCall::Heartbeat { .. } => GroupAnswer::Heartbeat(HeartbeatResponse {
+                throttle_time_ms: 0,
+                error_code: code.0,
+            }),
+            GroupCall::Leave { .. } => GroupAnswer::Leave(LeaveGroupResponse {
+                throttle_time_ms: 0,
+                error_code: code.0,
+                members: Vec::new(),
+            }),
+            GroupCall::Commit { req } => GroupAnswer::Commit(OffsetCommitResponse {
+                throttle_time_ms: 0,
+                topics: req
+                    .topics
+                    .iter()
+                    .map(|t| OffsetCommitTopicResponse {
+                        name: t.name.clone(),
+                        partitions: t
+                            .partitions
+                            .iter()
+                            .map(|p| OffsetCommitPartitionResponse {
+                                partition_index: p.partition_index,
+                                error_code: code.0,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }),
+            GroupCall::DeleteOffsets { .. } => GroupAnswer::DeleteOffsets(OffsetDeleteResponse {
+                error_code: code.0,
+                throttle_time_ms: 0,
+                topics: Vec::new(),
+            }),
+            _ => return None,
+        })
+    }
+}

@@ -8,7 +8,7 @@ use super::{RequestError, ServerCtx};
 use crate::config::{validate_topic_config, TOPIC_CONFIG_KEYS};
 use crate::model::TopicPartition;
 use crate::protocol::*;
-use crate::router::{AdminCall, AdminReply, PartitionError, Scatter, ShardCall, ShardReply};
+use crate::router::{AdminCall, AdminReply, Scatter, ShardCall, ShardReply};
 use std::collections::BTreeMap;
 
 /// DescribeConfigs resource types.
@@ -522,7 +522,7 @@ async fn delete_records(
         let meta = image.topics.get(t.name.as_str());
         let meta = meta.filter(|_| topic_action(&t.name, TopicAction::DeleteRecords).is_ok());
         for p in &t.partitions {
-            match meta.filter(|m| (0..m.partitions).contains(&p.partition_index)) {
+            match meta.filter(|m| ctx.leads(m, p.partition_index)) {
                 Some(m) => {
                     let tp = TopicPartition {
                         topic: m.name.clone(),
@@ -556,7 +556,7 @@ async fn delete_records(
                 .iter()
                 .map(|p| {
                     let slot = slots.next().flatten();
-                    match slot.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)) {
+                    match slot.unwrap_or_else(|| Err(ctx.unrouted(&t.name, p.partition_index))) {
                         Ok(low) => DeleteRecordsPartitionResult {
                             partition_index: p.partition_index,
                             low_watermark: low,

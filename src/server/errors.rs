@@ -25,6 +25,7 @@ pub fn records_error(e: &RecordsError) -> PartitionError {
 pub fn partition_error_code(e: &PartitionError) -> ErrorCode {
     match e {
         PartitionError::UnknownTopicOrPartition => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+        PartitionError::NotLeader => ErrorCode::NOT_LEADER_OR_FOLLOWER,
         PartitionError::CorruptMessage(_) => ErrorCode::CORRUPT_MESSAGE,
         PartitionError::InvalidRecord(_) => ErrorCode::INVALID_RECORD,
         PartitionError::MessageTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
@@ -41,6 +42,7 @@ pub fn partition_error_code(e: &PartitionError) -> ErrorCode {
 pub fn partition_error_message(e: &PartitionError) -> Option<String> {
     match e {
         PartitionError::UnknownTopicOrPartition | PartitionError::ShuttingDown => None,
+        PartitionError::NotLeader => Some("this broker does not lead the partition".into()),
         other => Some(other.to_string()),
     }
 }

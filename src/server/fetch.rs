@@ -30,7 +30,8 @@ type Slot = Result<FetchedPartition, PartitionError>;
 
 /// The partitions of a request, in request order, with their owner.
 struct Plan {
-    parts: Vec<(usize, usize, Option<(ShardId, FetchPart)>)>,
+    /// Per partition: its owning shard and the part to read, or why it is not read here.
+    parts: Vec<(usize, usize, Result<(ShardId, FetchPart), PartitionError>)>,
 }
 
 fn plan(ctx: &ServerCtx, req: &FetchRequest) -> Plan {
@@ -39,25 +40,24 @@ fn plan(ctx: &ServerCtx, req: &FetchRequest) -> Plan {
     for (ti, topic) in req.topics.iter().enumerate() {
         let meta = image.topics.get(topic.topic.as_str());
         for (pi, p) in topic.partitions.iter().enumerate() {
-            let target = meta
-                .filter(|m| (0..m.partitions).contains(&p.partition))
-                .map(|m| {
-                    let tp = TopicPartition {
-                        topic: m.name.clone(),
-                        partition: p.partition,
-                    };
-                    let max = usize::try_from(p.partition_max_bytes)
-                        .unwrap_or(0)
-                        .min(FETCH_RESPONSE_BYTES_CAP);
-                    (
-                        ctx.router.owner(&m.name, p.partition),
-                        FetchPart {
-                            tp,
-                            fetch_offset: p.fetch_offset,
-                            partition_max_bytes: max,
-                        },
-                    )
-                });
+            let target = meta.filter(|m| ctx.leads(m, p.partition)).map(|m| {
+                let tp = TopicPartition {
+                    topic: m.name.clone(),
+                    partition: p.partition,
+                };
+                let max = usize::try_from(p.partition_max_bytes)
+                    .unwrap_or(0)
+                    .min(FETCH_RESPONSE_BYTES_CAP);
+                (
+                    ctx.router.owner(&m.name, p.partition),
+                    FetchPart {
+                        tp,
+                        fetch_offset: p.fetch_offset,
+                        partition_max_bytes: max,
+                    },
+                )
+            });
+            let target = target.ok_or_else(|| ctx.unrouted(&topic.topic, p.partition));
             parts.push((ti, pi, target));
         }
     }
@@ -68,8 +68,8 @@ async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestErro
     let mut scatter = Scatter::new();
     for (_, _, target) in &plan.parts {
         match target {
-            Some((shard, part)) => scatter.send(*shard, part.clone()),
-            None => scatter.skip(),
+            Ok((shard, part)) => scatter.send(*shard, part.clone()),
+            Err(_) => scatter.skip(),
         }
     }
     let slots = ctx
@@ -84,7 +84,11 @@ async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestErro
         .await?;
     Ok(slots
         .into_iter()
-        .map(|s| s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)))
+        .zip(&plan.parts)
+        .map(|(s, (_, _, target))| match target {
+            Err(e) => Err(e.clone()),
+            Ok(_) => s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)),
+        })
         .collect())
 }
 
@@ -92,7 +96,7 @@ async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestErro
 async fn wait_for_data(ctx: &ServerCtx, plan: &Plan, timeout: Duration) {
     let mut by_shard: BTreeMap<ShardId, Vec<(TopicPartition, Offset)>> = BTreeMap::new();
     for (_, _, target) in &plan.parts {
-        if let Some((shard, part)) = target {
+        if let Ok((shard, part)) = target {
             by_shard
                 .entry(*shard)
                 .or_default()

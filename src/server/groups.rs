@@ -12,11 +12,16 @@ use crate::protocol::header::RequestHeader;
 use crate::protocol::*;
 use crate::router::{group_owner, Scatter, ShardCall, ShardReply};
 
+/// A single-group call, on the shard that owns the group; a group this node does not
+/// coordinate is answered NOT_COORDINATOR (COORDINATOR_NOT_AVAILABLE while its node is down).
 async fn call(
     ctx: &ServerCtx,
     group_id: &str,
     call: GroupCall,
 ) -> Result<GroupAnswer, RequestError> {
+    if let Err(code) = ctx.coordinator(group_id) {
+        return call.refuse(code).ok_or_else(mismatch);
+    }
     call_shard(ctx, group_owner(group_id, ctx.router.shard_count()), call).await
 }
 
@@ -162,14 +167,17 @@ fn find_coordinator_response(
     let keys = req.keys(version);
     // key_type 0 = group; 1 = transaction (not served: no transaction coordinator yet).
     let coordinator = if req.key_type == 0 {
-        Coordinator {
-            key: String::new(),
-            node_id: ctx.config.node_id,
-            host: ctx.config.advertise_host.clone(),
-            port: i32::from(ctx.config.advertise_port),
-            error_code: 0,
-            error_message: None,
+        let mut found: Vec<Coordinator> = keys.iter().map(|k| group_coordinator(ctx, k)).collect();
+        if version >= 4 || found.len() != 1 {
+            let first = found
+                .first()
+                .cloned()
+                .unwrap_or_else(|| group_coordinator(ctx, ""));
+            let mut resp = FindCoordinatorResponse::for_keys(version, &[], &first);
+            resp.coordinators = found;
+            return resp;
         }
+        found.remove(0)
     } else {
         // Clients retry COORDINATOR_NOT_AVAILABLE until their own timeout (librdkafka 30 s,
         // kafka-python and aiokafka for ever). TRANSACTIONAL_ID_AUTHORIZATION_FAILED is the
@@ -184,6 +192,36 @@ fn find_coordinator_response(
         }
     };
     FindCoordinatorResponse::for_keys(version, &keys, &coordinator)
+}
+
+/// Where group `key` is coordinated: the node owning its group-log partition, if live.
+fn group_coordinator(ctx: &ServerCtx, key: &str) -> find_coordinator::Coordinator {
+    let view = ctx.membership();
+    let owner = ctx.coordinator_node(key);
+    match view
+        .members
+        .get(&owner)
+        .filter(|m| view.is_live(m.card.node_id))
+    {
+        Some(m) => find_coordinator::Coordinator {
+            key: key.to_owned(),
+            node_id: owner,
+            host: m.card.kafka_host.clone(),
+            port: i32::from(m.card.kafka_port),
+            error_code: 0,
+            error_message: None,
+        },
+        None => find_coordinator::Coordinator {
+            key: key.to_owned(),
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+            error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
+            error_message: Some(format!(
+                "node {owner}, which coordinates the group, is down"
+            )),
+        },
+    }
 }
 
 /// Items of a multi-group request, each sent to the shard that coordinates its group.

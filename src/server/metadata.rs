@@ -1,8 +1,12 @@
-//! Metadata: answered from the shard's local copy of the NameServer image; unknown topics
-//! are created when the request and the broker both allow it.
+//! Metadata: answered from the shard's local copy of the NameServer image and of the gossip
+//! view: every live broker (advertised Kafka address, rack), and per partition the leader
+//! (first live replica, `cluster::routing`), replicas, ISR and offline replicas; a partition
+//! with no live replica has leader -1 and LEADER_NOT_AVAILABLE. Unknown topics are created
+//! when the request and the broker both allow it.
 
 use super::validate::{topic_action, TopicAction};
 use super::{errors::admin_error_code, RequestError, ServerCtx};
+use crate::cluster::routing::partition_route;
 use crate::cluster::TopicMeta;
 use crate::protocol::metadata::*;
 use crate::protocol::ErrorCode;
@@ -18,7 +22,7 @@ pub async fn handle(
     match req.topics {
         None => {
             for t in image.topics.values() {
-                topics.push(topic_entry(t));
+                topics.push(topic_entry(ctx, t));
             }
         }
         Some(requested) => {
@@ -38,12 +42,7 @@ pub async fn handle(
     }
     Ok(MetadataResponse {
         throttle_time_ms: 0,
-        brokers: vec![MetadataResponseBroker {
-            node_id: ctx.config.node_id,
-            host: ctx.config.advertise_host.clone(),
-            port: i32::from(ctx.config.advertise_port),
-            rack: None,
-        }],
+        brokers: brokers(ctx),
         cluster_id: Some(ctx.config.cluster_id.clone()),
         controller_id: ctx.config.node_id,
         topics,
@@ -58,7 +57,7 @@ async fn resolve(
     allow_create: bool,
 ) -> Result<MetadataResponseTopic, RequestError> {
     if let Some(t) = ctx.image().topics.get(name) {
-        return Ok(topic_entry(t));
+        return Ok(topic_entry(ctx, t));
     }
     let error = |code: ErrorCode| MetadataResponseTopic {
         error_code: code.0,
@@ -83,23 +82,44 @@ async fn resolve(
     };
     match ctx.admin(call).await? {
         Ok(_) | Err(AdminError::TopicAlreadyExists(_)) => match ctx.image().topics.get(name) {
-            Some(t) => Ok(topic_entry(t)),
+            Some(t) => Ok(topic_entry(ctx, t)),
             None => Ok(error(ErrorCode::LEADER_NOT_AVAILABLE)),
         },
         Err(e) => Ok(error(admin_error_code(&e).0)),
     }
 }
 
-fn topic_entry(t: &TopicMeta) -> MetadataResponseTopic {
+/// Every live broker of the gossip view, by node id.
+pub fn brokers(ctx: &ServerCtx) -> Vec<MetadataResponseBroker> {
+    ctx.membership()
+        .live()
+        .map(|m| MetadataResponseBroker {
+            node_id: m.card.node_id,
+            host: m.card.kafka_host.clone(),
+            port: i32::from(m.card.kafka_port),
+            rack: m.card.rack.clone(),
+        })
+        .collect()
+}
+
+fn topic_entry(ctx: &ServerCtx, t: &TopicMeta) -> MetadataResponseTopic {
+    let (image, view) = (ctx.image(), ctx.membership());
     let partitions = (0..t.partitions)
-        .map(|p| MetadataResponsePartition {
-            error_code: 0,
-            partition_index: p,
-            leader_id: 0,
-            leader_epoch: 0,
-            replica_nodes: vec![0],
-            isr_nodes: vec![0],
-            offline_replicas: Vec::new(),
+        .map(|p| {
+            let route = partition_route(&image, &view, ctx.config.node_id, t, p);
+            let error = match route.leader {
+                Some(_) => ErrorCode::NONE,
+                None => ErrorCode::LEADER_NOT_AVAILABLE,
+            };
+            MetadataResponsePartition {
+                error_code: error.0,
+                partition_index: p,
+                leader_id: route.leader.unwrap_or(-1),
+                leader_epoch: 0,
+                replica_nodes: route.replicas,
+                isr_nodes: route.isr,
+                offline_replicas: route.offline,
+            }
         })
         .collect();
     MetadataResponseTopic {

@@ -109,6 +109,48 @@ impl ServerCtx {
         self.metadata.get()
     }
 
+    /// Whether this node leads partition `p` of `topic` (and so may answer for it).
+    pub fn leads(&self, topic: &crate::cluster::TopicMeta, p: i32) -> bool {
+        (0..topic.partitions).contains(&p)
+            && crate::cluster::routing::partition_leader(
+                &self.image(),
+                &self.membership(),
+                self.config.node_id,
+                topic,
+                p,
+            ) == Some(self.config.node_id)
+    }
+
+    /// Why a partition got no answer from a shard: it exists but another node (or nobody)
+    /// leads it (NOT_LEADER_OR_FOLLOWER), or it does not exist.
+    pub fn unrouted(&self, topic: &str, p: i32) -> crate::router::PartitionError {
+        let image = self.image();
+        match image.topics.get(topic) {
+            Some(t) if (0..t.partitions).contains(&p) && !self.leads(t, p) => {
+                crate::router::PartitionError::NotLeader
+            }
+            _ => crate::router::PartitionError::UnknownTopicOrPartition,
+        }
+    }
+
+    /// The node that coordinates `group_id`: the owner of its group-log partition.
+    pub fn coordinator_node(&self, group_id: &str) -> i32 {
+        let p = crate::groups::group_partition(group_id, crate::groups::GROUP_LOG_PARTITIONS);
+        crate::cluster::routing::group_log_owner(&self.image(), self.config.node_id, p)
+    }
+
+    /// `Ok` if this node coordinates `group_id`; else the error a group call gets.
+    pub fn coordinator(&self, group_id: &str) -> Result<(), crate::protocol::ErrorCode> {
+        let owner = self.coordinator_node(group_id);
+        if owner == self.config.node_id {
+            Ok(())
+        } else if self.membership().is_live(owner) {
+            Err(crate::protocol::ErrorCode::NOT_COORDINATOR)
+        } else {
+            Err(crate::protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE)
+        }
+    }
+
     /// The newest gossip membership view on this shard.
     pub fn membership(&self) -> Arc<crate::cluster::MembershipView> {
         self.metadata.membership()

@@ -31,7 +31,12 @@ pub async fn list_offsets(
             partitions: t
                 .partitions
                 .iter()
-                .map(|p| partition_response(p.partition_index, slots.next().flatten()))
+                .map(|p| {
+                    let slot = slots.next().flatten();
+                    let slot =
+                        slot.unwrap_or_else(|| Err(ctx.unrouted(&t.name, p.partition_index)));
+                    partition_response(p.partition_index, slot)
+                })
                 .collect(),
         })
         .collect();
@@ -48,7 +53,7 @@ fn split(ctx: &ServerCtx, req: &ListOffsetsRequest) -> Scatter<OffsetQuery> {
     for topic in &req.topics {
         let meta = image.topics.get(topic.name.as_str());
         for p in &topic.partitions {
-            match meta.filter(|m| (0..m.partitions).contains(&p.partition_index)) {
+            match meta.filter(|m| ctx.leads(m, p.partition_index)) {
                 Some(m) => scatter.send(
                     ctx.router.owner(&m.name, p.partition_index),
                     OffsetQuery {
@@ -68,9 +73,9 @@ fn split(ctx: &ServerCtx, req: &ListOffsetsRequest) -> Scatter<OffsetQuery> {
 
 fn partition_response(
     partition_index: i32,
-    slot: Option<Result<(i64, i64), PartitionError>>,
+    slot: Result<(i64, i64), PartitionError>,
 ) -> ListOffsetsPartitionResponse {
-    match slot.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)) {
+    match slot {
         Ok((offset, timestamp)) => ListOffsetsPartitionResponse {
             partition_index,
             error_code: 0,

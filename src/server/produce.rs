@@ -69,7 +69,7 @@ pub async fn handle(
                 .iter()
                 .map(|p| {
                     let slot = slots.next().flatten();
-                    let slot = slot.unwrap_or(Err(PartitionError::UnknownTopicOrPartition));
+                    let slot = slot.unwrap_or_else(|| Err(ctx.unrouted(&topic.name, p.index)));
                     let mut r = partition_response(p.index, &slot);
                     if let Err((code, msg)) = topic_action(&topic.name, TopicAction::Produce) {
                         r.error_code = code.0;
@@ -105,7 +105,7 @@ fn split(ctx: &ServerCtx, req: &ProduceRequest, refused: bool) -> Scatter<Produc
         let meta = image.topics.get(topic.name.as_str());
         let meta = meta.filter(|_| topic_action(&topic.name, TopicAction::Produce).is_ok());
         for part in &topic.partition_data {
-            match meta.filter(|m| !refused && (0..m.partitions).contains(&part.index)) {
+            match meta.filter(|m| !refused && ctx.leads(m, part.index)) {
                 Some(m) => scatter.send(
                     ctx.router.owner(&m.name, part.index),
                     ProducePart {
