@@ -5,8 +5,10 @@
 //! * [`header`]: request header v1/v2 and response header v0/v1.
 //! * [`api`]: the table of served (api_key, versions) built from one entry per API module;
 //!   the ApiVersions reply is generated from it, so we advertise only what we serve.
-//! * one module per API: request decode + encode, response encode + decode, with the
-//!   version range and the first flexible version declared next to them.
+//! * [`codec`]: `kafka_struct!`/`kafka_api!`, which generate decode, encode, minimum sizes
+//!   and per-version tests from a field table (ARCHITECTURE.md, "Adding a Kafka API").
+//! * one module per API: its field table (or, for Produce, Fetch and a few with quirks, a
+//!   hand-written codec), with the version range and first flexible version next to it.
 //!
 //! Decoding never trusts a length or a count before checking it against the bytes that
 //! remain. Record batches stay zero-copy `Bytes` slices of the request frame.
