@@ -410,6 +410,11 @@ fn check_i64(name: &str, value: &str, min: i64) -> Result<(), ConfigError> {
     }
 }
 
+/// Longest topic config value accepted. Every value ringmq knows is a number or a word;
+/// the bound keeps a client from storing megabytes in the metadata image (whose strings
+/// carry a u16 length).
+pub const CONFIG_VALUE_BYTES_MAX: usize = 1024;
+
 /// Validate one topic config name and value.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError> {
     let err = |reason: String| {
@@ -418,6 +423,12 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
             reason,
         })
     };
+    if value.len() > CONFIG_VALUE_BYTES_MAX {
+        return err(format!(
+            "the value is {} bytes; at most {CONFIG_VALUE_BYTES_MAX} are allowed",
+            value.len()
+        ));
+    }
     match name {
         "cleanup.policy" if value == "delete" => Ok(()),
         "cleanup.policy" => err(format!(
@@ -477,6 +488,14 @@ impl TopicConfigs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_values_are_bounded() {
+        assert!(validate_topic_config("retention.ms", "86400000").is_ok());
+        let long = format!("{}86400000", "0".repeat(CONFIG_VALUE_BYTES_MAX));
+        let e = validate_topic_config("retention.ms", &long).unwrap_err();
+        assert!(e.to_string().contains("at most"), "{e}");
+    }
 
     #[test]
     fn durability_parses() {

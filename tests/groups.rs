@@ -1449,6 +1449,8 @@ fn bad_group_input_gets_proper_errors() {
     let addr = broker.addr();
     let mut conn = RawConn::connect(&addr);
     let t = "bad-t";
+    // Offsets are only stored for partitions that exist (hardening.rs covers the refusal).
+    kafka::create_topic(&addr, t, 4, &[]);
 
     // Unknown group, generation 3: ILLEGAL_GENERATION (OffsetCommit < v9), nothing stored.
     let r = call(
@@ -1630,6 +1632,7 @@ fn pipeline(conn: &mut RawConn, n: i32, req: impl Fn(i32) -> Vec<u8>) -> Vec<i16
 fn commit_rate_one_client() {
     const COMMITS: i32 = 2_000;
     let broker = Broker::start("groups-rate", 2, &["--topic-default", "durability=always"]);
+    kafka::create_topic(&broker.addr(), "rate", 1, &[]);
     let mut conn = RawConn::connect(&broker.addr());
     let mut latencies = Vec::with_capacity(COMMITS as usize);
     let start = Instant::now();

@@ -107,7 +107,7 @@ fn alter_configs(conn: &mut RawConn, name: &str, value: &str) -> (i16, Option<St
                 .with_name(StrBytes::from_static_str("retention.ms"))
                 .with_value(Some(StrBytes::from_string(value.to_string())))]),
     ]);
-    let resp = call(conn, 1, 4, &req);
+    let resp = call(conn, 2, 4, &req);
     let r = &resp.responses[0];
     (
         r.error_code,
@@ -257,5 +257,80 @@ fn internal_topics_are_reserved() {
     assert_eq!(add_partitions(&mut conn, name).0, 0);
     assert_eq!(delete_records(&mut conn, name), 0);
     assert_eq!(delete(&mut conn, name).0, 0);
+    broker.assert_alive();
+}
+
+/// OffsetCommit v8 of `parts` (topic, partition, metadata) for `group`, as a simple consumer
+/// (generation -1); the error code of every partition in request order.
+fn commit(conn: &mut RawConn, group: &str, parts: &[(&str, i32, &str)]) -> Vec<i16> {
+    let topics = parts
+        .iter()
+        .map(|(t, p, meta)| {
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(topic(t))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(*p)
+                        .with_committed_offset(1)
+                        .with_committed_leader_epoch(-1)
+                        .with_committed_metadata(Some(StrBytes::from_string(meta.to_string()))),
+                ])
+        })
+        .collect();
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_retention_time_ms(-1)
+        .with_topics(topics);
+    let resp = call(conn, 8, 9, &req);
+    resp.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
+}
+
+/// Values from the wire are bounded before they are stored (issue 13, item 2): a config
+/// value longer than the metadata file's strings is refused and the broker restarts; offsets
+/// for topics that do not exist are refused (UNKNOWN_TOPIC_OR_PARTITION 3); a group id over
+/// 249 bytes gets INVALID_GROUP_ID (24); a commit whose records exceed the group log's
+/// max.message.bytes (1 MiB: 300 partitions × 4,000 bytes of metadata) is answered
+/// INVALID_COMMIT_OFFSET_SIZE (28), not NONE.
+#[test]
+fn values_from_the_wire_are_bounded() {
+    let mut broker = Broker::start("hard-bounds", 1, &[]);
+    let mut conn = RawConn::connect(&broker.addr());
+    assert_eq!(create(&mut conn, "bounds").0, 0);
+    let long = format!("{}86400000", "0".repeat(65_536));
+    let (code, msg) = alter_configs(&mut conn, "bounds", &long);
+    assert_eq!(code, 40, "INVALID_CONFIG for a 65,544-byte value ({msg:?})");
+    assert_eq!(incremental_alter(&mut conn, "bounds", &long).0, 40);
+    assert_eq!(alter_configs(&mut conn, "bounds", "86400000").0, 0);
+    drop(conn);
+    broker.stop();
+    broker.restart();
+    let mut conn = RawConn::connect(&broker.addr());
+
+    let codes = commit(
+        &mut conn,
+        "g",
+        &[
+            ("bounds", 0, ""),
+            ("no-such-topic", 0, ""),
+            ("bounds", 7, ""),
+        ],
+    );
+    assert_eq!(codes, [0, 3, 3], "offsets only for partitions that exist");
+    let long_group = "g".repeat(250);
+    assert_eq!(commit(&mut conn, &long_group, &[("bounds", 0, "")]), [24]);
+
+    let meta = "m".repeat(4_000);
+    let many: Vec<(&str, i32, &str)> = (0..300).map(|_| ("bounds", 0, meta.as_str())).collect();
+    let codes = commit(&mut conn, "g", &many);
+    assert!(
+        codes.iter().all(|c| *c == 28),
+        "a commit the group log cannot hold is not acknowledged: {:?}",
+        &codes[..3]
+    );
+    assert_eq!(commit(&mut conn, "g", &[("bounds", 0, "small")]), [0]);
     broker.assert_alive();
 }

@@ -126,6 +126,8 @@ pub enum MetadataError {
     InvalidTopicName(String),
     InvalidPartitions(String),
     InvalidReplicas(String),
+    /// The change holds a value the metadata file cannot store: refused, nothing written.
+    Unstorable(String),
 }
 
 impl fmt::Display for MetadataError {
@@ -138,6 +140,7 @@ impl fmt::Display for MetadataError {
             MetadataError::InvalidTopicName(why) => write!(f, "invalid topic name: {why}"),
             MetadataError::InvalidPartitions(why) => write!(f, "invalid partitions: {why}"),
             MetadataError::InvalidReplicas(why) => write!(f, "invalid replicas: {why}"),
+            MetadataError::Unstorable(why) => write!(f, "change refused: {why}"),
         }
     }
 }
@@ -214,9 +217,22 @@ impl MetadataStore {
         let mut next = (*self.image).clone();
         let applied = apply(&mut next, cmd)?;
         next.version = self.image.version + 1;
+        Self::check_storable(&next)?;
         persist(&self.dir, &next)?;
         self.image = Arc::new(next);
         Ok((self.image.clone(), applied))
+    }
+
+    /// Whether `image` reads back from its own file format exactly. A change whose image
+    /// would not (a value the format cannot hold) is refused, so an accepted request never
+    /// leaves a metadata file the next start cannot read.
+    fn check_storable(image: &MetadataImage) -> Result<(), MetadataError> {
+        match decode_file(&encode_file(image)) {
+            Ok(back) if back == *image => Ok(()),
+            _ => Err(MetadataError::Unstorable(
+                "the metadata file format cannot hold a value of this change".into(),
+            )),
+        }
     }
 
     pub fn create_topic(
@@ -367,6 +383,27 @@ mod tests {
             s.allocate_producer_id().unwrap() > pid,
             "producer ids never repeat across restarts"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_change_the_file_cannot_hold_is_refused_and_nothing_is_written() {
+        let dir = temp_dir("unstorable");
+        let mut s = MetadataStore::open(&dir).unwrap();
+        s.create_topic("t", 1, BTreeMap::new()).unwrap();
+        let before = std::fs::read(dir.join(FILE_NAME)).unwrap();
+        // A value longer than the file's u16 string length (issue 13: the broker never
+        // started again after such an AlterConfigs).
+        let long = format!("{}86400000", "0".repeat(65_536));
+        let cfg = BTreeMap::from([("retention.ms".to_string(), long)]);
+        assert!(matches!(
+            s.set_topic_configs("t", cfg),
+            Err(MetadataError::Unstorable(_))
+        ));
+        assert_eq!(std::fs::read(dir.join(FILE_NAME)).unwrap(), before);
+        drop(s);
+        let s = MetadataStore::open(&dir).expect("the file still reads");
+        assert!(s.image().topics["t"].configs.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

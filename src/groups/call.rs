@@ -4,7 +4,7 @@
 use super::ClientInfo;
 use crate::protocol::{
     delete_groups::*, describe_groups::*, heartbeat::*, join_group::*, leave_group::*,
-    list_groups::*, offset_commit::*, offset_delete::*, offset_fetch::*, sync_group::*,
+    list_groups::*, offset_commit::*, offset_delete::*, offset_fetch::*, sync_group::*, ErrorCode,
 };
 
 #[derive(Debug)]
@@ -116,5 +116,40 @@ impl GroupCall {
             }),
             _ => return None,
         })
+    }
+}
+
+/// Why a call's group-log records were not persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpersisted {
+    /// The records were larger than the group log's max.message.bytes.
+    TooLarge,
+    /// The append or its fdatasync failed.
+    Failed,
+}
+
+impl GroupAnswer {
+    /// A commit whose records did not reach the group log is not acknowledged: every
+    /// partition it would have answered NONE gets INVALID_COMMIT_OFFSET_SIZE (records larger
+    /// than max.message.bytes, as Kafka answers) or COORDINATOR_NOT_AVAILABLE (the client
+    /// retries). The offsets stay in the coordinator's memory until the next start. Other
+    /// answers are unchanged (their records are group generations, rewritten on the next
+    /// rebalance).
+    pub fn not_persisted(self, why: Unpersisted) -> GroupAnswer {
+        let code = match why {
+            Unpersisted::TooLarge => ErrorCode::INVALID_COMMIT_OFFSET_SIZE,
+            Unpersisted::Failed => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        };
+        match self {
+            GroupAnswer::Commit(mut resp) => {
+                for p in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                    if p.error_code == 0 {
+                        p.error_code = code.0;
+                    }
+                }
+                GroupAnswer::Commit(resp)
+            }
+            other => other,
+        }
     }
 }

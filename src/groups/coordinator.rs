@@ -7,7 +7,10 @@
 
 use super::group::{join_error, Effects, Group, GroupState, Member};
 use super::group_log::{replay, GroupRecord};
-use super::{ClientInfo, GroupConfig, Outcome, Reply, Ticket};
+use super::{
+    valid_group_id, ClientInfo, GroupConfig, Outcome, Reply, Ticket, ASSIGNMENT_BYTES_MAX,
+    MEMBER_METADATA_BYTES_MAX,
+};
 use crate::protocol::heartbeat::{HeartbeatRequest, HeartbeatResponse};
 use crate::protocol::join_group::{JoinGroupRequest, JoinGroupResponse};
 use crate::protocol::leave_group::{
@@ -224,11 +227,15 @@ impl Coordinator {
         req: &JoinGroupRequest,
     ) -> Outcome<JoinGroupResponse> {
         let fail = |code: ErrorCode| Outcome::Respond(join_error(code, &req.member_id));
-        if req.group_id.is_empty() {
+        if !valid_group_id(&req.group_id) {
             return fail(ErrorCode::INVALID_GROUP_ID);
         }
         if self.loading {
             return fail(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
+        }
+        let metadata_bytes: usize = req.protocols.iter().map(|p| p.metadata.len()).sum();
+        if metadata_bytes > MEMBER_METADATA_BYTES_MAX {
+            return fail(ErrorCode::INVALID_REQUEST);
         }
         let timeout = req.session_timeout_ms;
         if timeout < self.cfg.min_session_timeout_ms || timeout > self.cfg.max_session_timeout_ms {
@@ -237,7 +244,8 @@ impl Coordinator {
         let protocols: Vec<(String, Bytes)> = req
             .protocols
             .iter()
-            .map(|p| (p.name.clone(), p.metadata.clone()))
+            // A copy: a slice would pin the whole request frame for the member's life.
+            .map(|p| (p.name.clone(), Bytes::copy_from_slice(&p.metadata)))
             .collect();
         let fits = match self.groups.get(&req.group_id) {
             Some(group) => group.supports_protocols(&req.protocol_type, &protocols, &req.member_id),
@@ -261,6 +269,9 @@ impl Coordinator {
 
     fn join_new_member(&mut self, version: i16, j: Joining<'_>) -> Outcome<JoinGroupResponse> {
         let group_id = &j.req.group_id;
+        if !self.has_room_for(group_id) {
+            return Outcome::Respond(join_error(ErrorCode::COORDINATOR_NOT_AVAILABLE, ""));
+        }
         let group = self
             .groups
             .entry(group_id.clone())
@@ -414,11 +425,23 @@ impl Coordinator {
         self.resolve(ticket, pick_join)
     }
 
+    /// Whether `group_id` exists or one more group fits under `max_groups`.
+    pub(crate) fn has_room_for(&self, group_id: &str) -> bool {
+        self.groups.contains_key(group_id) || self.groups.len() < self.cfg.max_groups
+    }
+
     /// SyncGroup. Followers wait for the leader; the leader's assignments answer everyone.
     pub fn sync(&mut self, now_ms: i64, req: &SyncGroupRequest) -> Outcome<SyncGroupResponse> {
         let fail = |code: ErrorCode| Outcome::Respond(sync_error(code));
         if self.loading {
             return fail(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
+        }
+        if req
+            .assignments
+            .iter()
+            .any(|a| a.assignment.len() > ASSIGNMENT_BYTES_MAX)
+        {
+            return fail(ErrorCode::INVALID_REQUEST);
         }
         let Some(group) = self.groups.get_mut(&req.group_id) else {
             return fail(ErrorCode::UNKNOWN_MEMBER_ID);
@@ -469,7 +492,7 @@ impl Coordinator {
                     let assignments = req
                         .assignments
                         .iter()
-                        .map(|a| (a.member_id.clone(), a.assignment.clone()))
+                        .map(|a| (a.member_id.clone(), Bytes::copy_from_slice(&a.assignment)))
                         .collect();
                     group.complete_sync(now_ms, assignments, &mut self.fx);
                 }
@@ -1023,6 +1046,51 @@ mod tests {
         assert_eq!((j.error_code, j.generation_id), (0, 1));
         assert!(j.member_id.starts_with("old-"));
         assert_eq!(j.leader, j.member_id);
+    }
+
+    #[test]
+    fn groups_ids_and_member_metadata_are_bounded() {
+        let mut c = Coordinator::new(GroupConfig {
+            max_groups: 2,
+            ..config()
+        });
+        let code = |r: Outcome<JoinGroupResponse>| ErrorCode(respond(r).error_code);
+        let named = |g: &str| JoinGroupRequest {
+            group_id: g.into(),
+            ..join_req("", None)
+        };
+        for g in ["g1", "g2"] {
+            let first = code(c.join(T0, VERSION, &client("x"), &named(g)));
+            assert_eq!(first, ErrorCode::MEMBER_ID_REQUIRED, "{g}");
+        }
+        let third = code(c.join(T0, VERSION, &client("x"), &named("g3")));
+        assert_eq!(third, ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        let mut commit = commit_req("", -1, 0, 5);
+        commit.group_id = "g4".into();
+        let resp = c.commit_offsets(T0, &commit);
+        assert_eq!(
+            ErrorCode(resp.topics[0].partitions[0].error_code),
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            "a simple commit cannot create a group past the bound either"
+        );
+        let again = code(c.join(T0, VERSION, &client("x"), &named("g1")));
+        assert_eq!(
+            again,
+            ErrorCode::MEMBER_ID_REQUIRED,
+            "known groups still join"
+        );
+        let long = "g".repeat(crate::groups::GROUP_ID_BYTES_MAX + 1);
+        let mut c = Coordinator::new(config());
+        assert_eq!(
+            code(c.join(T0, VERSION, &client("x"), &named(&long))),
+            ErrorCode::INVALID_GROUP_ID
+        );
+        let mut big = join_req("", None);
+        big.protocols[0].metadata = Bytes::from(vec![0u8; MEMBER_METADATA_BYTES_MAX + 1]);
+        assert_eq!(
+            code(c.join(T0, VERSION, &client("x"), &big)),
+            ErrorCode::INVALID_REQUEST
+        );
     }
 
     #[test]

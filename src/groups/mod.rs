@@ -113,6 +113,9 @@ pub struct GroupConfig {
     /// `offsets.retention.minutes` in ms: the committed offsets of a group that has been
     /// Empty this long (counted from the later of becoming empty and the commit) expire.
     pub offsets_retention_ms: i64,
+    /// Most groups one coordinator (shard) keeps; a new group past it is refused with
+    /// COORDINATOR_NOT_AVAILABLE.
+    pub max_groups: usize,
 }
 
 impl Default for GroupConfig {
@@ -125,8 +128,22 @@ impl Default for GroupConfig {
             offset_metadata_max_bytes: 4_096,
             member_id_seed: 0,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            max_groups: 10_000,
         }
     }
+}
+
+/// Longest group id accepted (Kafka's topic-name limit; the group log stores it).
+pub const GROUP_ID_BYTES_MAX: usize = 249;
+/// Most protocol metadata one member may send in a JoinGroup (all protocols together); the
+/// coordinator keeps a copy per member.
+pub const MEMBER_METADATA_BYTES_MAX: usize = 1 << 20;
+/// Largest assignment the leader may give one member in a SyncGroup.
+pub const ASSIGNMENT_BYTES_MAX: usize = 1 << 20;
+
+/// Whether `group_id` may be stored: 1 to [`GROUP_ID_BYTES_MAX`] bytes, no control characters.
+pub fn valid_group_id(group_id: &str) -> bool {
+    (1..=GROUP_ID_BYTES_MAX).contains(&group_id.len()) && !group_id.chars().any(char::is_control)
 }
 
 /// Kafka's default `offsets.topic.num.partitions`.
@@ -159,6 +176,16 @@ pub fn java_string_hash(s: &str) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_ids_are_bounded() {
+        assert!(valid_group_id("g"));
+        assert!(valid_group_id("my app:consumers/1"));
+        assert!(valid_group_id(&"g".repeat(GROUP_ID_BYTES_MAX)));
+        assert!(!valid_group_id(""));
+        assert!(!valid_group_id(&"g".repeat(GROUP_ID_BYTES_MAX + 1)));
+        assert!(!valid_group_id("a\nb"));
+    }
 
     #[test]
     fn the_group_log_is_an_internal_topic() {

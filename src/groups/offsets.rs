@@ -9,7 +9,7 @@
 use super::coordinator::check_member;
 use super::group::{Group, GroupState};
 use super::group_log::{GroupRecord, OffsetCommitValue};
-use super::Coordinator;
+use super::{valid_group_id, Coordinator};
 use crate::protocol::offset_commit::{
     OffsetCommitPartitionResponse, OffsetCommitRequest, OffsetCommitResponse,
     OffsetCommitTopicResponse,
@@ -103,13 +103,17 @@ impl Coordinator {
         if self.loading {
             return Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
         }
-        if req.group_id.is_empty() {
+        if !valid_group_id(&req.group_id) {
             return Err(ErrorCode::INVALID_GROUP_ID);
         }
         let simple = req.generation_id < 0;
+        let room = self.has_room_for(&req.group_id);
         let Some(group) = self.groups.get_mut(&req.group_id) else {
             if !simple {
                 return Err(ErrorCode::ILLEGAL_GENERATION);
+            }
+            if !room {
+                return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
             }
             self.groups
                 .insert(req.group_id.clone(), Group::new(&req.group_id, now_ms));

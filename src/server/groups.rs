@@ -3,6 +3,7 @@
 //! (DescribeGroups, DeleteGroups, batched OffsetFetch) are split by owner and merged in
 //! request order, ListGroups asks every shard.
 
+use super::validate::bounded_client_id;
 use super::{RequestError, ServerCtx};
 use crate::base::join_all;
 use crate::groups::call::{GroupAnswer, GroupCall};
@@ -73,7 +74,7 @@ pub async fn handle(
         join_group::API_KEY => {
             let req = join_group::JoinGroupRequest::decode(r, version).map_err(de)?;
             let client = ClientInfo {
-                client_id: header.client_id.clone().unwrap_or_default(),
+                client_id: bounded_client_id(header.client_id.as_deref().unwrap_or_default()),
                 client_host: format!("/{peer}"),
             };
             let group = req.group_id.clone();
@@ -123,9 +124,7 @@ async fn handle_offsets_and_admin(
     match key {
         offset_commit::API_KEY => {
             let req = offset_commit::OffsetCommitRequest::decode(r, version).map_err(de)?;
-            let group = req.group_id.clone();
-            let answer = call(ctx, &group, GroupCall::Commit { req }).await?;
-            expect_answer!(answer, Commit).encode(w, version);
+            offset_commit(ctx, req).await?.encode(w, version);
         }
         offset_fetch::API_KEY => {
             let req = offset_fetch::OffsetFetchRequest::decode(r, version).map_err(de)?;
@@ -152,6 +151,74 @@ async fn handle_offsets_and_admin(
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// OffsetCommit: partitions that do not exist are answered UNKNOWN_TOPIC_OR_PARTITION here
+/// (Kafka does the same), so no client can fill a group with offsets for made-up topics; the
+/// rest go to the group's coordinator.
+async fn offset_commit(
+    ctx: &ServerCtx,
+    mut req: offset_commit::OffsetCommitRequest,
+) -> Result<offset_commit::OffsetCommitResponse, RequestError> {
+    use offset_commit::*;
+    let image = ctx.image();
+    let exists = |topic: &str, p: i32| {
+        image
+            .topics
+            .get(topic)
+            .is_some_and(|m| (0..m.partitions).contains(&p))
+    };
+    let asked: Vec<(String, Vec<i32>)> = req
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    for t in &mut req.topics {
+        t.partitions.retain(|p| exists(&t.name, p.partition_index));
+    }
+    req.topics.retain(|t| !t.partitions.is_empty());
+    let group = req.group_id.clone();
+    let mut answered = if req.topics.is_empty() {
+        Vec::new()
+    } else {
+        let answer = call(ctx, &group, GroupCall::Commit { req }).await?;
+        expect_answer!(answer, Commit).topics
+    };
+    let mut code_of = |topic: &str, p: i32| {
+        if !exists(topic, p) {
+            return ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0;
+        }
+        // The coordinator answers in request order; a topic or partition named twice takes
+        // the next answer for it.
+        let found = answered.iter_mut().find_map(|t| {
+            let at = t.partitions.iter().position(|x| x.partition_index == p);
+            at.filter(|_| t.name == topic)
+                .map(|i| t.partitions.remove(i))
+        });
+        found.map_or(ErrorCode::UNKNOWN_SERVER_ERROR.0, |x| x.error_code)
+    };
+    let topics = asked
+        .into_iter()
+        .map(|(name, partitions)| OffsetCommitTopicResponse {
+            partitions: partitions
+                .into_iter()
+                .map(|p| OffsetCommitPartitionResponse {
+                    partition_index: p,
+                    error_code: code_of(&name, p),
+                })
+                .collect(),
+            name,
+        })
+        .collect();
+    Ok(OffsetCommitResponse {
+        throttle_time_ms: 0,
+        topics,
+    })
 }
 
 /// What a transactional client is told until transactions exist.

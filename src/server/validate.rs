@@ -40,6 +40,19 @@ pub fn topic_action(topic: &str, action: TopicAction) -> Result<(), Refusal> {
     ))
 }
 
+/// Longest client id kept for a group member (DescribeGroups shows it); longer ones are cut
+/// at a character boundary.
+pub const CLIENT_ID_BYTES_MAX: usize = 255;
+
+/// `client_id` cut to at most [`CLIENT_ID_BYTES_MAX`] bytes.
+pub fn bounded_client_id(client_id: &str) -> String {
+    let mut end = client_id.len().min(CLIENT_ID_BYTES_MAX);
+    while !client_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    client_id[..end].to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +91,14 @@ mod tests {
             assert!(topic_action("_consumer_offsets", action).is_ok());
             assert!(topic_action("orders", action).is_ok());
         }
+    }
+
+    #[test]
+    fn client_ids_are_cut_at_a_char_boundary() {
+        assert_eq!(bounded_client_id("rdkafka"), "rdkafka");
+        let long = "é".repeat(200);
+        let cut = bounded_client_id(&long);
+        assert!(cut.len() <= CLIENT_ID_BYTES_MAX && cut.len() >= CLIENT_ID_BYTES_MAX - 1);
+        assert!(long.starts_with(&cut));
     }
 }

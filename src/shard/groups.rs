@@ -12,14 +12,14 @@
 use super::{log_config, DiskLog};
 use crate::base::now_ms;
 use crate::config::TopicConfigs;
-use crate::groups::call::{GroupAnswer, GroupCall};
+use crate::groups::call::{GroupAnswer, GroupCall, Unpersisted};
 use crate::groups::{
     group_partition, Coordinator, GroupConfig, GroupRecord, Outcome, Reply, Ticket,
     GROUP_LOG_PARTITIONS, GROUP_LOG_TOPIC,
 };
 use crate::io::dma::DmaDisk;
 use crate::model::{owner_shard, ShardId};
-use crate::storage::{BatchCache, PartitionLog};
+use crate::storage::{BatchCache, PartitionLog, StorageError};
 use glommio::channels::local_channel::{self, LocalSender};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -128,9 +128,9 @@ impl GroupShard {
             self.parked.borrow_mut().insert(ticket, tx);
             rx
         });
-        self.settle().await;
+        let persisted = self.settle().await;
         match (answer, parked) {
-            (Some(a), _) => a,
+            (Some(a), _) => not_acknowledged_unless(persisted, a),
             (None, Some(rx)) => match rx.recv().await {
                 Some(Reply::Join(r)) => GroupAnswer::Join(r),
                 Some(Reply::Sync(r)) => GroupAnswer::Sync(r),
@@ -143,15 +143,22 @@ impl GroupShard {
     }
 
     /// Persist the records the coordinator produced, then deliver the replies it completed.
-    async fn settle(&self) {
+    /// Says so when the call's records could not be persisted.
+    async fn settle(&self) -> Result<(), Unpersisted> {
         let records = self.coordinator.borrow_mut().take_records();
+        let mut persisted = Ok(());
         if !records.is_empty() {
             if let Err(e) = self.persist(records).await {
                 crate::error!("group log: {e}");
+                persisted = Err(match e {
+                    StorageError::MessageTooLarge { .. } => Unpersisted::TooLarge,
+                    _ => Unpersisted::Failed,
+                });
             }
         }
         let completions = self.coordinator.borrow_mut().take_completions();
         self.deliver(completions);
+        persisted
     }
 
     fn deliver(&self, completions: Vec<(Ticket, Reply)>) {
@@ -165,7 +172,7 @@ impl GroupShard {
 
     /// Append records to their group-log partitions (one batch per partition) and wait for
     /// them to be durable.
-    async fn persist(&self, records: Vec<GroupRecord>) -> Result<(), String> {
+    async fn persist(&self, records: Vec<GroupRecord>) -> Result<(), StorageError> {
         let mut by_partition: BTreeMap<i32, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
             BTreeMap::new();
         for r in &records {
@@ -186,19 +193,14 @@ impl GroupShard {
                 .borrow()
                 .get(&p)
                 .cloned()
-                .ok_or_else(|| format!("partition {p} is not on this shard"))?;
+                .ok_or(StorageError::Closed)?;
             let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = kvs
                 .iter()
                 .map(|(k, v)| (Some(&k[..]), v.as_deref()))
                 .collect();
             let batch = crate::model::build_batch(&refs, now_ms());
-            let info = log
-                .append(bytes::Bytes::from(batch), 0)
-                .await
-                .map_err(|e| e.to_string())?;
-            log.sync_through(info.last_offset)
-                .await
-                .map_err(|e| e.to_string())?;
+            let info = log.append(bytes::Bytes::from(batch), 0).await?;
+            log.sync_through(info.last_offset).await?;
         }
         Ok(())
     }
@@ -241,6 +243,14 @@ impl GroupShard {
 }
 
 /// One log line per notable group event: a new generation, or a group deleted.
+/// The answer to a call after its records were (or were not) persisted.
+fn not_acknowledged_unless(persisted: Result<(), Unpersisted>, answer: GroupAnswer) -> GroupAnswer {
+    match persisted {
+        Ok(()) => answer,
+        Err(why) => answer.not_persisted(why),
+    }
+}
+
 fn log_group_event(r: &GroupRecord) {
     if let GroupRecord::GroupMetadata { group_id, value } = r {
         match value {

@@ -123,6 +123,7 @@ fn admin_error(e: MetadataError) -> AdminError {
         }
         MetadataError::InvalidTopicName(why) => AdminError::InvalidTopic(why),
         MetadataError::InvalidPartitions(why) => AdminError::InvalidPartitions(why),
+        MetadataError::Unstorable(why) => AdminError::InvalidConfig(why),
         other => AdminError::Storage(other.to_string()),
     }
 }
