@@ -1,17 +1,20 @@
-//! Composition root: open the metadata store, spawn one glommio executor per shard (pinned
+//! Composition root: spawn one glommio executor per shard (pinned
 //! to its CPU, each with its own io_uring), wire each shard's router, shard state and
 //! listener, and shut everything down on SIGTERM/SIGINT.
 //!
-//! Start-up: every shard opens (recovers) the partitions it owns before it listens; the
+//! Start-up: shard 0 starts the node-to-node transport and this node's controller, whose
+//! image (from its snapshot and log) it hands to the other shards; every shard opens
+//! (recovers) the partitions of this node it owns before it listens; the
 //! line `ringmq ready` is printed once every shard listens. Shutdown: each shard stops
 //! accepting, waits for the requests in flight, then — once every shard has stopped
 //! taking requests — flushes, fdatasyncs and closes its partitions; the process exits 0.
 
-use crate::cluster::{LocalMetadata, MembershipView, MetadataStore};
+use crate::cluster::{LocalMetadata, MembershipView, MetadataImage, NodeInfo};
 use crate::config::BrokerConfig;
 use crate::membership::driver::GossipDriver;
 use crate::router::{Envelope, Router, MESH_CHANNEL_CAPACITY};
 use crate::server::ServerCtx;
+use crate::shard::controller::ControllerDriver;
 use crate::shard::Shard;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -149,26 +152,21 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .map_err(|e| format!("data dir {}: {e}", config.data_dir.display()))?;
     adopt_identity(&mut config)?;
-    let store = MetadataStore::open(&config.data_dir).map_err(|e| e.to_string())?;
-    let image = store.image();
     let n = config.shards as usize;
+    // shard 0 opens the controller and hands its image to the others before they open logs
+    let (init_tx, init_rx) = flume::bounded::<Arc<MetadataImage>>(n);
+    let mut init_tx = Some(init_tx);
     let config = Arc::new(config);
     let mesh = MeshBuilder::<Envelope, _>::full(n, MESH_CHANNEL_CAPACITY);
     let barriers = Arc::new(Barriers::default());
     let mut shutdown_txs = Vec::new();
     let cpus = allowed_cpus();
-    let mut store = Some(store);
     let mut handles = Vec::new();
     for i in 0..n {
         let (tx, rx) = flume::bounded::<()>(1);
         shutdown_txs.push(tx);
-        let (config, image, mesh, barriers) = (
-            config.clone(),
-            image.clone(),
-            mesh.clone(),
-            barriers.clone(),
-        );
-        let store = if i == 0 { store.take() } else { None };
+        let (config, mesh, barriers) = (config.clone(), mesh.clone(), barriers.clone());
+        let init = (if i == 0 { init_tx.take() } else { None }, init_rx.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[i % cpus.len()]))
             .name(&format!("shard-{i}"))
             .spin_before_park(Duration::from_micros(config.spin_before_park_us))
@@ -176,18 +174,17 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
                 let (senders, receivers) = mesh.join().await.expect("mesh join");
                 let router = Router::new(senders, n as u16);
                 router.set_owner_override(config.bench_owner_shard.map(crate::model::ShardId));
-                let metadata = local_metadata(&config, image.clone());
+                let metadata = local_metadata(&config, Arc::default());
                 let metrics = Rc::new(crate::metrics::ShardMetrics::default());
                 let shard = Shard::new(
                     config.clone(),
                     metadata.clone(),
-                    store,
                     router.clone(),
                     metrics.clone(),
                 );
                 router.set_handler(shard.clone());
                 router.spawn_receivers(receivers);
-                shard_main(i, config, shard, router, metadata, rx, barriers, image).await
+                shard_main(i, config, shard, router, metadata, rx, barriers, init).await
             })
             .map_err(|e| format!("cannot start shard {i}: {e}"))?;
         handles.push(handle);
@@ -346,6 +343,45 @@ fn start_gossip(
         config.rpc_listen
     );
     Ok(driver)
+/// The initial image: shard 0 sends it (once per other shard), every other shard receives it.
+type InitImage = (
+    Option<flume::Sender<Arc<MetadataImage>>>,
+    flume::Receiver<Arc<MetadataImage>>,
+);
+
+/// Shard 0: the transport, this node's controller and its registration. A cluster of one
+/// registers before it is ready (its commits are immediate), so its first CreateTopics
+/// already counts this node as live; a bigger cluster registers once a leader is elected.
+async fn start_metadata(
+    config: &Arc<BrokerConfig>,
+    shard: &Rc<Shard>,
+    router: &Rc<Router>,
+) -> Result<
+    (
+        Rc<crate::rpc::Rpc>,
+        Rc<ControllerDriver>,
+        Arc<MetadataImage>,
+    ),
+    String,
+> {
+    let rpc = start_rpc(config)?;
+    let (driver, image) = ControllerDriver::start(config, rpc.clone(), router.clone())?;
+    shard.set_controller(driver.clone());
+    let me = NodeInfo {
+        id: config.node_id,
+        host: config.advertise_host.clone(),
+        port: i32::from(config.advertise_port),
+        rpc: config.rpc_advertise(),
+        rack: config.rack.clone(),
+    };
+    let register = driver.clone().register(me);
+    if driver.leader() == Some(config.node_id) && config.seeds.len() <= 1 {
+        register.await;
+        driver.settled().await;
+    } else {
+        glommio::spawn_local(register).detach();
+    }
+    Ok((rpc, driver, image))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -357,18 +393,26 @@ async fn shard_main(
     metadata: Rc<LocalMetadata>,
     shutdown: flume::Receiver<()>,
     barriers: Arc<Barriers>,
-    image: Arc<crate::cluster::MetadataImage>,
+    (init_tx, init_rx): InitImage,
 ) -> Result<(), String> {
     let n = config.shards as usize;
     crate::info!("shard {i}: started");
-    let rpc = if i == 0 {
+    let (rpc, image) = if let Some(tx) = init_tx {
         start_http(&config, &router, &barriers);
-        Some(start_rpc(&config)?)
+        let (rpc, driver, image) = start_metadata(&config, &shard, &router).await?;
+        for _ in 1..n {
+            let _ = tx.send_async(image.clone()).await;
+        }
+        (Some((rpc, driver)), image)
     } else {
-        None
+        let image = init_rx.recv_async().await;
+        (
+            None,
+            image.map_err(|_| "shard 0 failed to start".to_string())?,
+        )
     };
     let gossip = match &rpc {
-        Some(rpc) => Some(start_gossip(&config, &router, rpc)?),
+        Some((rpc, _)) => Some(start_gossip(&config, &router, rpc)?),
         None => None,
     };
     if let Some(g) = &gossip {
@@ -439,7 +483,8 @@ async fn shard_main(
     if let Some(g) = &gossip {
         g.leave().await;
     }
-    if let Some(rpc) = &rpc {
+    if let Some((rpc, driver)) = &rpc {
+        driver.close();
         rpc.close();
     }
     let _ = glommio::timer::timeout(DRAIN_TIMEOUT, async {

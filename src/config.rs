@@ -57,6 +57,8 @@ pub struct FileConfig {
     pub shards: Option<u16>,
     pub auto_create_topics: Option<bool>,
     pub default_partitions: Option<i32>,
+    /// Replicas of a topic created with replication factor -1 (default min(3, live nodes)).
+    pub default_replication_factor: Option<i16>,
     pub max_request_bytes: Option<usize>,
     /// `HOST:PORT` for `/metrics` and `/health`, or `off`.
     pub metrics_listen: Option<String>,
@@ -84,6 +86,8 @@ pub struct BrokerConfig {
     pub shards: u16,
     pub auto_create_topics: bool,
     pub default_partitions: i32,
+    /// Replicas of a topic created with replication factor -1; `None`: min(3, live nodes).
+    pub default_replication_factor: Option<i16>,
     /// Largest request frame accepted; bigger frames close the connection.
     pub max_request_bytes: usize,
     /// Bytes of request frames one shard holds in flight (admission control).
@@ -144,6 +148,7 @@ impl BrokerConfig {
             shards: cpus.min(u16::MAX as usize) as u16,
             auto_create_topics: true,
             default_partitions: 1,
+            default_replication_factor: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             inflight_bytes_per_shard: 2 * DEFAULT_MAX_REQUEST_BYTES + (16 << 20),
             topic_defaults: TopicConfigs::default(),
@@ -218,6 +223,9 @@ impl BrokerConfig {
         self.validate_node()?;
         if self.shards == 0 {
             return Err("shards: must be at least 1".into());
+        }
+        if self.default_replication_factor.is_some_and(|rf| rf < 1) {
+            return Err("default_replication_factor: must be at least 1".into());
         }
         if !(1..=100_000).contains(&self.default_partitions) {
             return Err("default_partitions: must be between 1 and 100000".into());

@@ -134,6 +134,8 @@ pub enum AdminCall {
     CreateTopic {
         name: String,
         partitions: i32,
+        /// As requested: -1 is the broker default.
+        replication_factor: i16,
         configs: BTreeMap<String, String>,
         validate_only: bool,
     },
@@ -164,6 +166,8 @@ pub enum AdminError {
     InvalidConfig(String),
     InvalidReplicationFactor(String),
     Storage(String),
+    /// No controller leader committed the change in time (election, minority); retriable.
+    Unavailable(String),
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +203,8 @@ pub enum ShardCall {
     ApplyMetadata(Arc<MetadataImage>),
     /// A new gossip membership view from shard 0; keep it if newer.
     ApplyMembership(Arc<crate::cluster::MembershipView>),
+    /// The controller leader changed (`None`: none known); from the metadata shard.
+    ControllerChanged(Option<i32>),
     /// A consumer-group request, on the shard that coordinates the group.
     Group(GroupCall),
     /// A copy of the shard's metrics.

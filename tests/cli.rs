@@ -127,7 +127,7 @@ fn topic_commands_change_what_describe_reports() {
     );
     let json = ok(&addr, &["topic", "list", "--json"]);
     assert!(
-        json.contains(r#"{"topic":"orders","partitions":3,"internal":false}"#),
+        json.contains(r#"{"topic":"orders","partitions":3,"internal":false,"topic_id":""#),
         "{json}"
     );
 

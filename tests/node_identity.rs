@@ -6,6 +6,7 @@
 mod common;
 
 use common::{kafka, Broker};
+use rdkafka::consumer::Consumer;
 use std::process::{Command, Stdio};
 
 /// Starts `ringmq serve` over `dir` with `args` and expects it to refuse: returns its stderr.
@@ -70,13 +71,39 @@ fn legacy_data_dir_is_node_zero() {
     let mut b = Broker::start("identity-legacy", 1, &["--metrics-listen", "off"]);
     kafka::create_topic(&b.addr(), "legacy", 1, &[]);
     b.stop();
-    // A data dir written before node ids: metadata.bin and partitions, no node.id.
-    std::fs::remove_file(b.data_dir.join("node.id")).expect("node.id was written");
+    // A data dir written before node ids and the controller: metadata.bin (the NameServer
+    // image) and partitions; no node.id, no controller log or snapshot.
+    let mut image = ringmq::cluster::MetadataImage::default();
+    let create = ringmq::cluster::Command::CreateTopic {
+        name: "legacy".into(),
+        topic_id: [7; 16],
+        configs: Default::default(),
+        replicas: vec![vec![0]],
+    };
+    ringmq::cluster::apply(&mut image, &create).expect("legacy image");
+    image.version = 3;
+    let bin = ringmq::cluster::encode_file(&image);
+    std::fs::write(b.data_dir.join("metadata.bin"), bin).expect("metadata.bin");
+    for f in ["node.id", "controller.log", "controller.snap"] {
+        std::fs::remove_file(b.data_dir.join(f)).expect("written by the first start");
+    }
     let e = refused_start(&b.data_dir, &["--node-id", "2"]);
     assert!(e.contains("predates node ids"), "{e}");
     b.restart();
     assert_eq!(kafka::broker_ids(&b.addr()), vec![0]);
     assert!(b.data_dir.join("node.id").is_file());
+    // metadata.bin became the controller's first snapshot: the topic is served.
+    let consumer = kafka::consumer(&b.addr());
+    let md = consumer
+        .fetch_metadata(Some("legacy"), std::time::Duration::from_secs(10))
+        .expect("metadata");
+    let t = &md.topics()[0];
+    assert!(
+        t.error().is_none() && t.partitions().len() == 1,
+        "{:?}",
+        t.error()
+    );
+    assert!(b.data_dir.join("controller.snap").is_file());
 }
 
 /// Affinity lists of the broker threads whose name starts with `prefix` (glommio names a

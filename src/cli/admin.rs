@@ -210,6 +210,11 @@ pub async fn metadata(
     Ok(conn.call(&req).await?)
 }
 
+/// A topic id as 32 lowercase hex digits.
+fn topic_id_hex(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Sorted partition indexes of `topic`, or NotFound.
 pub async fn require_topic(conn: &mut Connection, topic: &str) -> Result<Vec<i32>, CliError> {
     match crate::client::topic_partitions(conn, topic).await? {
@@ -230,6 +235,7 @@ async fn list(a: ConnArgs) -> Result<(), CliError> {
                 t.name.clone().unwrap_or_default(),
                 t.partitions.len(),
                 t.is_internal,
+                t.topic_id,
             )
         })
         .collect();
@@ -237,18 +243,19 @@ async fn list(a: ConnArgs) -> Result<(), CliError> {
     let value = Json::Arr(
         topics
             .iter()
-            .map(|(name, parts, internal)| {
+            .map(|(name, parts, internal, id)| {
                 Json::obj([
                     ("topic", Json::str(name)),
                     ("partitions", Json::Int(*parts as i64)),
                     ("internal", Json::Bool(*internal)),
+                    ("topic_id", Json::str(&topic_id_hex(id))),
                 ])
             })
             .collect(),
     );
     emit(a.json, &value, || {
         let mut t = Table::new(&["TOPIC", "PARTITIONS"]);
-        for (name, parts, internal) in &topics {
+        for (name, parts, internal, _) in &topics {
             let name = if *internal {
                 format!("{name} (internal)")
             } else {

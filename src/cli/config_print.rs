@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Partitions of an auto-created topic.
     #[arg(long, value_name = "N")]
     pub default_partitions: Option<i32>,
+    /// Replicas of a topic created with replication factor -1 (default: min(3, live nodes)).
+    #[arg(long, value_name = "N")]
+    pub default_replication_factor: Option<i16>,
     /// Largest request frame accepted, in bytes.
     #[arg(long, value_name = "N")]
     pub max_request_bytes: Option<usize>,
@@ -176,6 +179,7 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
     }
     resolve_network(args, env, &file, &mut c, &mut settings)?;
     resolve_node(args, env, &file, &mut c, &mut settings)?;
+    resolve_replication(args, env, &file, &mut c, &mut settings)?;
     resolve_data_dir(args, env, &file, &mut c, &mut settings)?;
     let shards = layer(args.shards, from_env(env, "RINGMQ_SHARDS")?, file.shards);
     apply(&mut settings, "shards", shards, &mut c.shards);
@@ -398,6 +402,31 @@ fn resolve_node(
     });
     let value = c.rack.clone().unwrap_or_else(|| "-".into());
     settings.push(setting("rack", value, source));
+    Ok(())
+}
+
+/// `default_replication_factor`: a number, or `-` for min(3, live nodes).
+fn resolve_replication(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) -> Result<(), String> {
+    let env_rf = from_env(env, "RINGMQ_DEFAULT_REPLICATION_FACTOR")?;
+    let rf = layer(
+        args.default_replication_factor,
+        env_rf,
+        file.default_replication_factor,
+    );
+    let source = rf.map_or(Source::Default, |(v, s)| {
+        c.default_replication_factor = Some(v);
+        s
+    });
+    let value = c
+        .default_replication_factor
+        .map_or_else(|| "-".into(), |rf| rf.to_string());
+    settings.push(setting("default_replication_factor", value, source));
     Ok(())
 }
 
@@ -667,6 +696,25 @@ mod tests {
         assert!(e.starts_with("cluster_id:"), "{e}");
         let e = resolve_with(&[], &[("RINGMQ_NODE_ID", "x")]).unwrap_err();
         assert!(e.starts_with("RINGMQ_NODE_ID='x'"), "{e}");
+    }
+
+    #[test]
+    fn default_replication_factor_resolves() {
+        let r = resolve_with(&[], &[]).unwrap();
+        assert_eq!(r.config.default_replication_factor, None);
+        assert_eq!(
+            source_of(&r, "default_replication_factor"),
+            ("-".into(), Source::Default)
+        );
+        let env = [("RINGMQ_DEFAULT_REPLICATION_FACTOR", "2")];
+        let r = resolve_with(&[], &env).unwrap();
+        assert_eq!(r.config.default_replication_factor, Some(2));
+        let r = resolve_with(&["--default-replication-factor", "3"], &env).unwrap();
+        assert_eq!(
+            source_of(&r, "default_replication_factor"),
+            ("3".into(), Source::Flag)
+        );
+        assert!(resolve_with(&["--default-replication-factor", "0"], &[]).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 mod codec;
 pub mod command;
 pub mod controller;
+pub mod forward;
 pub mod image;
 pub mod placement;
 pub mod raft_store;
@@ -74,11 +75,13 @@ pub struct MetadataImage {
     pub nodes: BTreeMap<i32, NodeInfo>,
 }
 
-/// A shard's local copy of the newest image it has seen, and of the newest gossip
-/// membership view. `!Send`: one per shard.
+/// A shard's local copy of the newest image it has seen, of the newest gossip membership
+/// view, and of the controller leader the metadata shard last reported. `!Send`: one per
+/// shard.
 pub struct LocalMetadata {
     image: std::cell::RefCell<Arc<MetadataImage>>,
     membership: LocalMembership,
+    controller: std::cell::Cell<Option<i32>>,
 }
 
 impl Default for LocalMetadata {
@@ -92,6 +95,7 @@ impl LocalMetadata {
         LocalMetadata {
             image: std::cell::RefCell::new(image),
             membership: LocalMembership::new(Arc::default()),
+            controller: std::cell::Cell::new(None),
         }
     }
     /// The newest membership view pushed to this shard (empty before the first push).
@@ -101,6 +105,13 @@ impl LocalMetadata {
     /// Keep `view` if it is at least as new as the one held; returns whether it was kept.
     pub fn apply_membership(&self, view: Arc<MembershipView>) -> bool {
         self.membership.apply(view)
+    }
+    /// The controller leader (Metadata's and DescribeCluster's ControllerId), if known.
+    pub fn controller(&self) -> Option<i32> {
+        self.controller.get()
+    }
+    pub fn set_controller(&self, leader: Option<i32>) {
+        self.controller.set(leader);
     }
     pub fn get(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()

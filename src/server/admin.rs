@@ -152,15 +152,18 @@ async fn create_topics(
         let call = AdminCall::CreateTopic {
             name: t.name.clone(),
             partitions,
+            replication_factor: t.replication_factor,
             configs,
             validate_only: req.validate_only,
         };
         match ctx.admin(call).await? {
             Ok(AdminReply::Done(image)) => {
                 result.num_partitions = partitions;
-                result.replication_factor = 1;
+                result.replication_factor = t.replication_factor;
                 if let Some(meta) = image.topics.get(t.name.as_str()) {
                     result.topic_id = meta.topic_id;
+                    let rf = meta.replicas.first().map_or(1, Vec::len);
+                    result.replication_factor = i16::try_from(rf).unwrap_or(i16::MAX);
                 }
                 topics.push(result);
             }
@@ -186,10 +189,6 @@ fn creatable(t: &create_topics::CreatableTopic) -> Result<(), Refusal> {
             ErrorCode::INVALID_REQUEST,
             "manual replica assignment is not supported".into(),
         ));
-    }
-    if t.replication_factor != -1 && t.replication_factor != 1 {
-        let msg = format!("replication factor {} is not supported: this single-node broker has no replication yet; use 1", t.replication_factor);
-        return Err((ErrorCode::INVALID_REPLICATION_FACTOR, msg));
     }
     Ok(())
 }
@@ -500,7 +499,7 @@ fn describe_cluster(
         error_message: None,
         endpoint_type: 1,
         cluster_id: ctx.config.cluster_id.clone(),
-        controller_id: ctx.config.node_id,
+        controller_id: ctx.metadata.controller().unwrap_or(-1),
         brokers: vec![DescribeClusterBroker {
             broker_id: ctx.config.node_id,
             host: ctx.config.advertise_host.clone(),

@@ -59,6 +59,7 @@ pub fn admin_error_code(e: &AdminError) -> (ErrorCode, String) {
             (ErrorCode::INVALID_REPLICATION_FACTOR, m.clone())
         }
         AdminError::Storage(m) => (ErrorCode::KAFKA_STORAGE_ERROR, m.clone()),
+        AdminError::Unavailable(m) => (ErrorCode::REQUEST_TIMED_OUT, m.clone()),
     }
 }
 
@@ -109,6 +110,13 @@ mod tests {
                 .0
                  .0,
             37
+        );
+        assert_eq!(
+            admin_error_code(&AdminError::Unavailable("no quorum".into()))
+                .0
+                 .0,
+            7,
+            "no controller quorum: REQUEST_TIMED_OUT, which clients retry"
         );
     }
 }

@@ -44,7 +44,7 @@ pub async fn handle(
         throttle_time_ms: 0,
         brokers: brokers(ctx),
         cluster_id: Some(ctx.config.cluster_id.clone()),
-        controller_id: ctx.config.node_id,
+        controller_id: ctx.metadata.controller().unwrap_or(-1),
         topics,
         cluster_authorized_operations: i32::MIN,
     })
@@ -77,6 +77,7 @@ async fn resolve(
     let call = AdminCall::CreateTopic {
         name: name.to_string(),
         partitions: ctx.config.default_partitions,
+        replication_factor: -1,
         configs: BTreeMap::new(),
         validate_only: false,
     };

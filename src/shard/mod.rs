@@ -1,18 +1,21 @@
 //! One shard: the per-core state and the handler that alone mutates it.
 //!
 //! A shard owns the partitions [`crate::model::owner_shard`] assigns to it, their logs and the
-//! shard's batch cache. Shard 0 is also the metadata shard: it owns the
-//! [`crate::cluster::MetadataStore`], and pushes every new image to all shards, each of which
-//! opens the partitions it now owns and removes the ones whose topic was deleted.
+//! shard's batch cache. Shard 0 is also the metadata shard: it runs this node's controller
+//! ([`controller::ControllerDriver`]), through which every metadata change is committed, and
+//! pushes every new image to all shards, each of which opens the partitions of this node it
+//! now owns and removes the ones whose topic was deleted.
 //!
 //! Durability happens here: after an append with acks=-1 on a topic whose `durability` is
 //! `always`, the handler waits for the log's group commit (`sync_through`) before answering;
 //! all producers waiting on a partition share one fdatasync.
 
+pub mod controller;
 pub mod groups;
 
 use crate::base::{join_all, now_ms};
-use crate::cluster::{LocalMetadata, MetadataError, MetadataImage, MetadataStore, TopicMeta};
+use crate::cluster::placement::{place, replication_factor, Candidate};
+use crate::cluster::{Command, LocalMetadata, MetadataError, MetadataImage, TopicMeta};
 use crate::config::{BrokerConfig, Durability, TimestampKind, TopicConfigs};
 use crate::io::dma::DmaDisk;
 use crate::model::{Offset, ShardId, TopicPartition};
@@ -65,7 +68,11 @@ pub struct Shard {
     pub id: ShardId,
     pub config: Arc<BrokerConfig>,
     metadata: Rc<LocalMetadata>,
-    store: Option<RefCell<MetadataStore>>,
+    /// One image applied at a time (the controller's publisher and an admin call may both
+    /// push one): a partition is opened once.
+    applying: glommio::sync::Semaphore,
+    /// This node's controller (shard 0 only, set at start).
+    controller: RefCell<Option<Rc<controller::ControllerDriver>>>,
     logs: RefCell<HashMap<TopicPartition, DiskLog>>,
     cache: BatchCache,
     pub data_notify: DataNotify,
@@ -113,7 +120,8 @@ fn not_durable(e: StorageError) -> PartitionError {
     }
 }
 
-fn admin_error(e: MetadataError) -> AdminError {
+/// The Kafka-facing error of a metadata change the state machine refused.
+pub(crate) fn admin_error(e: MetadataError) -> AdminError {
     match e {
         MetadataError::TopicExists(t) => {
             AdminError::TopicAlreadyExists(format!("topic '{t}' already exists"))
@@ -124,6 +132,7 @@ fn admin_error(e: MetadataError) -> AdminError {
         MetadataError::InvalidTopicName(why) => AdminError::InvalidTopic(why),
         MetadataError::InvalidPartitions(why) => AdminError::InvalidPartitions(why),
         MetadataError::Unstorable(why) => AdminError::InvalidConfig(why),
+        MetadataError::InvalidReplicas(why) => AdminError::InvalidReplicationFactor(why),
         other => AdminError::Storage(other.to_string()),
     }
 }
@@ -162,7 +171,6 @@ impl Shard {
     pub fn new(
         config: Arc<BrokerConfig>,
         metadata: Rc<LocalMetadata>,
-        store: Option<MetadataStore>,
         router: Rc<Router>,
         metrics: Rc<crate::metrics::ShardMetrics>,
     ) -> Rc<Self> {
@@ -170,7 +178,8 @@ impl Shard {
             id: router.me(),
             config,
             metadata,
-            store: store.map(RefCell::new),
+            applying: glommio::sync::Semaphore::new(1),
+            controller: RefCell::new(None),
             logs: RefCell::new(HashMap::new()),
             cache: BatchCache::new(BATCH_CACHE_BYTES_PER_SHARD),
             data_notify: DataNotify::default(),
@@ -187,6 +196,10 @@ impl Shard {
     /// The newest gossip membership view (live nodes for placement: `view.live()`).
     pub fn membership(&self) -> Arc<crate::cluster::MembershipView> {
         self.metadata.membership()
+    }
+    /// Shard 0: this node's controller, through which admin calls commit.
+    pub fn set_controller(&self, driver: Rc<controller::ControllerDriver>) {
+        *self.controller.borrow_mut() = Some(driver);
     }
     pub fn router(&self) -> &Rc<Router> {
         &self.router
@@ -241,6 +254,9 @@ impl Shard {
     /// Open (and recover) every partition this shard owns in `image` that is not open yet,
     /// and remove the logs of partitions whose topic is gone.
     pub async fn apply_metadata(&self, image: Arc<MetadataImage>) {
+        let Ok(_one) = self.applying.acquire_permit(1).await else {
+            return;
+        };
         if !self.metadata.apply(image.clone()) {
             return;
         }
@@ -264,10 +280,15 @@ impl Shard {
                 }
             }
         }
+        let me = self.config.node_id;
         for topic in image.topics.values() {
             let configs = log_config(&self.topic_configs(topic));
             for p in 0..topic.partitions {
-                if self.owner(&topic.name, p) != self.id {
+                let here = topic
+                    .replicas
+                    .get(p as usize)
+                    .is_some_and(|r| r.contains(&me));
+                if !here || self.owner(&topic.name, p) != self.id {
                     continue;
                 }
                 let tp = TopicPartition {
@@ -533,93 +554,149 @@ impl Shard {
         out
     }
 
-    /// Metadata-shard admin: change the store, push the new image to every shard (waiting
-    /// for each to apply it), and return it.
+    /// Metadata-shard admin: validate here, commit through the controller, push the new
+    /// image to every shard (waiting for each to apply it), and return it.
     async fn admin(&self, call: AdminCall) -> Result<AdminReply, AdminError> {
-        let Some(store) = &self.store else {
+        let driver = self.controller.borrow().clone();
+        let Some(driver) = driver else {
             return Err(AdminError::Storage("not the metadata shard".into()));
         };
-        let image = {
-            let mut store = store.borrow_mut();
-            let result = match call {
-                AdminCall::AllocateProducerId => {
-                    return store
-                        .allocate_producer_id()
-                        .map(AdminReply::ProducerId)
-                        .map_err(admin_error);
+        let image = driver.image();
+        let cmd = match call {
+            AdminCall::AllocateProducerId => {
+                return driver
+                    .allocate_producer_id()
+                    .await
+                    .map(AdminReply::ProducerId);
+            }
+            AdminCall::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                configs,
+                validate_only,
+            } => {
+                self.validate_overrides(&configs)?;
+                let cmd =
+                    self.create_topic(&image, name, partitions, replication_factor, configs)?;
+                if validate_only {
+                    return Ok(AdminReply::Done(image));
                 }
-                AdminCall::CreateTopic {
-                    name,
-                    partitions,
-                    configs,
-                    validate_only,
-                } => {
-                    self.validate_overrides(&configs)?;
-                    if validate_only {
-                        crate::cluster::validate_topic_name(&name).map_err(admin_error)?;
-                        if store.image().topics.contains_key(name.as_str()) {
-                            return Err(AdminError::TopicAlreadyExists(format!(
-                                "topic '{name}' already exists"
-                            )));
-                        }
-                        return Ok(AdminReply::Done(store.image()));
-                    }
-                    store.create_topic(&name, partitions, configs)
+                cmd
+            }
+            AdminCall::DeleteTopic { name } => Command::DeleteTopic { name },
+            AdminCall::CreatePartitions {
+                name,
+                count,
+                validate_only,
+            } => {
+                let cmd = self.create_partitions(&image, name, count)?;
+                if validate_only {
+                    return Ok(AdminReply::Done(image));
                 }
-                AdminCall::DeleteTopic { name } => {
-                    store.delete_topic(&name).map(|(image, _)| image)
+                cmd
+            }
+            AdminCall::SetTopicConfigs {
+                name,
+                configs,
+                validate_only,
+            } => {
+                self.validate_overrides(&configs)?;
+                if validate_only {
+                    return Ok(AdminReply::Done(image));
                 }
-                AdminCall::CreatePartitions {
-                    name,
-                    count,
-                    validate_only,
-                } => {
-                    if validate_only {
-                        let image = store.image();
-                        let t = image
-                            .topics
-                            .get(name.as_str())
-                            .ok_or_else(|| AdminError::UnknownTopic(name.clone()))?;
-                        if count <= t.partitions {
-                            return Err(AdminError::InvalidPartitions(format!(
-                                "topic '{name}' has {} partitions; the new count must be larger",
-                                t.partitions
-                            )));
-                        }
-                        return Ok(AdminReply::Done(image));
-                    }
-                    store.set_partition_count(&name, count)
-                }
-                AdminCall::SetTopicConfigs {
-                    name,
-                    configs,
-                    validate_only,
-                } => {
-                    self.validate_overrides(&configs)?;
-                    if validate_only {
-                        return Ok(AdminReply::Done(store.image()));
-                    }
-                    store.set_topic_configs(&name, configs)
-                }
-            };
-            result.map_err(admin_error)?
+                Command::SetTopicConfigs { name, configs }
+            }
         };
-        log_metadata_change(&self.metadata(), &image);
-        self.broadcast(image.clone()).await;
-        Ok(AdminReply::Done(image))
+        let (_, after) = driver.propose(&cmd).await?;
+        log_metadata_change(&self.metadata(), &after);
+        self.broadcast(after.clone()).await;
+        Ok(AdminReply::Done(after))
+    }
+
+    /// Placement candidates: the registered nodes that gossip sees alive (all registered
+    /// nodes while the view knows none of them).
+    fn candidates(&self, image: &MetadataImage) -> Vec<Candidate> {
+        let view = self.membership();
+        let live: Vec<i32> = view.live().map(|m| m.card.node_id).collect();
+        let any_live = image.nodes.keys().any(|id| live.contains(id));
+        let nodes = image.nodes.values();
+        nodes
+            .filter(|n| !any_live || live.contains(&n.id))
+            .map(|n| Candidate {
+                id: n.id,
+                rack: n.rack.clone(),
+            })
+            .collect()
+    }
+
+    /// A CreateTopic command with its topic id and placement, if the request is valid.
+    fn create_topic(
+        &self,
+        image: &MetadataImage,
+        name: String,
+        partitions: i32,
+        rf: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Command, AdminError> {
+        crate::cluster::validate_topic_name(&name).map_err(admin_error)?;
+        if image.topics.contains_key(name.as_str()) {
+            return Err(admin_error(MetadataError::TopicExists(name)));
+        }
+        let max = crate::cluster::MAX_PARTITIONS_PER_TOPIC;
+        if !(1..=max).contains(&partitions) {
+            let why = format!("{partitions} is not between 1 and {max}");
+            return Err(AdminError::InvalidPartitions(why));
+        }
+        let live = self.candidates(image);
+        let rf = replication_factor(rf, self.config.default_replication_factor, live.len())
+            .map_err(|e| AdminError::InvalidReplicationFactor(e.0))?;
+        let replicas = place(image, &live, partitions as usize, rf)
+            .map_err(|e| AdminError::InvalidReplicationFactor(e.0))?;
+        Ok(Command::CreateTopic {
+            name,
+            topic_id: crate::cluster::random_uuid(),
+            configs,
+            replicas,
+        })
+    }
+
+    /// A CreatePartitions command placing the new partitions like the topic's first ones.
+    fn create_partitions(
+        &self,
+        image: &MetadataImage,
+        name: String,
+        count: i32,
+    ) -> Result<Command, AdminError> {
+        let t = image
+            .topics
+            .get(name.as_str())
+            .ok_or_else(|| AdminError::UnknownTopic(format!("topic '{name}' does not exist")))?;
+        let max = crate::cluster::MAX_PARTITIONS_PER_TOPIC;
+        if count <= t.partitions || count > max {
+            return Err(AdminError::InvalidPartitions(format!(
+                "topic '{name}' has {} partitions; the new count {count} must be larger and at most {max}",
+                t.partitions
+            )));
+        }
+        let live = self.candidates(image);
+        let rf = t
+            .replicas
+            .first()
+            .map_or(1, Vec::len)
+            .min(live.len())
+            .max(1);
+        let replicas = place(image, &live, (count - t.partitions) as usize, rf)
+            .map_err(|e| AdminError::InvalidReplicationFactor(e.0))?;
+        Ok(Command::CreatePartitions {
+            name,
+            from: t.partitions,
+            replicas,
+        })
     }
 
     async fn broadcast(&self, image: Arc<MetadataImage>) {
-        let calls = (0..self.router.shard_count()).map(|s| {
-            let image = image.clone();
-            async move {
-                let _ = self
-                    .router
-                    .call(ShardId(s), ShardCall::ApplyMetadata(image))
-                    .await;
-            }
-        });
-        join_all(calls).await;
+        broadcast(&self.router, || ShardCall::ApplyMetadata(image.clone())).await;
     }
 
     /// Shutdown: refuse new calls, then flush, fdatasync and close every partition.
@@ -695,6 +772,17 @@ impl Shard {
 }
 
 /// One log line per topic created, deleted, grown or reconfigured.
+/// Make `make()` on every shard of this node, waiting for each.
+pub(crate) async fn broadcast(router: &Router, make: impl Fn() -> ShardCall) {
+    let calls = (0..router.shard_count()).map(|s| {
+        let call = make();
+        async move {
+            let _ = router.call(ShardId(s), call).await;
+        }
+    });
+    join_all(calls).await;
+}
+
 fn log_metadata_change(before: &MetadataImage, after: &MetadataImage) {
     for (name, t) in &after.topics {
         match before.topics.get(name) {
@@ -768,6 +856,10 @@ impl ShardHandler for Shard {
                 }
                 ShardCall::ApplyMembership(view) => {
                     self.metadata.apply_membership(view);
+                    ShardReply::Applied
+                }
+                ShardCall::ControllerChanged(leader) => {
+                    self.metadata.set_controller(leader);
                     ShardReply::Applied
                 }
             }

@@ -20,7 +20,6 @@ const ALLOWED_LONG: &[(&str, &str)] = &[
     ("server/admin.rs", "handle"),
     ("server/admin.rs", "describe_configs"),
     ("server/mod.rs", "dispatch"),
-    ("shard/mod.rs", "admin"),
     ("storage/partition.rs", "try_append"),
     ("storage/partition.rs", "read_disk"),
     ("storage/recover.rs", "open"),
