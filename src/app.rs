@@ -343,6 +343,8 @@ fn start_gossip(
         config.rpc_listen
     );
     Ok(driver)
+}
+
 /// The initial image: shard 0 sends it (once per other shard), every other shard receives it.
 type InitImage = (
     Option<flume::Sender<Arc<MetadataImage>>>,

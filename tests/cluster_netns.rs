@@ -170,6 +170,8 @@ fn three_nodes_see_each_other_and_a_killed_node_leaves_metadata() {
     assert!(lines
         .iter()
         .any(|l| l.contains("membership: node 3") && l.contains("is down")));
+}
+
 /// `ringmq <args> --bootstrap addr --json` from the root namespace: (success, stdout, stderr).
 fn cli(addr: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ringmq"))
