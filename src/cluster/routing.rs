@@ -78,14 +78,14 @@ pub fn partition_leader(
     partition_route(image, view, me, topic, p).leader
 }
 
-/// FNV-1a of the pair, mixed: the rendezvous weight of `node` for group-log partition `p`.
+/// The rendezvous weight of `node` for group-log partition `p`: the pair through the
+/// splitmix64 finalizer (a full avalanche, so owners spread evenly).
 fn weight(node: i32, p: i32) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in node.to_be_bytes().into_iter().chain(p.to_be_bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h ^ (h >> 29)
+    let mut z = (u64::from(node as u32) << 32) | u64::from(p as u32);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The node that owns group-log partition `p`, whether or not it is live.
