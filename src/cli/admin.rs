@@ -248,7 +248,7 @@ async fn list(a: ConnArgs) -> Result<(), CliError> {
                     ("topic", Json::str(name)),
                     ("partitions", Json::Int(*parts as i64)),
                     ("internal", Json::Bool(*internal)),
-                    ("topic_id", Json::str(&topic_id_hex(id))),
+                    ("topic_id", Json::str(topic_id_hex(id))),
                 ])
             })
             .collect(),

@@ -48,6 +48,7 @@ const INVALID_TOPIC_NAME: u8 = 3;
 const INVALID_PARTITIONS: u8 = 4;
 const INVALID_REPLICAS: u8 = 5;
 const CORRUPT: u8 = 6;
+const UNSTORABLE: u8 = 7;
 
 fn error_parts(e: &MetadataError) -> (u8, String) {
     match e {
@@ -57,6 +58,7 @@ fn error_parts(e: &MetadataError) -> (u8, String) {
         MetadataError::InvalidPartitions(m) => (INVALID_PARTITIONS, m.clone()),
         MetadataError::InvalidReplicas(m) => (INVALID_REPLICAS, m.clone()),
         MetadataError::Corrupt(m) => (CORRUPT, m.clone()),
+        MetadataError::Unstorable(m) => (UNSTORABLE, m.clone()),
         MetadataError::Io(e) => (CORRUPT, format!("I/O error on the controller: {e}")),
     }
 }
@@ -69,6 +71,7 @@ fn error_of(tag: u8, m: String) -> Result<MetadataError, MetadataError> {
         INVALID_PARTITIONS => MetadataError::InvalidPartitions(m),
         INVALID_REPLICAS => MetadataError::InvalidReplicas(m),
         CORRUPT => MetadataError::Corrupt(m),
+        UNSTORABLE => MetadataError::Unstorable(m),
         t => return Err(MetadataError::Corrupt(format!("unknown error tag {t}"))),
     })
 }
@@ -153,6 +156,7 @@ mod tests {
             },
             ForwardReply::Rejected(MetadataError::TopicExists("t".into())),
             ForwardReply::Rejected(MetadataError::InvalidPartitions("p".into())),
+            ForwardReply::Rejected(MetadataError::Unstorable("u".into())),
             ForwardReply::NotLeader(Some(2)),
             ForwardReply::NotLeader(None),
             ForwardReply::Unavailable("no quorum".into()),
