@@ -52,8 +52,8 @@ func config() *sarama.Config {
 	c.Producer.Partitioner = sarama.NewManualPartitioner
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Return.Errors = true
-	// With a retention set Sarama commits with OffsetCommit v2; without one it uses v1,
-	// which ringmq does not serve (removed in Kafka 4.0, KIP-896).
+	// With a retention set Sarama commits with OffsetCommit v2; without one it uses v1
+	// (removed in Kafka 4.0, served by ringmq): groupCheck tries both.
 	c.Consumer.Offsets.Retention = 24 * time.Hour
 	return c
 }
@@ -249,8 +249,8 @@ func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.Consu
 
 // member joins the group, reads stopAt records, marks the next offset and leaves (Close
 // commits what was marked).
-func member(topic, group string, stopAt int) ([]int64, error) {
-	g, err := sarama.NewConsumerGroup([]string{boot}, group, config())
+func member(topic, group string, stopAt int, cfg *sarama.Config) ([]int64, error) {
+	g, err := sarama.NewConsumerGroup([]string{boot}, group, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +271,20 @@ func member(topic, group string, stopAt int) ([]int64, error) {
 	return h.seen, err
 }
 
+// commitResume: one member reads 50 records and commits, the next resumes at 50.
+func commitResume(topic, group string, cfg *sarama.Config) (bool, string, error) {
+	first, err := member(topic, group, 50, cfg)
+	if err != nil {
+		return false, "", err
+	}
+	next, err := member(topic, group, 1, cfg)
+	if err != nil {
+		return false, "", err
+	}
+	ok := first[0] == 0 && next[0] == 50
+	return ok, fmt.Sprintf("first member read %d..%d and committed 50; next member resumed at %d", first[0], first[len(first)-1], next[0]), nil
+}
+
 func groupCheck() error {
 	topic, group, t0 := prefix+"-group", prefix+"-g", baseTs()
 	if err := createOne(topic); err != nil {
@@ -279,16 +293,17 @@ func groupCheck() error {
 	if _, err := produce(topic, t0, config()); err != nil {
 		return err
 	}
-	first, err := member(topic, group, 50)
+	okV2, whyV2, err := commitResume(topic, group, config())
 	if err != nil {
 		return err
 	}
-	next, err := member(topic, group, 1)
+	v1 := config()
+	v1.Consumer.Offsets.Retention = 0
+	okV1, whyV1, err := commitResume(topic, group+"-v1", v1)
 	if err != nil {
-		return err
+		return fmt.Errorf("OffsetCommit v1 (no retention): %v", err)
 	}
-	ok := first[0] == 0 && next[0] == 50
-	result("group.commit_resume", ok, fmt.Sprintf("first member read %d..%d and committed 50; next member resumed at %d", first[0], first[len(first)-1], next[0]))
+	result("group.commit_resume", okV1 && okV2, "OffsetCommit v2 (retention set): "+whyV2+"; OffsetCommit v1 (no retention): "+whyV1)
 	return nil
 }
 
