@@ -247,3 +247,75 @@ fn delete_records_moves_log_start() {
     }
     broker.stop();
 }
+
+/// One config of a DescribeConfigs v0 answer: (name, value, is_default).
+fn describe_configs_v0(addr: &str, topic: &str, keys: &[&str]) -> Vec<(String, String, bool)> {
+    let mut body = common::wire::Writer::default();
+    body.i32(1).i8(2).string(topic).i32(keys.len() as i32);
+    for k in keys {
+        body.string(k);
+    }
+    let mut conn = common::RawConn::connect(addr);
+    conn.send(&common::wire::request_frame(
+        32,
+        0,
+        7,
+        Some("v0"),
+        false,
+        &body.buf,
+    ));
+    let common::ReadOutcome::Frame(frame) = conn.read_frame(CLIENT_TIMEOUT) else {
+        panic!("no DescribeConfigs v0 answer");
+    };
+    let mut r = common::wire::Reader::new(&frame);
+    assert_eq!(r.i32(), 7, "correlation id");
+    assert_eq!(r.i32(), 0, "throttle_time_ms");
+    assert_eq!(r.i32(), 1, "one result");
+    assert_eq!(r.i16(), 0, "result error code");
+    assert_eq!(r.i16(), -1, "null error message");
+    assert_eq!(r.take(1), [2], "resource type");
+    assert_eq!(r.string(), topic);
+    let n = r.i32();
+    let mut configs = Vec::new();
+    for _ in 0..n {
+        let name = r.string();
+        let value = r.string();
+        let flags = r.take(3); // read_only, is_default, is_sensitive
+        assert_eq!(
+            (flags[0], flags[2]),
+            (0, 0),
+            "{name}: read_only/is_sensitive"
+        );
+        configs.push((name, value, flags[1] == 1));
+    }
+    assert_eq!(r.remaining(), 0, "trailing bytes after the v0 answer");
+    configs
+}
+
+#[test]
+fn describe_configs_v0_answers_is_default() {
+    let broker = Broker::start("admin-dc-v0", 1, &["--auto-create-topics", "false"]);
+    let addr = broker.addr();
+    let admin = kafka::admin(&addr);
+    let topic = "dc-v0";
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("retention.ms", "1234");
+    let created =
+        futures_executor::block_on(admin.create_topics([&new], &opts())).expect("CreateTopics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    let got = describe_configs_v0(&addr, topic, &["retention.ms", "segment.bytes"]);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let find = |k: &str| {
+        got.iter()
+            .find(|c| c.0 == k)
+            .unwrap_or_else(|| panic!("{k}: {got:?}"))
+    };
+    assert_eq!(
+        find("retention.ms"),
+        &("retention.ms".into(), "1234".into(), false)
+    );
+    let segment = find("segment.bytes");
+    assert!(
+        segment.2,
+        "segment.bytes was never set: is_default, got {got:?}"
+    );
+}

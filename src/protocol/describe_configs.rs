@@ -1,10 +1,12 @@
-//! DescribeConfigs (key 32), versions 1–4, flexible from 4. Schema: Kafka 4.1
-//! `DescribeConfigsRequest.json` / `DescribeConfigsResponse.json`.
+//! DescribeConfigs (key 32), versions 0–4, flexible from 4. Schema: Kafka 4.1
+//! `DescribeConfigsRequest.json` / `DescribeConfigsResponse.json` (v1–4) and Kafka 3.9's
+//! (v0, removed in Kafka 4.0 but still sent by older clients).
 //!
 //! Version quirks:
-//! * v0 (removed in Kafka 4.0) had an `is_default` flag per config; v1 replaced it with
-//!   `config_source` and added `include_synonyms` and the `synonyms` array. We start at v1,
-//!   so those are always on the wire.
+//! * v0 has no `include_synonyms` (decodes to `false`) and, per config, an `is_default` flag
+//!   where v1 has `config_source` and the `synonyms` array. v0 encodes `is_default` as
+//!   `config_source == DEFAULT_CONFIG (5)`, leaves synonyms out, and decodes `is_default` to
+//!   source 5 or UNKNOWN (0), as Kafka's own down-conversion does.
 //! * v2 only changes throttling behaviour.
 //! * v3 adds `include_documentation` to the request and `config_type` (default 0) and a
 //!   nullable `documentation` to each config.
@@ -19,8 +21,10 @@ use super::ErrorCode;
 
 /// Kafka API key of DescribeConfigs.
 pub const API_KEY: i16 = 32;
+/// Kafka's ConfigSource DEFAULT_CONFIG: what v0's `is_default` stands for.
+pub const SOURCE_DEFAULT: i8 = 5;
 /// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 1;
+pub const MIN_VERSION: i16 = 0;
 /// Highest version we advertise.
 pub const MAX_VERSION: i16 = 4;
 /// First flexible (KIP-482) version.
@@ -137,7 +141,11 @@ impl DescribeConfigsRequest {
                 configuration_keys,
             });
         }
-        let include_synonyms = r.bool("include_synonyms")?;
+        let include_synonyms = if version >= 1 {
+            r.bool("include_synonyms")?
+        } else {
+            false
+        };
         let include_documentation = if version >= 3 {
             r.bool("include_documentation")?
         } else {
@@ -170,7 +178,9 @@ impl DescribeConfigsRequest {
             }
             end_struct_w(w, flexible);
         }
-        w.bool(self.include_synonyms);
+        if version >= 1 {
+            w.bool(self.include_synonyms);
+        }
         if version >= 3 {
             w.bool(self.include_documentation);
         }
@@ -239,6 +249,20 @@ impl DescribeConfigsResourceResult {
         let name = r.string(flexible, "configs.name")?;
         let value = r.nullable_string(flexible, "configs.value")?;
         let read_only = r.bool("configs.read_only")?;
+        if version == 0 {
+            let is_default = r.bool("configs.is_default")?;
+            let is_sensitive = r.bool("configs.is_sensitive")?;
+            return Ok(DescribeConfigsResourceResult {
+                name,
+                value,
+                read_only,
+                config_source: if is_default { SOURCE_DEFAULT } else { 0 },
+                is_sensitive,
+                synonyms: Vec::new(),
+                config_type: 0,
+                documentation: None,
+            });
+        }
         let config_source = r.i8("configs.config_source")?;
         let is_sensitive = r.bool("configs.is_sensitive")?;
         let n = r.array_len(flexible, 3, "configs.synonyms")?;
@@ -280,6 +304,11 @@ impl DescribeConfigsResourceResult {
         w.string(&self.name, flexible);
         w.nullable_string(self.value.as_deref(), flexible);
         w.bool(self.read_only);
+        if version == 0 {
+            w.bool(self.config_source == SOURCE_DEFAULT);
+            w.bool(self.is_sensitive);
+            return;
+        }
         w.i8(self.config_source);
         w.bool(self.is_sensitive);
         w.array_len(self.synonyms.len(), flexible);
@@ -321,31 +350,36 @@ mod tests {
                     configuration_keys: Some(vec![]),
                 },
             ],
-            include_synonyms: true,
+            include_synonyms: version >= 1,
             include_documentation: version >= 3,
         }
     }
 
     fn sample_response(version: i16) -> DescribeConfigsResponse {
         let v3 = version >= 3;
+        let v0 = version == 0;
         let retention = DescribeConfigsResourceResult {
             name: "retention.ms".into(),
             value: Some("604800000".into()),
             read_only: false,
             config_source: 5,
             is_sensitive: false,
-            synonyms: vec![
-                DescribeConfigsSynonym {
-                    name: "log.retention.ms".into(),
-                    value: Some("604800000".into()),
-                    source: 4,
-                },
-                DescribeConfigsSynonym {
-                    name: String::new(),
-                    value: None,
-                    source: 5,
-                },
-            ],
+            synonyms: if v0 {
+                vec![]
+            } else {
+                vec![
+                    DescribeConfigsSynonym {
+                        name: "log.retention.ms".into(),
+                        value: Some("604800000".into()),
+                        source: 4,
+                    },
+                    DescribeConfigsSynonym {
+                        name: String::new(),
+                        value: None,
+                        source: 5,
+                    },
+                ]
+            },
             config_type: if v3 { 5 } else { 0 },
             documentation: if v3 {
                 Some("How long to keep data.".into())
@@ -357,7 +391,7 @@ mod tests {
             name: "ssl.key.password".into(),
             value: None,
             read_only: true,
-            config_source: -1,
+            config_source: if v0 { 0 } else { -1 },
             is_sensitive: true,
             synonyms: vec![],
             config_type: if v3 { 9 } else { 0 },
@@ -510,7 +544,8 @@ mod tests {
     #[test]
     fn kafka_protocol_crate_agrees_at_every_version() {
         use kafka_protocol::messages as oracle;
-        for version in MIN_VERSION..=MAX_VERSION {
+        // The crate follows Kafka 4's schema, which no longer has v0.
+        for version in 1..=MAX_VERSION {
             let req = encode_request(&sample_request(version), version);
             crate::protocol::api::testkit::oracle_agrees::<oracle::DescribeConfigsRequest>(
                 &req, version,
@@ -576,9 +611,58 @@ mod tests {
     }
 
     #[test]
+    fn v0_request_has_no_include_synonyms() {
+        let bytes = Bytes::from_static(&[0, 0, 0, 1, 2, 0, 1, b't', 0xff, 0xff, 0xff, 0xff]);
+        let mut r = Reader::new(bytes.clone());
+        let req = DescribeConfigsRequest::decode(&mut r, 0).unwrap();
+        assert_eq!(r.remaining(), 0);
+        assert!(!req.include_synonyms);
+        assert_eq!(req.resources[0].configuration_keys, None);
+        assert_eq!(encode_request(&req, 0), bytes);
+    }
+
+    #[test]
+    fn v0_config_carries_is_default_instead_of_source_and_synonyms() {
+        let config = DescribeConfigsResourceResult {
+            name: "a".into(),
+            value: Some("b".into()),
+            read_only: true,
+            config_source: SOURCE_DEFAULT,
+            is_sensitive: false,
+            synonyms: vec![DescribeConfigsSynonym {
+                name: "s".into(),
+                value: None,
+                source: 4,
+            }],
+            config_type: 2,
+            documentation: None,
+        };
+        let resp = DescribeConfigsResponse {
+            throttle_time_ms: 0,
+            results: vec![DescribeConfigsResult {
+                error_code: ErrorCode::NONE,
+                error_message: None,
+                resource_type: 2,
+                resource_name: "t".into(),
+                configs: vec![config.clone()],
+            }],
+        };
+        let bytes = encode_response(&resp, 0);
+        let config_bytes: &[u8] = &[0, 1, b'a', 0, 1, b'b', 1, 1, 0];
+        assert!(bytes.ends_with(config_bytes), "{bytes:?}");
+        let decoded = DescribeConfigsResponse::decode(&mut Reader::new(bytes), 0).unwrap();
+        let got = &decoded.results[0].configs[0];
+        assert_eq!((got.config_source, got.synonyms.len()), (SOURCE_DEFAULT, 0));
+        let mut dynamic = resp;
+        dynamic.results[0].configs[0].config_source = 1;
+        let bytes = encode_response(&dynamic, 0);
+        assert!(bytes.ends_with(&[1, 0, 0]), "is_default false: {bytes:?}");
+    }
+
+    #[test]
     fn unsupported_version_is_an_error() {
         let bytes = encode_request(&sample_request(1), 1);
-        for version in [0, 5] {
+        for version in [-1, 5] {
             let err = DescribeConfigsRequest::decode(&mut Reader::new(bytes.clone()), version);
             assert!(matches!(
                 err,

@@ -17,7 +17,6 @@ const RESOURCE_BROKER: i8 = 4;
 /// DescribeConfigs config sources.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 
 /// Decode, handle and encode one admin request. Returns whether a response was written.
 pub async fn handle(
