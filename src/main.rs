@@ -69,10 +69,30 @@ fn exit(result: Result<(), String>) -> ExitCode {
     }
 }
 
+/// A panic in the broker is a crash: the default hook prints the message and its location,
+/// then the process aborts (SIGABRT, a non-zero status) so that its supervisor restarts it and
+/// recovery runs. Without this a panicking shard thread unwinds alone and leaves a half-alive
+/// process whose other shards keep accepting requests for partitions nobody serves.
+///
+/// A hook in the binary rather than `panic = "abort"` in the release profile: the tests build
+/// with that profile, and `#[should_panic]` tests and the harness's per-test failure report
+/// need panics to unwind; only `ringmq serve` installs the hook.
+fn abort_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("ringmq: a panic is a crash: aborting (restart to recover)");
+        std::process::abort();
+    }));
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => exit(load_config(&args).and_then(ringmq::app::run)),
+        Command::Serve(args) => {
+            abort_on_panic();
+            exit(load_config(&args).and_then(ringmq::app::run))
+        }
         Command::Bench(args) => exit(ringmq::bench::run(args)),
         Command::Topic { command } => exit(cli::run(|| cli::admin::run_topic(command))),
         Command::Group { command } => exit(cli::run(|| cli::group::run_group(command))),

@@ -3,6 +3,7 @@
 //! clock, and logging to stderr ([`logging`], whose macros are `crate::info!` and friends).
 
 pub mod civil;
+pub mod failpoint;
 #[macro_use]
 pub mod logging;
 

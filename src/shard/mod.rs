@@ -401,6 +401,7 @@ impl Shard {
             Ok(log) => log,
             Err(e) => return (Err(e), None),
         };
+        crate::base::failpoint::panic_on_produce(&part.tp.topic);
         let Some(records) = part.records else {
             return (
                 Err(PartitionError::InvalidRecord("null records".into())),

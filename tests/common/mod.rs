@@ -45,6 +45,8 @@ pub struct Broker {
     pub rpc_port: u16,
     pub data_dir: PathBuf,
     args: Vec<String>,
+    /// Environment variables set for the broker process (over the test's own).
+    env: Vec<(String, String)>,
     log: Arc<Mutex<VecDeque<String>>>,
     starts: u32,
 }
@@ -58,8 +60,33 @@ impl Broker {
         Broker::start_in(data_dir, free_port(), args)
     }
 
+    /// [`Broker::start`] with environment variables set for the broker process.
+    pub fn start_with_env(
+        name: &str,
+        shards: usize,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Broker {
+        let mut args: Vec<String> = vec!["--shards".into(), shards.to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Broker::start_in_with_env(fresh_data_dir(name), free_port(), args, env)
+    }
+
     /// Starts a broker on `port` over an existing (or new) `data_dir`.
     pub fn start_in(data_dir: PathBuf, port: u16, args: Vec<String>) -> Broker {
+        Broker::start_in_with_env(data_dir, port, args, Vec::new())
+    }
+
+    fn start_in_with_env(
+        data_dir: PathBuf,
+        port: u16,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Broker {
         raise_nofile_limit();
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let mut broker = Broker {
@@ -68,6 +95,7 @@ impl Broker {
             rpc_port: free_port(),
             data_dir,
             args,
+            env,
             log: Arc::new(Mutex::new(VecDeque::new())),
             starts: 0,
         };
@@ -96,6 +124,7 @@ impl Broker {
             cmd.args(["--rpc-listen", &format!("127.0.0.1:{}", self.rpc_port)]);
         }
         cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -168,6 +197,26 @@ impl Broker {
             "restart: stop or kill the broker first"
         );
         self.spawn();
+    }
+
+    /// Waits up to `timeout` for the broker to exit by itself; `None` (after a SIGKILL) if it
+    /// did not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take().expect("wait_exit: broker is not running");
+        let status = wait_timeout(&mut child, timeout);
+        if status.is_none() {
+            signal(child.id(), libc::SIGKILL);
+            let _ = child.wait();
+        }
+        status
+    }
+
+    /// Replaces the environment variables set for the next start.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     /// Starts the binary again on the same port and data dir, with other args.
