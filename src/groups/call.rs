@@ -75,7 +75,8 @@ impl GroupCall {
     }
 
     /// The answer `code` (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) for a single-group
-    /// call, without asking a coordinator; `None` for the multi-group calls.
+    /// call (and OffsetFetch, every group of it), without asking a coordinator; `None` for
+    /// the other multi-group calls.
     pub fn refuse(&self, code: crate::protocol::ErrorCode) -> Option<GroupAnswer> {
         Some(match self {
             GroupCall::Join { req, .. } => {
@@ -114,8 +115,43 @@ impl GroupCall {
                 throttle_time_ms: 0,
                 topics: Vec::new(),
             }),
+            GroupCall::Fetch { version, req } => {
+                let groups = req.groups(*version);
+                let refused = groups.iter().map(|g| refused_fetch(g, *version, code));
+                GroupAnswer::Fetch(OffsetFetchResponse::for_groups(*version, refused.collect()))
+            }
             _ => return None,
         })
+    }
+}
+
+/// OffsetFetch's answer for a group this node does not coordinate, as Kafka gives it: the
+/// group's error `code` and no topics; v1 has no group-level error, so there every partition
+/// asked for carries it (offset -1, no metadata).
+pub fn refused_fetch(
+    asked: &OffsetFetchGroup,
+    version: i16,
+    code: ErrorCode,
+) -> OffsetFetchGroupResponse {
+    let topics = asked.topics.iter().flatten().filter(|_| version < 2);
+    let topics = topics.map(|t| OffsetFetchTopicResponse {
+        name: t.name.clone(),
+        partitions: t
+            .partition_indexes
+            .iter()
+            .map(|&partition_index| OffsetFetchPartitionResponse {
+                partition_index,
+                committed_offset: -1,
+                committed_leader_epoch: -1,
+                metadata: Some(String::new()),
+                error_code: code.0,
+            })
+            .collect(),
+    });
+    OffsetFetchGroupResponse {
+        group_id: asked.group_id.clone(),
+        topics: topics.collect(),
+        error_code: code.0,
     }
 }
 

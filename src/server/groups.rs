@@ -1,12 +1,13 @@
 //! Consumer-group APIs. Every group lives on the shard that owns its group-log partition
 //! ([`group_owner`]); single-group requests go there whole, multi-group requests
 //! (DescribeGroups, DeleteGroups, batched OffsetFetch) are split by owner and merged in
-//! request order, ListGroups asks every shard.
+//! request order, ListGroups asks every shard. A group another node coordinates is answered
+//! NOT_COORDINATOR (per group in the multi-group requests), never served here.
 
 use super::validate::bounded_client_id;
 use super::{RequestError, ServerCtx};
 use crate::base::join_all;
-use crate::groups::call::{GroupAnswer, GroupCall};
+use crate::groups::call::{refused_fetch, GroupAnswer, GroupCall};
 use crate::groups::ClientInfo;
 use crate::model::ShardId;
 use crate::protocol::header::RequestHeader;
@@ -291,17 +292,42 @@ fn group_coordinator(ctx: &ServerCtx, key: &str) -> find_coordinator::Coordinato
     }
 }
 
-/// Items of a multi-group request, each sent to the shard that coordinates its group.
+/// Items of a multi-group request, each sent to the shard that coordinates its group; a
+/// group another node coordinates is skipped, with the code it is answered (NOT_COORDINATOR,
+/// or COORDINATOR_NOT_AVAILABLE while its coordinator is down), in request order.
 fn by_group_owner<'a, P: 'a>(
     ctx: &ServerCtx,
     items: impl IntoIterator<Item = (&'a str, P)>,
-) -> Scatter<P> {
+) -> (Scatter<P>, Vec<Result<(), ErrorCode>>) {
     let shards = ctx.router.shard_count();
     let mut scatter = Scatter::new();
+    let mut here = Vec::new();
     for (group_id, item) in items {
-        scatter.send(group_owner(group_id, shards), item);
+        let coordinated = ctx.coordinator(group_id);
+        match coordinated {
+            Ok(()) => scatter.send(group_owner(group_id, shards), item),
+            Err(_) => scatter.skip(),
+        }
+        here.push(coordinated);
     }
-    scatter
+    (scatter, here)
+}
+
+/// The per-group answers in request order: a group [`by_group_owner`] skipped gets
+/// `refuse(position, code)`.
+fn with_refused<R>(
+    slots: Vec<Option<R>>,
+    here: Vec<Result<(), ErrorCode>>,
+    refuse: impl Fn(usize, ErrorCode) -> R,
+) -> Vec<R> {
+    slots
+        .into_iter()
+        .zip(here)
+        .enumerate()
+        .map(|(i, (slot, here))| {
+            slot.unwrap_or_else(|| refuse(i, here.err().unwrap_or(ErrorCode::NOT_COORDINATOR)))
+        })
+        .collect()
 }
 
 async fn offset_fetch(
@@ -317,9 +343,10 @@ async fn offset_fetch(
     }
     let require_stable = req.require_stable;
     let groups = req.groups.iter().map(|g| (g.group_id.as_str(), g.clone()));
+    let (scatter, here) = by_group_owner(ctx, groups);
     let answers = ctx
         .scatter_gather(
-            by_group_owner(ctx, groups),
+            scatter,
             |groups| {
                 let req = OffsetFetchRequest {
                     group_id: String::new(),
@@ -335,7 +362,9 @@ async fn offset_fetch(
             },
         )
         .await?;
-    let groups = answers.into_iter().flatten().collect();
+    let groups = with_refused(answers, here, |i, code| {
+        refused_fetch(&req.groups[i], version, code)
+    });
     Ok(OffsetFetchResponse::for_groups(version, groups))
 }
 
@@ -370,9 +399,10 @@ async fn describe_groups(
     use describe_groups::*;
     let include_authorized_operations = req.include_authorized_operations;
     let groups = req.groups.iter().map(|g| (g.as_str(), g.clone()));
+    let (scatter, here) = by_group_owner(ctx, groups);
     let answers = ctx
         .scatter_gather(
-            by_group_owner(ctx, groups),
+            scatter,
             |groups| {
                 let req = DescribeGroupsRequest {
                     groups,
@@ -386,9 +416,14 @@ async fn describe_groups(
             },
         )
         .await?;
+    let groups = with_refused(answers, here, |i, code| DescribedGroup {
+        error_code: code.0,
+        group_id: req.groups[i].clone(),
+        ..DescribedGroup::default()
+    });
     Ok(DescribeGroupsResponse {
         throttle_time_ms: 0,
-        groups: answers.into_iter().flatten().collect(),
+        groups,
     })
 }
 
@@ -398,9 +433,10 @@ async fn delete_groups(
 ) -> Result<delete_groups::DeleteGroupsResponse, RequestError> {
     use delete_groups::*;
     let groups = req.groups_names.iter().map(|g| (g.as_str(), g.clone()));
+    let (scatter, here) = by_group_owner(ctx, groups);
     let answers = ctx
         .scatter_gather(
-            by_group_owner(ctx, groups),
+            scatter,
             |groups_names| {
                 ShardCall::Group(GroupCall::Delete {
                     req: DeleteGroupsRequest { groups_names },
@@ -412,8 +448,12 @@ async fn delete_groups(
             },
         )
         .await?;
+    let results = with_refused(answers, here, |i, code| DeletableGroupResult {
+        group_id: req.groups_names[i].clone(),
+        error_code: code.0,
+    });
     Ok(DeleteGroupsResponse {
         throttle_time_ms: 0,
-        results: answers.into_iter().flatten().collect(),
+        results,
     })
 }
