@@ -418,6 +418,7 @@ async fn shard_main(
         None => None,
     };
     if let Some(g) = &gossip {
+        shard.set_gossip(g.clone());
         let (g, barriers) = (g.clone(), barriers.clone());
         glommio::spawn_local(async move {
             wait_all(&barriers.ready, n).await;

@@ -128,6 +128,7 @@ impl ShardMetrics {
             recovery_quarantined: self.recovery_quarantined.get(),
             log_ends: Vec::new(),
             committed: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -158,6 +159,24 @@ pub struct Snapshot {
     pub log_ends: Vec<(String, i32, i64)>,
     /// (group, topic, partition, committed offset) of the groups this shard coordinates.
     pub committed: Vec<(String, String, i32, i64)>,
+    /// Node-wide cluster state: only in the snapshot of shard 0, which runs gossip and the
+    /// controller.
+    pub cluster: Option<ClusterGauges>,
+}
+
+/// This node's view of the cluster, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClusterGauges {
+    /// Nodes known (the controller's registry and gossip) that are alive, suspect, dead.
+    pub nodes: [u64; 3],
+    /// The controller leader's node id; -1: none known.
+    pub controller_leader: i64,
+    pub controller_term: u64,
+    pub controller_commit_index: u64,
+    /// Gossip (UDP) packets sent, received, and received but dropped as malformed.
+    pub gossip_sent: u64,
+    pub gossip_received: u64,
+    pub gossip_bad: u64,
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -211,6 +230,7 @@ pub fn render(snaps: &[Snapshot]) -> String {
     request_counters(&mut out, snaps);
     latency_histograms(&mut out, snaps);
     shard_gauges(&mut out, snaps);
+    cluster_gauges(&mut out, snaps);
     group_lag(&mut out, snaps);
     out
 }
@@ -360,6 +380,60 @@ fn shard_gauges(out: &mut String, snaps: &[Snapshot]) {
     }
 }
 
+/// Node-wide gauges of gossip and the controller, from the snapshot that carries them.
+fn cluster_gauges(out: &mut String, snaps: &[Snapshot]) {
+    let Some(g) = snaps.iter().find_map(|s| s.cluster) else {
+        return;
+    };
+    let help = "Nodes this node knows (controller registry and gossip), by gossip state";
+    family(out, "ringmq_cluster_nodes", "gauge", help);
+    for (state, n) in ["alive", "suspect", "dead"].into_iter().zip(g.nodes) {
+        let _ = writeln!(out, "ringmq_cluster_nodes{{state=\"{state}\"}} {n}");
+    }
+    let single: [(&str, &str, &str, i64); 6] = [
+        (
+            "ringmq_controller_leader_id",
+            "gauge",
+            "Node id of the controller leader this node knows (-1: none)",
+            g.controller_leader,
+        ),
+        (
+            "ringmq_controller_term",
+            "gauge",
+            "Raft term of the controller group on this node",
+            g.controller_term as i64,
+        ),
+        (
+            "ringmq_controller_commit_index",
+            "gauge",
+            "Raft commit index of the controller log on this node",
+            g.controller_commit_index as i64,
+        ),
+        (
+            "ringmq_gossip_packets_sent_total",
+            "counter",
+            "Gossip (UDP) packets sent",
+            g.gossip_sent as i64,
+        ),
+        (
+            "ringmq_gossip_packets_received_total",
+            "counter",
+            "Gossip (UDP) packets received",
+            g.gossip_received as i64,
+        ),
+        (
+            "ringmq_gossip_bad_packets_total",
+            "counter",
+            "Gossip packets received and dropped as malformed",
+            g.gossip_bad as i64,
+        ),
+    ];
+    for (name, kind, help, value) in single {
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
 /// `ringmq_consumer_group_lag`: high watermark minus committed offset, per group partition
 /// (the two come from different shards: the partition's owner and the group's coordinator).
 fn group_lag(out: &mut String, snaps: &[Snapshot]) {
@@ -410,6 +484,36 @@ mod tests {
         );
         assert!(text.contains("ringmq_produce_latency_seconds_bucket{shard=\"0\",le=\"0.0001\"} 0"));
         assert!(text.contains("ringmq_produce_latency_seconds_count{shard=\"0\"} 1"));
+    }
+
+    #[test]
+    fn cluster_gauges_come_from_the_snapshot_that_has_them() {
+        let mut s0 = ShardMetrics::default().snapshot(0);
+        s0.cluster = Some(ClusterGauges {
+            nodes: [2, 1, 4],
+            controller_leader: 3,
+            controller_term: 7,
+            controller_commit_index: 17,
+            gossip_sent: 5,
+            gossip_received: 6,
+            gossip_bad: 1,
+        });
+        let text = render(&[ShardMetrics::default().snapshot(1), s0]);
+        for line in [
+            "ringmq_cluster_nodes{state=\"alive\"} 2\n",
+            "ringmq_cluster_nodes{state=\"suspect\"} 1\n",
+            "ringmq_cluster_nodes{state=\"dead\"} 4\n",
+            "ringmq_controller_leader_id 3\n",
+            "ringmq_controller_term 7\n",
+            "ringmq_controller_commit_index 17\n",
+            "ringmq_gossip_packets_sent_total 5\n",
+            "ringmq_gossip_packets_received_total 6\n",
+            "ringmq_gossip_bad_packets_total 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        let without = render(&[ShardMetrics::default().snapshot(0)]);
+        assert!(!without.contains("ringmq_cluster_nodes"));
     }
 
     #[test]

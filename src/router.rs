@@ -209,6 +209,9 @@ pub enum ShardCall {
     Group(GroupCall),
     /// A copy of the shard's metrics.
     Metrics,
+    /// Shard 0: the controller group as this node knows it (`None` elsewhere, or before
+    /// the controller opened).
+    ControllerStatus,
 }
 
 #[derive(Debug)]
@@ -222,6 +225,7 @@ pub enum ShardReply {
     Applied,
     Group(GroupAnswer),
     Metrics(Box<crate::metrics::Snapshot>),
+    ControllerStatus(Option<crate::cluster::status::ControllerStatus>),
 }
 
 /// What travels over the mesh.

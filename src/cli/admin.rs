@@ -11,6 +11,11 @@ use crate::client::conn::Connection;
 use crate::protocol::create_partitions::{CreatePartitionsRequest, CreatePartitionsTopic};
 use crate::protocol::create_topics::{CreatableTopic, CreatableTopicConfig, CreateTopicsRequest};
 use crate::protocol::delete_topics::{DeleteTopicState, DeleteTopicsRequest};
+use crate::protocol::describe_cluster::{
+    DescribeClusterBroker, DescribeClusterRequest, CONTROLLER_ROLE_LEADER,
+    CONTROLLER_ROLE_OBSERVER, CONTROLLER_ROLE_VOTER, ENDPOINT_TYPE_BROKERS, NODE_STATE_ALIVE,
+    NODE_STATE_DEAD, NODE_STATE_SUSPECT,
+};
 use crate::protocol::describe_configs::{DescribeConfigsRequest, DescribeConfigsResource};
 use crate::protocol::incremental_alter_configs::{
     config_operation, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResource,
@@ -576,54 +581,174 @@ async fn add_partitions(a: TopicAddPartitionsArgs) -> Result<(), CliError> {
 }
 
 /// `ringmq cluster info`.
+/// One node in `cluster info`.
+struct NodeRow {
+    id: i32,
+    host: String,
+    port: i32,
+    /// Empty when the broker does not say (not ringmq).
+    rpc: String,
+    rack: Option<String>,
+    state: &'static str,
+    role: &'static str,
+    partitions: usize,
+    leaders: usize,
+}
+
+/// A DescribeCluster broker as a row. ringmq adds the gossip state, RPC address and
+/// controller role as tagged fields; from another broker only `is_fenced` (v2) is known.
+fn node_row(b: &DescribeClusterBroker, controller_id: i32) -> NodeRow {
+    let state = match b.ringmq_state {
+        NODE_STATE_ALIVE => "alive",
+        NODE_STATE_SUSPECT => "suspect",
+        NODE_STATE_DEAD => "dead",
+        _ if b.is_fenced => "fenced",
+        _ => "live",
+    };
+    let role = match b.ringmq_controller_role {
+        CONTROLLER_ROLE_LEADER => "leader",
+        CONTROLLER_ROLE_VOTER => "voter",
+        CONTROLLER_ROLE_OBSERVER => "observer",
+        _ if b.broker_id == controller_id => "leader",
+        _ => "-",
+    };
+    NodeRow {
+        id: b.broker_id,
+        host: b.host.clone(),
+        port: b.port,
+        rpc: b.ringmq_rpc.clone(),
+        rack: b.rack.clone(),
+        state,
+        role,
+        partitions: 0,
+        leaders: 0,
+    }
+}
+
+/// Every node, the dead and suspect ones too: DescribeCluster v2 with fenced brokers (a
+/// broker without it: Metadata's live brokers), with each node's partitions (replicas on it)
+/// and leaders counted from Metadata.
+async fn cluster_nodes(conn: &mut Connection, md: &MetadataResponse) -> Vec<NodeRow> {
+    let req = DescribeClusterRequest {
+        include_cluster_authorized_operations: false,
+        endpoint_type: ENDPOINT_TYPE_BROKERS,
+        include_fenced_brokers: true,
+    };
+    let mut rows: Vec<NodeRow> = match conn.call(&req).await {
+        Ok(resp) if resp.error_code == ErrorCode::NONE => resp
+            .brokers
+            .iter()
+            .map(|b| node_row(b, md.controller_id))
+            .collect(),
+        _ => md
+            .brokers
+            .iter()
+            .map(|b| {
+                let b = DescribeClusterBroker {
+                    broker_id: b.node_id,
+                    host: b.host.clone(),
+                    port: b.port,
+                    rack: b.rack.clone(),
+                    ..Default::default()
+                };
+                node_row(&b, md.controller_id)
+            })
+            .collect(),
+    };
+    rows.sort_by_key(|r| r.id);
+    let partitions = md.topics.iter().filter(|t| t.error_code == 0);
+    for p in partitions.flat_map(|t| &t.partitions) {
+        for r in rows.iter_mut() {
+            r.partitions += usize::from(p.replica_nodes.contains(&r.id));
+            r.leaders += usize::from(p.leader_id == r.id);
+        }
+    }
+    rows
+}
+
+fn node_json(r: &NodeRow) -> Json {
+    Json::obj([
+        ("node_id", Json::Int(r.id.into())),
+        ("host", Json::str(&r.host)),
+        ("port", Json::Int(r.port.into())),
+        (
+            "rpc",
+            Json::opt_str(Some(r.rpc.as_str()).filter(|s| !s.is_empty())),
+        ),
+        ("rack", Json::opt_str(r.rack.as_deref())),
+        ("state", Json::str(r.state)),
+        ("controller_role", Json::str(r.role)),
+        ("partitions", Json::Int(r.partitions as i64)),
+        ("leaders", Json::Int(r.leaders as i64)),
+    ])
+}
+
+fn nodes_table(rows: &[NodeRow]) -> String {
+    let mut t = Table::new(&[
+        "NODE",
+        "HOST",
+        "PORT",
+        "RPC",
+        "RACK",
+        "STATE",
+        "CONTROLLER",
+        "PARTITIONS",
+        "LEADERS",
+    ]);
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    for r in rows {
+        t.row(vec![
+            r.id.to_string(),
+            r.host.clone(),
+            r.port.to_string(),
+            dash(&r.rpc),
+            dash(r.rack.as_deref().unwrap_or("")),
+            r.state.into(),
+            r.role.into(),
+            r.partitions.to_string(),
+            r.leaders.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+fn api_versions_json(apis: &[(i16, i16, i16)]) -> Json {
+    Json::Arr(
+        apis.iter()
+            .map(|&(key, min, max)| {
+                Json::obj([
+                    ("api_key", Json::Int(key.into())),
+                    ("min_version", Json::Int(min.into())),
+                    ("max_version", Json::Int(max.into())),
+                ])
+            })
+            .collect(),
+    )
+}
+
+/// `ringmq cluster info`: cluster id, controller, every node (state, controller role,
+/// partitions and leaders), topics and the API versions served.
 pub async fn cluster_info(a: ConnArgs) -> Result<(), CliError> {
     let mut conn = connect(&a.bootstrap).await?;
     let resp = metadata(&mut conn, None).await?;
-    let mut brokers: Vec<_> = resp.brokers.iter().collect();
-    brokers.sort_by_key(|b| b.node_id);
-    let topics = resp.topics.iter().filter(|t| t.error_code == 0).count();
-    let partitions: usize = resp
-        .topics
-        .iter()
-        .filter(|t| t.error_code == 0)
-        .map(|t| t.partitions.len())
-        .sum();
+    let nodes = cluster_nodes(&mut conn, &resp).await;
+    let ok_topics = || resp.topics.iter().filter(|t| t.error_code == 0);
+    let topics = ok_topics().count();
+    let partitions: usize = ok_topics().map(|t| t.partitions.len()).sum();
     let apis = conn.versions.rows().to_vec();
     let value = Json::obj([
         ("cluster_id", Json::opt_str(resp.cluster_id.as_deref())),
         ("controller_id", Json::Int(resp.controller_id.into())),
-        (
-            "brokers",
-            Json::Arr(
-                brokers
-                    .iter()
-                    .map(|b| {
-                        Json::obj([
-                            ("node_id", Json::Int(b.node_id.into())),
-                            ("host", Json::str(&b.host)),
-                            ("port", Json::Int(b.port.into())),
-                            ("rack", Json::opt_str(b.rack.as_deref())),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
+        ("nodes", Json::Arr(nodes.iter().map(node_json).collect())),
         ("topics", Json::Int(topics as i64)),
         ("partitions", Json::Int(partitions as i64)),
-        (
-            "api_versions",
-            Json::Arr(
-                apis.iter()
-                    .map(|&(key, min, max)| {
-                        Json::obj([
-                            ("api_key", Json::Int(key.into())),
-                            ("min_version", Json::Int(min.into())),
-                            ("max_version", Json::Int(max.into())),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
+        ("api_versions", api_versions_json(&apis)),
     ]);
     emit(a.json, &value, || {
         let mut out = format!(
@@ -633,16 +758,7 @@ pub async fn cluster_info(a: ConnArgs) -> Result<(), CliError> {
             apis.len(),
             a.bootstrap
         );
-        let mut t = Table::new(&["NODE", "HOST", "PORT", "RACK"]);
-        for b in &brokers {
-            t.row(vec![
-                b.node_id.to_string(),
-                b.host.clone(),
-                b.port.to_string(),
-                b.rack.clone().unwrap_or_else(|| "-".into()),
-            ]);
-        }
-        out.push_str(&t.render());
+        out.push_str(&nodes_table(&nodes));
         out
     });
     Ok(())

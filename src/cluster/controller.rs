@@ -338,6 +338,25 @@ impl<F: ControllerFiles> Controller<F> {
     pub fn term(&self) -> u64 {
         self.node.raft.term
     }
+    /// The group as this node knows it: leader, term, commit index, voters and learners.
+    pub fn status(&self) -> super::status::ControllerStatus {
+        let conf = self.node.raft.prs().conf();
+        let mut voters: Vec<i32> = conf.voters().ids().iter().filter_map(node_of).collect();
+        let mut learners: Vec<i32> = conf
+            .learners()
+            .iter()
+            .filter_map(|&id| node_of(id))
+            .collect();
+        voters.sort_unstable();
+        learners.sort_unstable();
+        super::status::ControllerStatus {
+            leader: self.leader(),
+            term: self.term(),
+            commit_index: self.commit_index(),
+            voters,
+            learners,
+        }
+    }
     pub fn commit_index(&self) -> u64 {
         self.node.raft.raft_log.committed
     }

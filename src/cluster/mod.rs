@@ -24,6 +24,7 @@ pub mod raft_store;
 pub mod routing;
 #[cfg(test)]
 mod sim;
+pub mod status;
 
 pub use command::{apply, Applied, Command, PRODUCER_ID_BLOCK};
 pub use image::{decode_file, encode_file};

@@ -1,12 +1,18 @@
-//! DescribeCluster (key 60), versions 0–1, flexible at every version. Schema: Kafka 4.1
-//! `DescribeClusterRequest.json` / `DescribeClusterResponse.json`.
+//! DescribeCluster (key 60), versions 0–2, flexible at every version. Schema: Kafka 4.1
+//! `DescribeClusterRequest.json` / `DescribeClusterResponse.json`, plus three ringmq tagged
+//! fields per broker.
 //!
 //! Version quirks:
 //! * Flexible from v0: compact strings and arrays, and a tagged-field section on every
 //!   struct, always.
 //! * v1 adds `endpoint_type` (default 1 = brokers, 2 = controllers) to both request and
 //!   response, and makes MISMATCHED_ENDPOINT_TYPE / UNSUPPORTED_ENDPOINT_TYPE valid errors.
-//! * Kafka 4.1 also has v2 (fenced brokers); we do not advertise it.
+//! * v2 (KIP-1073) adds `include_fenced_brokers` to the request and `is_fenced` per broker:
+//!   with it, registered brokers that are down are listed too.
+//! * ringmq's own tagged fields per broker (tags 10000..=10002, far from Kafka's, so any
+//!   other client skips them as KIP-482 says): the node's gossip state, its RPC address and
+//!   its role in the controller group. `ringmq cluster info` reads them; Kafka's
+//!   DescribeCluster has no place for suspicion or the controller's voters and learners.
 //!
 //! `cluster_authorized_operations` defaults to `i32::MIN` ("not requested"). Fields a
 //! version does not carry decode to their defaults and are not encoded.
@@ -14,7 +20,7 @@
 use super::codec::{kafka_api, kafka_struct};
 use super::ErrorCode;
 
-kafka_api!(key 60, versions 0..=1, flexible 0,
+kafka_api!(key 60, versions 0..=2, flexible 0,
     DescribeClusterRequest, DescribeClusterResponse,
     oracle DescribeClusterRequest, DescribeClusterResponse from 0);
 
@@ -25,12 +31,24 @@ pub const ENDPOINT_TYPE_CONTROLLERS: i8 = 2;
 /// `cluster_authorized_operations` when they were not requested.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// `ringmq_state` values: the node's gossip state as the answering node sees it.
+pub const NODE_STATE_UNKNOWN: i8 = -1;
+pub const NODE_STATE_ALIVE: i8 = 0;
+pub const NODE_STATE_SUSPECT: i8 = 1;
+pub const NODE_STATE_DEAD: i8 = 2;
+/// `ringmq_controller_role` values: the node's part in the controller group.
+pub const CONTROLLER_ROLE_NONE: i8 = -1;
+pub const CONTROLLER_ROLE_LEADER: i8 = 0;
+pub const CONTROLLER_ROLE_VOTER: i8 = 1;
+pub const CONTROLLER_ROLE_OBSERVER: i8 = 2;
+
 kafka_struct! {
     /// DescribeCluster request body.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct DescribeClusterRequest {
         pub include_cluster_authorized_operations: bool [0..],
         pub endpoint_type: i8 [1.., default ENDPOINT_TYPE_BROKERS],
+        pub include_fenced_brokers: bool [2..],
     }
 }
 
@@ -59,6 +77,13 @@ kafka_struct! {
         pub host: String [0..],
         pub port: i32 [0..],
         pub rack: Option<String> [0..],
+        pub is_fenced: bool [2..],
+        /// ringmq: [`NODE_STATE_ALIVE`], [`NODE_STATE_SUSPECT`] or [`NODE_STATE_DEAD`].
+        pub ringmq_state: i8 [0.., default NODE_STATE_UNKNOWN, tag 10000],
+        /// ringmq: `HOST:PORT` of the node's RPC transport ("": not told).
+        pub ringmq_rpc: String [0.., tag 10001],
+        /// ringmq: [`CONTROLLER_ROLE_LEADER`], `_VOTER` or `_OBSERVER`.
+        pub ringmq_controller_role: i8 [0.., default CONTROLLER_ROLE_NONE, tag 10002],
     }
 }
 
@@ -76,6 +101,7 @@ mod tests {
             } else {
                 ENDPOINT_TYPE_BROKERS
             },
+            include_fenced_brokers: version >= 2,
         }
     }
 
@@ -97,12 +123,17 @@ mod tests {
                     host: "10.0.0.1".into(),
                     port: 9092,
                     rack: Some("rack-a".into()),
+                    is_fenced: version >= 2,
+                    ringmq_state: NODE_STATE_DEAD,
+                    ringmq_rpc: "10.0.0.1:33145".into(),
+                    ringmq_controller_role: CONTROLLER_ROLE_OBSERVER,
                 },
                 DescribeClusterBroker {
                     broker_id: 2,
                     host: String::new(),
                     port: 9093,
                     rack: None,
+                    ..Default::default()
                 },
             ],
             cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
@@ -148,6 +179,7 @@ mod tests {
         let req = DescribeClusterRequest {
             include_cluster_authorized_operations: false,
             endpoint_type: ENDPOINT_TYPE_BROKERS,
+            include_fenced_brokers: false,
         };
         assert_eq!(&encode_request(&req, 0)[..], &[0, 0]);
         assert_eq!(&encode_request(&req, 1)[..], &[0, 1, 0]);
@@ -167,6 +199,7 @@ mod tests {
                 host: "h".into(),
                 port: 9092,
                 rack: None,
+                ..Default::default()
             }],
             cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
         };
@@ -190,6 +223,45 @@ mod tests {
         assert_eq!(&encode_response(&resp, 1)[..], expected);
         let mut r = Reader::new(Bytes::from_static(expected));
         assert_eq!(DescribeClusterResponse::decode(&mut r, 1).unwrap(), resp);
+    }
+
+    #[test]
+    fn ringmq_fields_are_tagged_fields() {
+        let resp = DescribeClusterResponse {
+            cluster_id: "c".into(),
+            brokers: vec![DescribeClusterBroker {
+                broker_id: 1,
+                host: "h".into(),
+                port: 9092,
+                rack: None,
+                is_fenced: true,
+                ringmq_state: NODE_STATE_ALIVE,
+                ringmq_rpc: "r".into(),
+                ringmq_controller_role: CONTROLLER_ROLE_LEADER,
+            }],
+            ..Default::default()
+        };
+        #[rustfmt::skip]
+        let broker: &[u8] = &[
+            2,                      // brokers: compact 1
+            0, 0, 0, 1, 2, b'h',    // broker_id, host
+            0, 0, 0x23, 0x84, 0, 1, // port, rack: null, is_fenced
+            3,                      // 3 tagged fields
+            0x90, 0x4e, 1, 0,       // tag 10000, 1 byte: alive
+            0x91, 0x4e, 2, 2, b'r', // tag 10001, 2 bytes: "r"
+            0x92, 0x4e, 1, 0,       // tag 10002, 1 byte: leader
+        ];
+        let bytes = encode_response(&resp, 2);
+        assert!(
+            bytes.windows(broker.len()).any(|w| w == broker),
+            "{bytes:?}"
+        );
+        let mut r = Reader::new(bytes);
+        assert_eq!(DescribeClusterResponse::decode(&mut r, 2).unwrap(), resp);
+        // Defaults are not sent: a broker without them has an empty tag section.
+        let plain = DescribeClusterBroker::default();
+        assert_eq!(plain.ringmq_state, NODE_STATE_UNKNOWN);
+        assert_eq!(plain.ringmq_controller_role, CONTROLLER_ROLE_NONE);
     }
 
     #[test]
@@ -292,7 +364,7 @@ mod tests {
     #[test]
     fn unsupported_version_is_an_error() {
         let bytes = encode_request(&sample_request(0), 0);
-        for version in [-1, 2] {
+        for version in [-1, 3] {
             let err = DescribeClusterRequest::decode(&mut Reader::new(bytes.clone()), version);
             assert!(matches!(
                 err,

@@ -6,7 +6,7 @@ use super::errors::{admin_error_code, partition_error_code};
 use super::validate::{topic_action, Refusal, TopicAction};
 use super::{RequestError, ServerCtx};
 use crate::config::{validate_topic_config, TOPIC_CONFIG_KEYS};
-use crate::model::TopicPartition;
+use crate::model::{ShardId, TopicPartition};
 use crate::protocol::*;
 use crate::router::{AdminCall, AdminReply, Scatter, ShardCall, ShardReply};
 use std::collections::BTreeMap;
@@ -93,7 +93,7 @@ pub async fn handle(
         }
         describe_cluster::API_KEY => {
             let req = describe_cluster::DescribeClusterRequest::decode(r, version).map_err(de)?;
-            describe_cluster(ctx, &req).encode(w, version);
+            describe_cluster(ctx, &req).await.encode(w, version);
         }
         delete_records::API_KEY => {
             let req = delete_records::DeleteRecordsRequest::decode(r, version).map_err(de)?;
@@ -487,25 +487,58 @@ fn merged_configs(
     Ok(configs)
 }
 
-fn describe_cluster(
+/// Every node this node knows (the controller's registry and gossip): live ones always,
+/// dead ones too when the request asks for fenced brokers (v2), each with ringmq's tagged
+/// gossip state, RPC address and controller role (from shard 0, which runs the controller).
+async fn describe_cluster(
     ctx: &ServerCtx,
-    _req: &describe_cluster::DescribeClusterRequest,
+    req: &describe_cluster::DescribeClusterRequest,
 ) -> describe_cluster::DescribeClusterResponse {
+    use crate::cluster::status::{self, ControllerRole};
+    use crate::cluster::NodeState;
     use describe_cluster::*;
+    let controller = match ctx
+        .router
+        .call(ShardId(0), ShardCall::ControllerStatus)
+        .await
+    {
+        Ok(ShardReply::ControllerStatus(s)) => s,
+        _ => None,
+    };
+    let role = |id: i32| match controller.as_ref().and_then(|c| c.role(id)) {
+        Some(ControllerRole::Leader) => CONTROLLER_ROLE_LEADER,
+        Some(ControllerRole::Voter) => CONTROLLER_ROLE_VOTER,
+        Some(ControllerRole::Observer) => CONTROLLER_ROLE_OBSERVER,
+        None => CONTROLLER_ROLE_NONE,
+    };
+    let nodes = status::nodes(&ctx.image(), &ctx.metadata.membership());
+    let brokers = nodes
+        .into_iter()
+        .filter(|n| req.include_fenced_brokers || n.state != NodeState::Dead)
+        .map(|n| DescribeClusterBroker {
+            broker_id: n.id,
+            is_fenced: n.state == NodeState::Dead,
+            ringmq_state: match n.state {
+                NodeState::Alive => NODE_STATE_ALIVE,
+                NodeState::Suspect => NODE_STATE_SUSPECT,
+                NodeState::Dead => NODE_STATE_DEAD,
+            },
+            ringmq_controller_role: role(n.id),
+            ringmq_rpc: n.rpc,
+            host: n.host,
+            port: n.port,
+            rack: n.rack,
+        })
+        .collect();
     DescribeClusterResponse {
         throttle_time_ms: 0,
         error_code: ErrorCode::NONE,
         error_message: None,
-        endpoint_type: 1,
+        endpoint_type: ENDPOINT_TYPE_BROKERS,
         cluster_id: ctx.config.cluster_id.clone(),
         controller_id: ctx.metadata.controller().unwrap_or(-1),
-        brokers: vec![DescribeClusterBroker {
-            broker_id: ctx.config.node_id,
-            host: ctx.config.advertise_host.clone(),
-            port: i32::from(ctx.config.advertise_port),
-            rack: None,
-        }],
-        cluster_authorized_operations: i32::MIN,
+        brokers,
+        cluster_authorized_operations: AUTHORIZED_OPERATIONS_OMITTED,
     }
 }
 

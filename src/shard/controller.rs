@@ -226,6 +226,11 @@ impl ControllerDriver {
         self.publish.notify();
     }
 
+    /// The controller group as this node knows it (`None` until the controller opened).
+    pub fn status(&self) -> Option<crate::cluster::status::ControllerStatus> {
+        self.ctl.borrow().as_ref().map(Controller::status)
+    }
+
     /// The controller leader this node knows.
     pub fn leader(&self) -> Option<i32> {
         self.ctl.borrow().as_ref().and_then(|c| c.leader())

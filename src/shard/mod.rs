@@ -73,6 +73,8 @@ pub struct Shard {
     applying: glommio::sync::Semaphore,
     /// This node's controller (shard 0 only, set at start).
     controller: RefCell<Option<Rc<controller::ControllerDriver>>>,
+    /// Shard 0: this node's gossip, for the cluster gauges of `/metrics`.
+    gossip: RefCell<Option<Rc<crate::membership::driver::GossipDriver>>>,
     logs: RefCell<HashMap<TopicPartition, DiskLog>>,
     cache: BatchCache,
     pub data_notify: DataNotify,
@@ -180,6 +182,7 @@ impl Shard {
             metadata,
             applying: glommio::sync::Semaphore::new(1),
             controller: RefCell::new(None),
+            gossip: RefCell::new(None),
             logs: RefCell::new(HashMap::new()),
             cache: BatchCache::new(BATCH_CACHE_BYTES_PER_SHARD),
             data_notify: DataNotify::default(),
@@ -200,6 +203,10 @@ impl Shard {
     /// Shard 0: this node's controller, through which admin calls commit.
     pub fn set_controller(&self, driver: Rc<controller::ControllerDriver>) {
         *self.controller.borrow_mut() = Some(driver);
+    }
+    /// Shard 0: this node's gossip.
+    pub fn set_gossip(&self, driver: Rc<crate::membership::driver::GossipDriver>) {
+        *self.gossip.borrow_mut() = Some(driver);
     }
     pub fn router(&self) -> &Rc<Router> {
         &self.router
@@ -356,7 +363,27 @@ impl Shard {
         if let Some(g) = groups {
             snap.committed = g.committed_offsets();
         }
+        snap.cluster = self.cluster_gauges();
         snap
+    }
+
+    /// Shard 0: the node-wide gauges of gossip and the controller (`None` elsewhere).
+    fn cluster_gauges(&self) -> Option<crate::metrics::ClusterGauges> {
+        use crate::cluster::status;
+        let ctl = self.controller.borrow().clone()?;
+        let nodes = status::nodes(&self.metadata(), &self.membership());
+        let ctl = ctl.status().unwrap_or_default();
+        let gossip = self.gossip.borrow().clone();
+        let (sent, received, bad) = gossip.map_or((0, 0, 0), |g| g.packet_counts());
+        Some(crate::metrics::ClusterGauges {
+            nodes: status::count_states(&nodes),
+            controller_leader: ctl.leader.map_or(-1, i64::from),
+            controller_term: ctl.term,
+            controller_commit_index: ctl.commit_index,
+            gossip_sent: sent,
+            gossip_received: received,
+            gossip_bad: bad,
+        })
     }
 
     pub fn open_partition_count(&self) -> usize {
@@ -862,6 +889,10 @@ impl ShardHandler for Shard {
                 ShardCall::ControllerChanged(leader) => {
                     self.metadata.set_controller(leader);
                     ShardReply::Applied
+                }
+                ShardCall::ControllerStatus => {
+                    let ctl = self.controller.borrow().clone();
+                    ShardReply::ControllerStatus(ctl.and_then(|c| c.status()))
                 }
             }
         })

@@ -94,7 +94,8 @@ pub struct NetCluster {
     pub x: u8,
     pub bridge: String,
     pub nodes: Vec<NetNode>,
-    /// Extra `ringmq serve` flags for every node.
+    /// Extra `ringmq serve` flags for every node (`--metrics-listen` here replaces the
+    /// default `off`).
     pub extra: Vec<String>,
 }
 
@@ -177,14 +178,10 @@ impl NetCluster {
             "serve",
         ])
         .args(["--listen", &listen, "--rpc-listen", &rpc, "--node-id", &id])
-        .args([
-            "--data-dir",
-            &data,
-            "--shards",
-            "1",
-            "--metrics-listen",
-            "off",
-        ]);
+        .args(["--data-dir", &data, "--shards", "1"]);
+        if !extra.iter().any(|a| a == "--metrics-listen") {
+            cmd.args(["--metrics-listen", "off"]);
+        }
         if !seeds.is_empty() {
             cmd.args(["--seeds", &seeds]);
         }
