@@ -210,6 +210,14 @@ impl<T: Field> Field for Option<Vec<T>> {
 pub trait FieldAs<T> {
     fn read(r: &mut Reader, version: i16, flex: bool, name: &'static str) -> DecodeResult<T>;
     fn write(value: &T, w: &mut Writer, version: i16, flex: bool);
+    /// A sample this encoding keeps at `version` (by default the type's own).
+    #[cfg(test)]
+    fn sample(version: i16, flex: bool, seed: u8) -> T
+    where
+        T: Field,
+    {
+        T::sample(version, flex, seed)
+    }
 }
 
 /// A string that is nullable only from version `V`: before it, null is written as "" (Kafka
@@ -330,7 +338,8 @@ macro_rules! kafka_struct {
                 if ($vers).contains(&version)
                     && (flex || !$crate::protocol::codec::kafka_struct!(@is_tag $($tag)?))
                 {
-                    out.$f = <$t as $crate::protocol::codec::Field>::sample(version, flex, seed);
+                    out.$f = $crate::protocol::codec::kafka_struct!(
+                        @sample version, flex, seed, $t $(, as $wire)?);
                 })*
                 out
             }
@@ -341,6 +350,12 @@ macro_rules! kafka_struct {
     (@default $def:expr) => { $def };
     (@is_tag) => { false };
     (@is_tag $tag:literal) => { true };
+    (@sample $v:ident, $flex:ident, $seed:ident, $t:ty) => {
+        <$t as $crate::protocol::codec::Field>::sample($v, $flex, $seed)
+    };
+    (@sample $v:ident, $flex:ident, $seed:ident, $t:ty, as $wire:ty) => {
+        <$wire as $crate::protocol::codec::FieldAs<$t>>::sample($v, $flex, $seed)
+    };
 
     (@read $r:ident, $v:ident, $flex:ident, $dst:expr, $t:ty, $name:expr, $vers:expr) => {
         if ($vers).contains(&$v) {
