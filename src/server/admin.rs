@@ -5,6 +5,7 @@
 use super::errors::{admin_error_code, partition_error_code};
 use super::validate::{topic_action, Refusal, TopicAction};
 use super::{RequestError, ServerCtx};
+use crate::cluster::MetadataImage;
 use crate::config::{validate_topic_config, TOPIC_CONFIG_KEYS};
 use crate::model::{ShardId, TopicPartition};
 use crate::protocol::*;
@@ -319,67 +320,42 @@ fn describe_configs(
     ctx: &ServerCtx,
     req: describe_configs::DescribeConfigsRequest,
 ) -> describe_configs::DescribeConfigsResponse {
-    use describe_configs::*;
     let image = ctx.image();
-    let mut results = Vec::with_capacity(req.resources.len());
-    for res in req.resources {
-        let mut result = DescribeConfigsResult {
-            error_code: ErrorCode::NONE,
-            error_message: None,
-            resource_type: res.resource_type,
-            resource_name: res.resource_name.clone(),
-            configs: Vec::new(),
-        };
-        let entries: Vec<(String, String, i8)> = match res.resource_type {
-            RESOURCE_TOPIC => match image.topics.get(res.resource_name.as_str()) {
-                Some(t) => TOPIC_CONFIG_KEYS
-                    .iter()
-                    .map(|(k, _, _)| match t.configs.get(*k) {
-                        Some(v) => (k.to_string(), v.clone(), SOURCE_TOPIC),
-                        None => {
-                            let v = ctx.config.topic_defaults.get(k).to_string();
-                            let default = TOPIC_CONFIG_KEYS
-                                .iter()
-                                .any(|(k2, d, _)| k2 == k && *d == v);
-                            (
-                                k.to_string(),
-                                v,
-                                if default {
-                                    SOURCE_DEFAULT
-                                } else {
-                                    SOURCE_STATIC_BROKER
-                                },
-                            )
-                        }
-                    })
-                    .collect(),
-                None => {
-                    result.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
-                    result.error_message =
-                        Some(format!("topic '{}' does not exist", res.resource_name));
-                    Vec::new()
-                }
-            },
-            RESOURCE_BROKER => broker_configs(ctx)
-                .into_iter()
-                .map(|(k, v)| (k, v, SOURCE_STATIC_BROKER))
-                .collect(),
-            other => {
-                result.error_code = ErrorCode::INVALID_REQUEST;
-                result.error_message = Some(format!("resource type {other} is not supported"));
-                Vec::new()
-            }
-        };
-        let keys = res.configuration_keys.as_ref();
-        for (name, value, source) in entries {
-            if keys.is_some_and(|k| !k.contains(&name)) {
-                continue;
-            }
+    let docs = req.include_documentation;
+    describe_configs::DescribeConfigsResponse {
+        throttle_time_ms: 0,
+        results: req
+            .resources
+            .into_iter()
+            .map(|res| describe_resource(ctx, &image, res, docs))
+            .collect(),
+    }
+}
+
+/// A described config entry: name, value and source.
+type ConfigEntry = (String, String, i8);
+
+/// The configs of one resource, those in `configuration_keys` when it is not null.
+fn describe_resource(
+    ctx: &ServerCtx,
+    image: &MetadataImage,
+    res: describe_configs::DescribeConfigsResource,
+    include_documentation: bool,
+) -> describe_configs::DescribeConfigsResult {
+    let (entries, error) = match resource_entries(ctx, image, &res) {
+        Ok(entries) => (entries, None),
+        Err(error) => (Vec::new(), Some(error)),
+    };
+    let keys = res.configuration_keys.as_ref();
+    let configs = entries
+        .into_iter()
+        .filter(|(name, _, _)| keys.is_none_or(|k| k.contains(name)))
+        .map(|(name, value, source)| {
             let doc = TOPIC_CONFIG_KEYS
                 .iter()
                 .find(|(k, _, _)| *k == name)
                 .map(|(_, _, d)| d.to_string());
-            result.configs.push(DescribeConfigsResourceResult {
+            describe_configs::DescribeConfigsResourceResult {
                 name,
                 value: Some(value),
                 read_only: res.resource_type == RESOURCE_BROKER,
@@ -387,15 +363,66 @@ fn describe_configs(
                 is_sensitive: false,
                 synonyms: Vec::new(),
                 config_type: 2, // STRING
-                documentation: if req.include_documentation { doc } else { None },
-            });
-        }
-        results.push(result);
+                documentation: if include_documentation { doc } else { None },
+            }
+        })
+        .collect();
+    describe_configs::DescribeConfigsResult {
+        error_code: error.as_ref().map_or(ErrorCode::NONE, |e| e.0),
+        error_message: error.map(|e| e.1),
+        resource_type: res.resource_type,
+        resource_name: res.resource_name,
+        configs,
     }
-    DescribeConfigsResponse {
-        throttle_time_ms: 0,
-        results,
+}
+
+/// Every config entry of one resource, or the error (and its message) that answers it.
+fn resource_entries(
+    ctx: &ServerCtx,
+    image: &MetadataImage,
+    res: &describe_configs::DescribeConfigsResource,
+) -> Result<Vec<ConfigEntry>, (ErrorCode, String)> {
+    match res.resource_type {
+        RESOURCE_TOPIC => match image.topics.get(res.resource_name.as_str()) {
+            Some(t) => Ok(topic_entries(ctx, &t.configs)),
+            None => Err((
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic '{}' does not exist", res.resource_name),
+            )),
+        },
+        RESOURCE_BROKER => Ok(broker_configs(ctx)
+            .into_iter()
+            .map(|(k, v)| (k, v, SOURCE_STATIC_BROKER))
+            .collect()),
+        other => Err((
+            ErrorCode::INVALID_REQUEST,
+            format!("resource type {other} is not supported"),
+        )),
     }
+}
+
+/// A topic's configs: its overrides, else the broker's topic defaults (source DEFAULT when
+/// that is Kafka's own default too).
+fn topic_entries(ctx: &ServerCtx, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    use describe_configs::SOURCE_DEFAULT;
+    TOPIC_CONFIG_KEYS
+        .iter()
+        .map(|(k, _, _)| match overrides.get(*k) {
+            Some(v) => (k.to_string(), v.clone(), SOURCE_TOPIC),
+            None => {
+                let v = ctx.config.topic_defaults.get(k).to_string();
+                let default = TOPIC_CONFIG_KEYS
+                    .iter()
+                    .any(|(k2, d, _)| k2 == k && *d == v);
+                let source = if default {
+                    SOURCE_DEFAULT
+                } else {
+                    SOURCE_STATIC_BROKER
+                };
+                (k.to_string(), v, source)
+            }
+        })
+        .collect()
 }
 
 type ConfigChange = (String, Option<String>, i8);
