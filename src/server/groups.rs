@@ -73,7 +73,7 @@ pub async fn handle(
             find_coordinator_response(ctx, &req, version).encode(w, version);
         }
         join_group::API_KEY => {
-            let req = join_group::JoinGroupRequest::decode(r, version).map_err(de)?;
+            let req = join_group::JoinGroupRequest::decode_served(r, version).map_err(de)?;
             let client = ClientInfo {
                 client_id: bounded_client_id(header.client_id.as_deref().unwrap_or_default()),
                 client_host: format!("/{peer}"),
