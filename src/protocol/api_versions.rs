@@ -3,72 +3,47 @@
 //! The reply lists [`super::api::advertised`], so what we advertise is exactly what the API
 //! modules declare. Two compatibility rules live here:
 //! * the v3+ body has tagged fields (SupportedFeatures, FinalizedFeaturesEpoch, …); we never
-//!   emit them, because default-valued tags broke librdkafka before 2.2.0;
+//!   emit them (the table does not list them), because default-valued tags broke librdkafka
+//!   before 2.2.0;
 //! * KIP-511: a request at a version we do not serve gets UNSUPPORTED_VERSION encoded with the
 //!   v0 body ([`ApiVersionsResponse::unsupported_fallback`]), which every client can read.
 //!
 //! The response header is always v0 (see [`super::header::response_header_version`]).
 
 use super::api;
+use super::codec::{kafka_api, kafka_struct};
 use super::error_code::ErrorCode;
-use super::wire::{check_version, DecodeResult, Reader, Writer};
+use super::wire::{DecodeResult, Reader};
 
-/// Kafka API key of ApiVersions.
-pub const API_KEY: i16 = 18;
-/// Lowest version we advertise.
-pub const MIN_VERSION: i16 = 0;
-/// Highest version we advertise.
-pub const MAX_VERSION: i16 = 4;
-/// First flexible (KIP-482) version.
-pub const FLEXIBLE_FROM: i16 = 3;
+kafka_api!(key 18, versions 0..=4, flexible 3,
+    ApiVersionsRequest, ApiVersionsResponse,
+    oracle ApiVersionsRequest, ApiVersionsResponse from 0);
 
-fn flexible(version: i16) -> bool {
-    version >= FLEXIBLE_FROM
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ApiVersionsRequest {
-    /// v3+; empty before.
-    pub client_software_name: String,
-    /// v3+; empty before.
-    pub client_software_version: String,
-}
-
-impl ApiVersionsRequest {
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let mut req = ApiVersionsRequest::default();
-        if version >= 3 {
-            req.client_software_name = r.string(true, "client_software_name")?;
-            req.client_software_version = r.string(true, "client_software_version")?;
-        }
-        r.tags_if(flexible(version))?;
-        Ok(req)
-    }
-
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        if version >= 3 {
-            w.string(&self.client_software_name, true);
-            w.string(&self.client_software_version, true);
-        }
-        w.tags_if(flexible(version));
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ApiVersionsRequest {
+        pub client_software_name: String [3..],
+        pub client_software_version: String [3..],
     }
 }
 
-/// One (api_key, min, max) row of the reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiVersion {
-    pub api_key: i16,
-    pub min_version: i16,
-    pub max_version: i16,
+kafka_struct! {
+    /// One (api_key, min, max) row of the reply.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ApiVersion {
+        pub api_key: i16 [0..],
+        pub min_version: i16 [0..],
+        pub max_version: i16 [0..],
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiVersionsResponse {
-    pub error_code: i16,
-    pub api_keys: Vec<ApiVersion>,
-    /// v1+; 0 before.
-    pub throttle_time_ms: i32,
+kafka_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ApiVersionsResponse {
+        pub error_code: i16 [0..],
+        pub api_keys: Vec<ApiVersion> [0..],
+        pub throttle_time_ms: i32 [1..],
+    }
 }
 
 impl ApiVersionsResponse {
@@ -99,22 +74,6 @@ impl ApiVersionsResponse {
         }
     }
 
-    pub fn encode(&self, w: &mut Writer, version: i16) {
-        let flex = flexible(version);
-        w.i16(self.error_code);
-        w.array(&self.api_keys, flex, |w, k| {
-            w.i16(k.api_key);
-            w.i16(k.min_version);
-            w.i16(k.max_version);
-            w.tags_if(flex);
-        });
-        if version >= 1 {
-            w.i32(self.throttle_time_ms);
-        }
-        // No SupportedFeatures / FinalizedFeatures / ZkMigrationReady: all at their defaults.
-        w.tags_if(flex);
-    }
-
     /// Client side, KIP-511 aware: if the error code is UNSUPPORTED_VERSION the body is in the
     /// v0 schema whatever version was asked, so it is decoded as v0 (the caller then retries
     /// with the highest version both sides share). Returns the version actually decoded.
@@ -126,33 +85,6 @@ impl ApiVersionsResponse {
             version
         };
         Ok((Self::decode(r, version)?, version))
-    }
-
-    /// Client side, at exactly `version` (see [`Self::decode_with_fallback`]).
-    pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
-        check_version(API_KEY, version, MIN_VERSION, MAX_VERSION)?;
-        let flex = flexible(version);
-        let error_code = r.i16("error_code")?;
-        let api_keys = r.array(flex, 6, "api_keys", |r| {
-            let k = ApiVersion {
-                api_key: r.i16("api_key")?,
-                min_version: r.i16("min_version")?,
-                max_version: r.i16("max_version")?,
-            };
-            r.tags_if(flex)?;
-            Ok(k)
-        })?;
-        let throttle_time_ms = if version >= 1 {
-            r.i32("throttle_time_ms")?
-        } else {
-            0
-        };
-        r.tags_if(flex)?;
-        Ok(ApiVersionsResponse {
-            error_code,
-            api_keys,
-            throttle_time_ms,
-        })
     }
 }
 
@@ -198,48 +130,14 @@ mod tests {
         let fb = ApiVersionsResponse::unsupported_fallback();
         assert_eq!(fb.error_code, 35);
         let b = encode(&fb, 0, ApiVersionsResponse::encode);
-        let back = decode_all(b, 0, ApiVersionsResponse::decode).unwrap();
+        let (back, version) =
+            ApiVersionsResponse::decode_with_fallback(&mut Reader::new(b.clone()), 3).unwrap();
+        assert_eq!(version, 0);
+        assert_eq!(back, decode_all(b, 0, ApiVersionsResponse::decode).unwrap());
         assert!(back
             .api_keys
             .iter()
             .any(|k| k.api_key == API_KEY && k.max_version == MAX_VERSION));
-    }
-
-    #[test]
-    fn round_trips_every_version() {
-        let req = ApiVersionsRequest {
-            client_software_name: "librdkafka".into(),
-            client_software_version: "2.0.2".into(),
-        };
-        let resp = ApiVersionsResponse {
-            throttle_time_ms: 9,
-            ..ApiVersionsResponse::from_advertised()
-        };
-        for v in MIN_VERSION..=MAX_VERSION {
-            let (got, b) = round_trip(
-                &req,
-                v,
-                ApiVersionsRequest::encode,
-                ApiVersionsRequest::decode,
-            );
-            if v >= 3 {
-                assert_eq!(got, req);
-            } else {
-                assert_eq!(got, ApiVersionsRequest::default());
-            }
-            truncations_fail(&b, v, ApiVersionsRequest::decode);
-            oracle_agrees::<kafka_protocol::messages::ApiVersionsRequest>(&b, v);
-            let (got, b) = round_trip(
-                &resp,
-                v,
-                ApiVersionsResponse::encode,
-                ApiVersionsResponse::decode,
-            );
-            assert_eq!(got.api_keys, resp.api_keys);
-            assert_eq!(got.throttle_time_ms, if v >= 1 { 9 } else { 0 });
-            truncations_fail(&b, v, ApiVersionsResponse::decode);
-            oracle_agrees::<kafka_protocol::messages::ApiVersionsResponse>(&b, v);
-        }
     }
 
     #[test]
@@ -250,17 +148,6 @@ mod tests {
         assert_eq!(req.client_software_name, "a");
         assert!(ApiVersionsRequest::decode(&mut Reader::new(Bytes::new()), 5).is_err());
         assert!(ApiVersionsResponse::decode(&mut Reader::new(Bytes::new()), -1).is_err());
-    }
-
-    #[test]
-    fn random_bytes_never_panic_any_decoder() {
-        let seeds = [encode(
-            &ApiVersionsResponse::from_advertised(),
-            3,
-            ApiVersionsResponse::encode,
-        )];
-        random_bytes_never_panic(&seeds, 0..=4, ApiVersionsRequest::decode, 3000);
-        random_bytes_never_panic(&seeds, 0..=4, ApiVersionsResponse::decode, 3000);
     }
 
     /// What librdkafka sends first: ApiVersions v3 with header v2 and client software fields.
