@@ -92,24 +92,9 @@ impl GroupCall {
                 error_code: code.0,
                 members: Vec::new(),
             }),
-            GroupCall::Commit { req } => GroupAnswer::Commit(OffsetCommitResponse {
-                throttle_time_ms: 0,
-                topics: req
-                    .topics
-                    .iter()
-                    .map(|t| OffsetCommitTopicResponse {
-                        name: t.name.clone(),
-                        partitions: t
-                            .partitions
-                            .iter()
-                            .map(|p| OffsetCommitPartitionResponse {
-                                partition_index: p.partition_index,
-                                error_code: code.0,
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            }),
+            GroupCall::Commit { req } => {
+                GroupAnswer::Commit(super::offsets::commit_response(req, |_, _| code))
+            }
             GroupCall::DeleteOffsets { .. } => GroupAnswer::DeleteOffsets(OffsetDeleteResponse {
                 error_code: code.0,
                 throttle_time_ms: 0,

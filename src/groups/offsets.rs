@@ -11,8 +11,8 @@ use super::group::{Group, GroupState};
 use super::group_log::{GroupRecord, OffsetCommitValue};
 use super::{valid_group_id, Coordinator};
 use crate::protocol::offset_commit::{
-    OffsetCommitPartitionResponse, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetCommitTopicResponse,
+    OffsetCommitPartition, OffsetCommitPartitionResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetCommitTopicResponse,
 };
 use crate::protocol::offset_delete::{
     OffsetDeletePartitionResponse, OffsetDeleteRequest, OffsetDeleteResponse,
@@ -28,6 +28,33 @@ use std::collections::BTreeMap;
 /// Protocol type of Kafka consumers (the only one whose subscriptions ringmq can read).
 const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
+/// An OffsetCommit answer naming every partition of `req` in request order, each with the
+/// code `code_of` gives it (called once per partition, in order).
+pub(super) fn commit_response(
+    req: &OffsetCommitRequest,
+    mut code_of: impl FnMut(&str, &OffsetCommitPartition) -> ErrorCode,
+) -> OffsetCommitResponse {
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| OffsetCommitTopicResponse {
+            name: t.name.clone(),
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| OffsetCommitPartitionResponse {
+                    partition_index: p.partition_index,
+                    error_code: code_of(&t.name, p).0,
+                })
+                .collect(),
+        })
+        .collect();
+    OffsetCommitResponse {
+        throttle_time_ms: 0,
+        topics,
+    }
+}
+
 impl Coordinator {
     /// OffsetCommit. Records for the committed partitions come out of
     /// [`Coordinator::take_records`]; answer the client once they are durable.
@@ -38,44 +65,23 @@ impl Coordinator {
     ) -> OffsetCommitResponse {
         let group_error = self.commit_check(now_ms, req).err();
         let max_metadata_bytes = self.cfg.offset_metadata_max_bytes;
-        let topics = req
-            .topics
-            .iter()
-            .map(|t| OffsetCommitTopicResponse {
-                name: t.name.clone(),
-                partitions: t
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        let metadata = p.committed_metadata.as_deref().unwrap_or("");
-                        let error = match group_error {
-                            Some(code) => code,
-                            None if metadata.len() > max_metadata_bytes => {
-                                ErrorCode::OFFSET_METADATA_TOO_LARGE
-                            }
-                            None => {
-                                let value = OffsetCommitValue {
-                                    offset: p.committed_offset,
-                                    leader_epoch: p.committed_leader_epoch,
-                                    metadata: metadata.to_owned(),
-                                    commit_timestamp_ms: now_ms,
-                                };
-                                self.store_offset(&req.group_id, &t.name, p.partition_index, value);
-                                ErrorCode::NONE
-                            }
-                        };
-                        OffsetCommitPartitionResponse {
-                            partition_index: p.partition_index,
-                            error_code: error.0,
-                        }
-                    })
-                    .collect(),
-            })
-            .collect();
-        OffsetCommitResponse {
-            throttle_time_ms: 0,
-            topics,
-        }
+        commit_response(req, |topic, p| {
+            let metadata = p.committed_metadata.as_deref().unwrap_or("");
+            match group_error {
+                Some(code) => code,
+                None if metadata.len() > max_metadata_bytes => ErrorCode::OFFSET_METADATA_TOO_LARGE,
+                None => {
+                    let value = OffsetCommitValue {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: metadata.to_owned(),
+                        commit_timestamp_ms: now_ms,
+                    };
+                    self.store_offset(&req.group_id, topic, p.partition_index, value);
+                    ErrorCode::NONE
+                }
+            }
+        })
     }
 
     fn store_offset(
