@@ -198,13 +198,7 @@ impl Connection {
             .expect(api_versions::API_KEY, version, id)
             .await?;
         // An UNSUPPORTED_VERSION answer carries a v0 body whatever version was asked.
-        let mut peek = r.clone();
-        let body_version = if peek.i16("error_code")? == ErrorCode::UNSUPPORTED_VERSION.0 {
-            0
-        } else {
-            version
-        };
-        Ok(ApiVersionsResponse::decode(&mut r, body_version)?)
+        Ok(ApiVersionsResponse::decode_with_fallback(&mut r, version)?.0)
     }
 
     /// Send one request at the highest common version and wait for its response.

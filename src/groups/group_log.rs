@@ -466,7 +466,7 @@ mod tests {
         w.i32(2);
         w.string("m", true);
         w.i64(5);
-        w.empty_tagged_fields();
+        w.tags_if(true);
         let got = GroupRecord::decode(key, Some(w.finish_contiguous())).unwrap();
         let GroupRecord::OffsetCommit { value: Some(v), .. } = got else {
             panic!("{got:?}")

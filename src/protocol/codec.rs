@@ -37,65 +37,50 @@ pub trait Field: Sized {
     fn sample(version: i16, flex: bool, seed: u8) -> Self;
 }
 
-macro_rules! fixed_field {
-    ($t:ty, $read:ident, $n:expr, $sample:expr) => {
+/// A [`Field`] impl in one entry: the closure-like head names the reader, writer, value,
+/// flexible flag, field name and test seed that the `min`, `read`, `write` and `sample`
+/// expressions use.
+macro_rules! field {
+    ($t:ty, |$r:ident, $w:ident, $v:ident, $flex:ident, $name:ident, $seed:ident|
+        min $min:expr, read $read:expr, write $write:expr, sample $sample:expr) => {
+        #[allow(unused_variables)]
         impl Field for $t {
-            fn read(r: &mut Reader, _: i16, _: bool, name: &'static str) -> DecodeResult<Self> {
-                r.$read(name)
+            fn read(
+                $r: &mut Reader,
+                _: i16,
+                $flex: bool,
+                $name: &'static str,
+            ) -> DecodeResult<Self> {
+                $read
             }
-            fn write(&self, w: &mut Writer, _: i16, _: bool) {
-                w.$read(*self);
+            fn write(&self, $w: &mut Writer, _: i16, $flex: bool) {
+                let $v = self;
+                $write
             }
-            fn min_bytes(_: i16, _: bool) -> usize {
-                $n
+            fn min_bytes(_: i16, $flex: bool) -> usize {
+                $min
             }
             #[cfg(test)]
-            fn sample(_: i16, _: bool, seed: u8) -> Self {
-                let sample: fn(u8) -> $t = $sample;
-                sample(seed)
+            fn sample(_: i16, _: bool, $seed: u8) -> Self {
+                $sample
             }
         }
     };
 }
 
+/// A fixed-width field: the same method name on [`Reader`] and [`Writer`].
+macro_rules! fixed_field {
+    ($t:ty, $m:ident, $n:expr, |$seed:ident| $sample:expr) => {
+        field!($t, |r, w, v, flex, name, $seed| min $n, read r.$m(name), write w.$m(*v), sample $sample);
+    };
+}
+
 fixed_field!(i8, i8, 1, |seed| seed as i8);
-fixed_field!(i16, i16, 2, i16::from);
-fixed_field!(i32, i32, 4, i32::from);
-fixed_field!(i64, i64, 8, i64::from);
-fixed_field!(u32, u32, 4, u32::from);
-fixed_field!(bool, bool, 1, |_| true);
-
-impl Field for super::ErrorCode {
-    fn read(r: &mut Reader, _: i16, _: bool, name: &'static str) -> DecodeResult<Self> {
-        r.i16(name).map(super::ErrorCode)
-    }
-    fn write(&self, w: &mut Writer, _: i16, _: bool) {
-        w.i16(self.0);
-    }
-    fn min_bytes(_: i16, _: bool) -> usize {
-        2
-    }
-    #[cfg(test)]
-    fn sample(_: i16, _: bool, seed: u8) -> Self {
-        super::ErrorCode(i16::from(seed))
-    }
-}
-
-impl Field for [u8; 16] {
-    fn read(r: &mut Reader, _: i16, _: bool, name: &'static str) -> DecodeResult<Self> {
-        r.uuid(name)
-    }
-    fn write(&self, w: &mut Writer, _: i16, _: bool) {
-        w.uuid(self);
-    }
-    fn min_bytes(_: i16, _: bool) -> usize {
-        16
-    }
-    #[cfg(test)]
-    fn sample(_: i16, _: bool, seed: u8) -> Self {
-        [seed; 16]
-    }
-}
+fixed_field!(i16, i16, 2, |seed| i16::from(seed));
+fixed_field!(i32, i32, 4, |seed| i32::from(seed));
+fixed_field!(i64, i64, 8, |seed| i64::from(seed));
+fixed_field!(u32, u32, 4, |seed| u32::from(seed));
+fixed_field!(bool, bool, 1, |seed| true);
 
 /// Length prefix size of a string (i16), bytes or array (i32), or any compact one (uvarint).
 fn prefix_bytes(flex: bool, wide: bool) -> usize {
@@ -106,69 +91,21 @@ fn prefix_bytes(flex: bool, wide: bool) -> usize {
     }
 }
 
-impl Field for String {
-    fn read(r: &mut Reader, _: i16, flex: bool, name: &'static str) -> DecodeResult<Self> {
-        r.string(flex, name)
-    }
-    fn write(&self, w: &mut Writer, _: i16, flex: bool) {
-        w.string(self, flex);
-    }
-    fn min_bytes(_: i16, flex: bool) -> usize {
-        prefix_bytes(flex, false)
-    }
-    #[cfg(test)]
-    fn sample(_: i16, _: bool, seed: u8) -> Self {
-        format!("s{seed}")
-    }
-}
-
-impl Field for Option<String> {
-    fn read(r: &mut Reader, _: i16, flex: bool, name: &'static str) -> DecodeResult<Self> {
-        r.nullable_string(flex, name)
-    }
-    fn write(&self, w: &mut Writer, _: i16, flex: bool) {
-        w.nullable_string(self.as_deref(), flex);
-    }
-    fn min_bytes(_: i16, flex: bool) -> usize {
-        prefix_bytes(flex, false)
-    }
-    #[cfg(test)]
-    fn sample(_: i16, _: bool, seed: u8) -> Self {
-        Some(format!("n{seed}"))
-    }
-}
-
-impl Field for Bytes {
-    fn read(r: &mut Reader, _: i16, flex: bool, name: &'static str) -> DecodeResult<Self> {
-        r.bytes(flex, name)
-    }
-    fn write(&self, w: &mut Writer, _: i16, flex: bool) {
-        w.bytes(self, flex);
-    }
-    fn min_bytes(_: i16, flex: bool) -> usize {
-        prefix_bytes(flex, true)
-    }
-    #[cfg(test)]
-    fn sample(_: i16, _: bool, seed: u8) -> Self {
-        Bytes::from(vec![seed; 3])
-    }
-}
-
-impl Field for Option<Bytes> {
-    fn read(r: &mut Reader, _: i16, flex: bool, name: &'static str) -> DecodeResult<Self> {
-        r.nullable_bytes(flex, name)
-    }
-    fn write(&self, w: &mut Writer, _: i16, flex: bool) {
-        w.nullable_bytes(self.as_deref(), flex);
-    }
-    fn min_bytes(_: i16, flex: bool) -> usize {
-        prefix_bytes(flex, true)
-    }
-    #[cfg(test)]
-    fn sample(_: i16, _: bool, seed: u8) -> Self {
-        Some(Bytes::from(vec![seed; 2]))
-    }
-}
+field!(super::ErrorCode, |r, w, v, flex, name, seed| min 2,
+    read r.i16(name).map(super::ErrorCode), write w.i16(v.0),
+    sample super::ErrorCode(i16::from(seed)));
+field!([u8; 16], |r, w, v, flex, name, seed| min 16,
+    read r.uuid(name), write w.uuid(v), sample [seed; 16]);
+field!(String, |r, w, v, flex, name, seed| min prefix_bytes(flex, false),
+    read r.string(flex, name), write w.string(v, flex), sample format!("s{seed}"));
+field!(Option<String>, |r, w, v, flex, name, seed| min prefix_bytes(flex, false),
+    read r.nullable_string(flex, name), write w.nullable_string(v.as_deref(), flex),
+    sample Some(format!("n{seed}")));
+field!(Bytes, |r, w, v, flex, name, seed| min prefix_bytes(flex, true),
+    read r.bytes(flex, name), write w.bytes(v, flex), sample Bytes::from(vec![seed; 3]));
+field!(Option<Bytes>, |r, w, v, flex, name, seed| min prefix_bytes(flex, true),
+    read r.nullable_bytes(flex, name), write w.nullable_bytes(v.as_deref(), flex),
+    sample Some(Bytes::from(vec![seed; 2])));
 
 impl<T: Field> Field for Vec<T> {
     fn read(r: &mut Reader, version: i16, flex: bool, name: &'static str) -> DecodeResult<Self> {

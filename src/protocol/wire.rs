@@ -138,11 +138,6 @@ impl Reader {
         }
         Err(DecodeError::BadVarint)
     }
-    /// Zig-zag signed varint (32 bits).
-    pub fn varint(&mut self, field: &'static str) -> DecodeResult<i32> {
-        let raw = self.uvarint(field)?;
-        Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
-    }
     /// Zig-zag signed varlong (64 bits).
     pub fn varlong(&mut self, field: &'static str) -> DecodeResult<i64> {
         let mut raw: u64 = 0;
@@ -238,30 +233,8 @@ impl Reader {
         }
         Ok(Some(len as usize))
     }
-    /// Non-null array count (null is read as empty).
-    pub fn array_len(
-        &mut self,
-        flexible: bool,
-        min_element_bytes: usize,
-        field: &'static str,
-    ) -> DecodeResult<usize> {
-        Ok(self
-            .nullable_array_len(flexible, min_element_bytes, field)?
-            .unwrap_or(0))
-    }
-    /// Skip a tagged-field section (flexible versions only): uvarint count, then
-    /// (tag, size, bytes) each. Unknown tags are ignored.
-    pub fn skip_tagged_fields(&mut self) -> DecodeResult<()> {
-        let count = self.uvarint("tagged_fields")?;
-        for _ in 0..count {
-            let _tag = self.uvarint("tag")?;
-            let size = self.uvarint("tag_size")?;
-            let n = self.checked_len(i64::from(size), "tag_data")?;
-            self.take(n, "tag_data")?;
-        }
-        Ok(())
-    }
-    /// Read a tagged-field section, handing each (tag, data) to `f`.
+    /// Read a tagged-field section (flexible versions only): uvarint count, then
+    /// (tag, size, bytes) each, handing each (tag, data) to `f`.
     pub fn tagged_fields(
         &mut self,
         mut f: impl FnMut(u32, Bytes) -> DecodeResult<()>,
@@ -306,10 +279,11 @@ impl Reader {
         }
         Ok(Some(items))
     }
-    /// Skip the tagged-field section of a struct if the version is flexible.
+    /// Skip the tagged-field section of a struct if the version is flexible (unknown tags
+    /// are ignored).
     pub fn tags_if(&mut self, flexible: bool) -> DecodeResult<()> {
         if flexible {
-            self.skip_tagged_fields()?;
+            self.tagged_fields(|_, _| Ok(()))?;
         }
         Ok(())
     }
@@ -382,9 +356,6 @@ impl Writer {
             self.len += 1;
         }
     }
-    pub fn varint(&mut self, v: i32) {
-        self.uvarint(((v << 1) ^ (v >> 31)) as u32);
-    }
     fn len_prefix(&mut self, len: Option<usize>, flexible: bool, wide: bool) {
         match (len, flexible) {
             (None, true) => self.uvarint(0),
@@ -425,13 +396,6 @@ impl Writer {
             self.put_shared(chunk.clone());
         }
     }
-    /// Array length prefix (i32, or compact uvarint + 1).
-    pub fn array_len(&mut self, n: usize, flexible: bool) {
-        self.len_prefix(Some(n), flexible, true);
-    }
-    pub fn null_array(&mut self, flexible: bool) {
-        self.len_prefix(None, flexible, true);
-    }
     /// Array with each element written by `element` (i32 count, or compact).
     pub fn array<T>(
         &mut self,
@@ -439,7 +403,7 @@ impl Writer {
         flexible: bool,
         mut element: impl FnMut(&mut Writer, &T),
     ) {
-        self.array_len(items.len(), flexible);
+        self.len_prefix(Some(items.len()), flexible, true);
         for item in items {
             element(self, item);
         }
@@ -453,19 +417,15 @@ impl Writer {
     ) {
         match items {
             Some(items) => self.array(items, flexible, element),
-            None => self.null_array(flexible),
+            None => self.len_prefix(None, flexible, true),
         }
     }
-    /// An empty tagged-field section if the version is flexible. ringmq never emits a tagged
-    /// field: every optional one it knows would hold its default value, which Kafka omits.
+    /// An empty tagged-field section if the version is flexible (a hand-written codec emits
+    /// no tagged field: every optional one it knows would hold its default, which Kafka omits).
     pub fn tags_if(&mut self, flexible: bool) {
         if flexible {
-            self.empty_tagged_fields();
+            self.uvarint(0);
         }
-    }
-    /// An empty tagged-field section (flexible versions only).
-    pub fn empty_tagged_fields(&mut self) {
-        self.uvarint(0);
     }
     /// Append shared bytes by reference (no copy): record batches from the log.
     pub fn put_shared(&mut self, b: Bytes) {
@@ -501,12 +461,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn varints_round_trip() {
-        for v in [0i32, 1, -1, 63, -64, 300, i32::MAX, i32::MIN] {
+    fn uvarints_round_trip() {
+        for v in [0u32, 1, 127, 128, 300, u32::MAX] {
             let mut w = Writer::new();
-            w.varint(v);
+            w.uvarint(v);
             let mut r = Reader::new(w.finish_contiguous());
-            assert_eq!(r.varint("v").unwrap(), v);
+            assert_eq!(r.uvarint("v").unwrap(), v);
         }
     }
 
@@ -514,11 +474,11 @@ mod tests {
     fn huge_array_count_is_refused_before_allocation() {
         let mut r = Reader::new(Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0, 0]));
         assert!(matches!(
-            r.array_len(false, 1, "topics"),
+            r.nullable_array_len(false, 1, "topics"),
             Err(DecodeError::BadLength { .. })
         ));
         let mut r = Reader::new(Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f]));
-        assert!(r.array_len(true, 1, "topics").is_err());
+        assert!(r.nullable_array_len(true, 1, "topics").is_err());
     }
 
     #[test]
