@@ -386,6 +386,15 @@ async fn start_metadata(
     Ok((rpc, driver, image))
 }
 
+/// What shard 0 runs for the whole node: the RPC transport, the controller driver and gossip.
+struct NodeServices {
+    rpc: Rc<crate::rpc::Rpc>,
+    controller: Rc<ControllerDriver>,
+    gossip: Rc<GossipDriver>,
+}
+
+/// One shard's life: start (shard 0 also starts the node's services), recover its partitions,
+/// accept clients until shutdown, then drain and close in step with the other shards.
 #[allow(clippy::too_many_arguments)]
 async fn shard_main(
     i: usize,
@@ -395,58 +404,13 @@ async fn shard_main(
     metadata: Rc<LocalMetadata>,
     shutdown: flume::Receiver<()>,
     barriers: Arc<Barriers>,
-    (init_tx, init_rx): InitImage,
+    init: InitImage,
 ) -> Result<(), String> {
     let n = config.shards as usize;
     crate::info!("shard {i}: started");
-    let (rpc, image) = if let Some(tx) = init_tx {
-        start_http(&config, &router, &barriers);
-        let (rpc, driver, image) = start_metadata(&config, &shard, &router).await?;
-        for _ in 1..n {
-            let _ = tx.send_async(image.clone()).await;
-        }
-        (Some((rpc, driver)), image)
-    } else {
-        let image = init_rx.recv_async().await;
-        (
-            None,
-            image.map_err(|_| "shard 0 failed to start".to_string())?,
-        )
-    };
-    let gossip = match &rpc {
-        Some((rpc, _)) => Some(start_gossip(&config, &router, rpc)?),
-        None => None,
-    };
-    if let Some(g) = &gossip {
-        shard.set_gossip(g.clone());
-        let (g, barriers) = (g.clone(), barriers.clone());
-        glommio::spawn_local(async move {
-            wait_all(&barriers.ready, n).await;
-            g.set_health(crate::cluster::Health::Ready).await;
-        })
-        .detach();
-    }
-    let t0 = std::time::Instant::now();
-    shard.apply_metadata(image).await;
-    shard.start_groups().await?;
-    crate::info!(
-        "shard {i}: recovered {} partitions in {} ms",
-        shard.open_partition_count(),
-        t0.elapsed().as_millis()
-    );
-    glommio::spawn_local(shard.clone().housekeeping(Duration::from_millis(5))).detach();
-    let accepts = config
-        .bench_accept_shard
-        .is_none_or(|s| usize::from(s) == i);
-    let listener = if accepts {
-        let l = glommio::net::TcpListener::bind(config.listen)
-            .map_err(|e| format!("bind {}: {e}", config.listen))?;
-        crate::info!("shard {i}: accepting on {}", config.listen);
-        Some(l)
-    } else {
-        crate::info!("shard {i}: not accepting (--bench-accept-shard)");
-        None
-    };
+    let (node, image) = start_node(&config, &shard, &router, &barriers, init).await?;
+    recover(i, &shard, image).await?;
+    let listener = bind_listener(i, &config)?;
     let ctx = Rc::new(ServerCtx::new(
         config.clone(),
         router.clone(),
@@ -462,34 +426,119 @@ async fn shard_main(
             config.data_dir.display()
         );
     }
-    let accept_loop = async {
-        let Some(listener) = &listener else {
-            return futures_lite::future::pending().await;
-        };
-        loop {
-            match listener.accept().await {
-                Ok(stream) => {
-                    glommio::spawn_local(crate::server::conn::serve(ctx.clone(), stream)).detach();
-                }
-                Err(e) => {
-                    crate::warn!("shard {i}: accept failed: {e}");
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    };
-    futures_lite::future::race(accept_loop, async {
+    futures_lite::future::race(accept(i, listener.as_ref(), &ctx), async {
         let _ = shutdown.recv_async().await;
     })
     .await;
     drop(listener);
-    if let Some(g) = &gossip {
-        g.leave().await;
+    if let Some(node) = &node {
+        node.gossip.leave().await;
+        node.controller.close();
+        node.rpc.close();
     }
-    if let Some((rpc, driver)) = &rpc {
-        driver.close();
-        rpc.close();
+    close(i, n, &ctx, &shard, &router, &barriers).await;
+    Ok(())
+}
+
+/// Shard 0 starts the metrics listener, the controller and gossip and sends the initial image
+/// to every other shard, which waits for it. Gossip reports the node Ready once every shard is.
+async fn start_node(
+    config: &Arc<BrokerConfig>,
+    shard: &Rc<Shard>,
+    router: &Rc<Router>,
+    barriers: &Arc<Barriers>,
+    (init_tx, init_rx): InitImage,
+) -> Result<(Option<NodeServices>, Arc<MetadataImage>), String> {
+    let n = config.shards as usize;
+    let Some(tx) = init_tx else {
+        let image = init_rx.recv_async().await;
+        return Ok((None, image.map_err(|_| "shard 0 failed to start")?));
+    };
+    start_http(config, router, barriers);
+    let (rpc, controller, image) = start_metadata(config, shard, router).await?;
+    for _ in 1..n {
+        let _ = tx.send_async(image.clone()).await;
     }
+    let gossip = start_gossip(config, router, &rpc)?;
+    shard.set_gossip(gossip.clone());
+    let (g, barriers) = (gossip.clone(), barriers.clone());
+    glommio::spawn_local(async move {
+        wait_all(&barriers.ready, n).await;
+        g.set_health(crate::cluster::Health::Ready).await;
+    })
+    .detach();
+    let node = NodeServices {
+        rpc,
+        controller,
+        gossip,
+    };
+    Ok((Some(node), image))
+}
+
+/// Apply the initial image (which opens and recovers this shard's partitions), load the
+/// groups it coordinates, and start housekeeping.
+async fn recover(i: usize, shard: &Rc<Shard>, image: Arc<MetadataImage>) -> Result<(), String> {
+    let t0 = std::time::Instant::now();
+    shard.apply_metadata(image).await;
+    shard.start_groups().await?;
+    crate::info!(
+        "shard {i}: recovered {} partitions in {} ms",
+        shard.open_partition_count(),
+        t0.elapsed().as_millis()
+    );
+    glommio::spawn_local(shard.clone().housekeeping(Duration::from_millis(5))).detach();
+    Ok(())
+}
+
+/// The Kafka listener of this shard (SO_REUSEPORT), unless `--bench-accept-shard` names
+/// another one.
+fn bind_listener(
+    i: usize,
+    config: &BrokerConfig,
+) -> Result<Option<glommio::net::TcpListener>, String> {
+    if config
+        .bench_accept_shard
+        .is_some_and(|s| usize::from(s) != i)
+    {
+        crate::info!("shard {i}: not accepting (--bench-accept-shard)");
+        return Ok(None);
+    }
+    let l = glommio::net::TcpListener::bind(config.listen)
+        .map_err(|e| format!("bind {}: {e}", config.listen))?;
+    crate::info!("shard {i}: accepting on {}", config.listen);
+    Ok(Some(l))
+}
+
+/// Serve every accepted connection on its own task; never returns (pending without a
+/// listener).
+async fn accept(i: usize, listener: Option<&glommio::net::TcpListener>, ctx: &Rc<ServerCtx>) {
+    let Some(listener) = listener else {
+        return futures_lite::future::pending().await;
+    };
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(crate::server::conn::serve(ctx.clone(), stream)).detach();
+            }
+            Err(e) => {
+                crate::warn!("shard {i}: accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Shutdown in step with the other shards: drain connections (up to [`DRAIN_TIMEOUT`]), then
+/// once every shard has drained flush and close the partitions, then once every shard has
+/// closed stop the router.
+async fn close(
+    i: usize,
+    n: usize,
+    ctx: &ServerCtx,
+    shard: &Shard,
+    router: &Router,
+    barriers: &Barriers,
+) {
     let _ = glommio::timer::timeout(DRAIN_TIMEOUT, async {
         ctx.drained().await;
         Ok(())
@@ -502,7 +551,6 @@ async fn shard_main(
     barriers.closed.fetch_add(1, Ordering::AcqRel);
     wait_all(&barriers.closed, n).await;
     router.close();
-    Ok(())
 }
 
 #[cfg(test)]

@@ -51,46 +51,14 @@ pub async fn handle(
         }
         alter_configs::API_KEY => {
             let req = alter_configs::AlterConfigsRequest::decode(r, version).map_err(de)?;
-            let changes = req
-                .resources
-                .iter()
-                .map(|res| {
-                    let set = res
-                        .configs
-                        .iter()
-                        .map(|c| (c.name.clone(), c.value.clone(), 0i8))
-                        .collect();
-                    (res.resource_type, res.resource_name.clone(), set, true)
-                })
-                .collect();
-            let responses = alter(ctx, changes, req.validate_only).await?;
-            alter_configs::AlterConfigsResponse {
-                throttle_time_ms: 0,
-                responses,
-            }
-            .encode(w, version);
+            alter_configs(ctx, req).await?.encode(w, version);
         }
         incremental_alter_configs::API_KEY => {
             let req = incremental_alter_configs::IncrementalAlterConfigsRequest::decode(r, version)
                 .map_err(de)?;
-            let changes = req
-                .resources
-                .iter()
-                .map(|res| {
-                    let set = res
-                        .configs
-                        .iter()
-                        .map(|c| (c.name.clone(), c.value.clone(), c.config_operation))
-                        .collect();
-                    (res.resource_type, res.resource_name.clone(), set, false)
-                })
-                .collect();
-            let responses = alter(ctx, changes, req.validate_only).await?;
-            incremental_alter_configs::IncrementalAlterConfigsResponse {
-                throttle_time_ms: 0,
-                responses,
-            }
-            .encode(w, version);
+            incremental_alter_configs(ctx, req)
+                .await?
+                .encode(w, version);
         }
         describe_cluster::API_KEY => {
             let req = describe_cluster::DescribeClusterRequest::decode(r, version).map_err(de)?;
@@ -426,6 +394,54 @@ fn topic_entries(ctx: &ServerCtx, overrides: &BTreeMap<String, String>) -> Vec<C
 }
 
 type ConfigChange = (String, Option<String>, i8);
+
+/// AlterConfigs: each resource's whole dynamic config set is replaced by the one sent.
+async fn alter_configs(
+    ctx: &ServerCtx,
+    req: alter_configs::AlterConfigsRequest,
+) -> Result<alter_configs::AlterConfigsResponse, RequestError> {
+    let changes = req
+        .resources
+        .iter()
+        .map(|res| {
+            let set = res
+                .configs
+                .iter()
+                .map(|c| (c.name.clone(), c.value.clone(), 0i8))
+                .collect();
+            (res.resource_type, res.resource_name.clone(), set, true)
+        })
+        .collect();
+    let responses = alter(ctx, changes, req.validate_only).await?;
+    Ok(alter_configs::AlterConfigsResponse {
+        throttle_time_ms: 0,
+        responses,
+    })
+}
+
+/// IncrementalAlterConfigs: only the configs sent change, each by its operation.
+async fn incremental_alter_configs(
+    ctx: &ServerCtx,
+    req: incremental_alter_configs::IncrementalAlterConfigsRequest,
+) -> Result<incremental_alter_configs::IncrementalAlterConfigsResponse, RequestError> {
+    let changes = req
+        .resources
+        .iter()
+        .map(|res| {
+            let set = res
+                .configs
+                .iter()
+                .map(|c| (c.name.clone(), c.value.clone(), c.config_operation))
+                .collect();
+            (res.resource_type, res.resource_name.clone(), set, false)
+        })
+        .collect();
+    let responses = alter(ctx, changes, req.validate_only).await?;
+    Ok(incremental_alter_configs::IncrementalAlterConfigsResponse {
+        throttle_time_ms: 0,
+        responses,
+    })
+}
 
 /// Apply config changes to topics. `replace` (AlterConfigs) sets the whole override set;
 /// otherwise (IncrementalAlterConfigs) op 0 sets, 1 deletes; append/subtract are refused.

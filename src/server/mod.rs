@@ -21,7 +21,7 @@ pub mod validate;
 use crate::cluster::{LocalMetadata, MetadataImage};
 use crate::config::BrokerConfig;
 use crate::protocol::header::{response_header_version, RequestHeader, ResponseHeader};
-use crate::protocol::{DecodeError, Reader};
+use crate::protocol::{api_versions, DecodeError, Reader, Writer};
 use crate::router::{AdminCall, AdminError, AdminReply, Router, Scatter, ShardCall, ShardReply};
 use bytes::Bytes;
 use glommio::sync::Semaphore;
@@ -247,22 +247,16 @@ async fn dispatch(
     mut body: Reader,
 ) -> Result<Option<Vec<Bytes>>, RequestError> {
     let (key, version) = (header.api_key, header.api_version);
-    let mut w = Writer::new();
-    if key == api_versions::API_KEY && !api::supported(key, version) {
-        // KIP-511: v0 body, header v0, error UNSUPPORTED_VERSION and the full list.
-        ResponseHeader {
-            correlation_id: header.correlation_id,
-        }
-        .encode(&mut w, 0);
-        api_versions::ApiVersionsResponse::unsupported_fallback().encode(&mut w, 0);
-        return Ok(Some(w.finish()));
-    }
     if !api::supported(key, version) {
+        if key == api_versions::API_KEY {
+            return Ok(Some(api_versions_fallback(header.correlation_id)));
+        }
         return Err(RequestError::Unsupported {
             api_key: key,
             api_version: version,
         });
     }
+    let mut w = Writer::new();
     ResponseHeader {
         correlation_id: header.correlation_id,
     }
@@ -288,27 +282,11 @@ async fn dispatch(
         }
         produce::API_KEY => {
             let req = produce::ProduceRequest::decode(&mut body, version).map_err(decode_err)?;
-            let resp = if version < produce::MIN_STORED_VERSION {
-                self::legacy::produce(ctx, req).await?
-            } else {
-                self::produce::handle(ctx, req).await?
-            };
-            match resp {
-                Some(resp) => {
-                    resp.encode(&mut w, version);
-                    true
-                }
-                None => false,
-            }
+            serve_produce(ctx, req, version, &mut w).await?
         }
         fetch::API_KEY => {
             let req = fetch::FetchRequest::decode(&mut body, version).map_err(decode_err)?;
-            let resp = if version < fetch::MIN_BATCH_VERSION {
-                self::legacy::fetch(ctx, req, version).await?
-            } else {
-                self::fetch::handle(ctx, req).await?
-            };
-            resp.encode(&mut w, version);
+            serve_fetch(ctx, req, version, &mut w).await?;
             true
         }
         list_offsets::API_KEY => {
@@ -325,4 +303,48 @@ async fn dispatch(
         }
     };
     Ok(answered.then(|| w.finish()))
+}
+
+/// KIP-511: an ApiVersions request at a version we do not serve is answered with a v0 body
+/// under header v0, error UNSUPPORTED_VERSION and the full list.
+fn api_versions_fallback(correlation_id: i32) -> Vec<Bytes> {
+    let mut w = Writer::new();
+    ResponseHeader { correlation_id }.encode(&mut w, 0);
+    api_versions::ApiVersionsResponse::unsupported_fallback().encode(&mut w, 0);
+    w.finish()
+}
+
+/// Produce (v0-2 converted from message sets first). Returns whether there is an answer
+/// (acks=0 has none).
+async fn serve_produce(
+    ctx: &ServerCtx,
+    req: crate::protocol::produce::ProduceRequest,
+    version: i16,
+    w: &mut Writer,
+) -> Result<bool, RequestError> {
+    let resp = if version < crate::protocol::produce::MIN_STORED_VERSION {
+        self::legacy::produce(ctx, req).await?
+    } else {
+        self::produce::handle(ctx, req).await?
+    };
+    if let Some(resp) = &resp {
+        resp.encode(w, version);
+    }
+    Ok(resp.is_some())
+}
+
+/// Fetch (v0-3 answered with message sets, down-converted).
+async fn serve_fetch(
+    ctx: &ServerCtx,
+    req: crate::protocol::fetch::FetchRequest,
+    version: i16,
+    w: &mut Writer,
+) -> Result<(), RequestError> {
+    let resp = if version < crate::protocol::fetch::MIN_BATCH_VERSION {
+        self::legacy::fetch(ctx, req, version).await?
+    } else {
+        self::fetch::handle(ctx, req).await?
+    };
+    resp.encode(w, version);
+    Ok(())
 }

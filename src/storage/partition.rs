@@ -202,6 +202,48 @@ enum Room {
     Wait,
 }
 
+/// What [`next_batch`] found at the cursor of a disk read.
+enum Next {
+    /// A whole, valid batch at the expected offset, and its last offset.
+    Batch(Bytes, Offset),
+    /// A batch of this many bytes that continues past the bytes read.
+    Partial(usize),
+}
+
+/// The batch at `cursor` of `data` (file position `pos`; its header `h`), which must start at
+/// offset `at` and end by `limit`. The bytes come from disk, so nothing in them is trusted.
+fn next_batch(
+    data: &Bytes,
+    cursor: usize,
+    h: &BatchHeader<'_>,
+    pos: u64,
+    at: Offset,
+    limit: u64,
+) -> Result<Next, BatchError> {
+    let size = h.total_bytes()?;
+    if pos + size as u64 > limit {
+        let available = (limit - pos) as usize;
+        return Err(BatchError::Truncated {
+            needed: size,
+            available,
+        });
+    }
+    if cursor + size > data.len() {
+        return Ok(Next::Partial(size));
+    }
+    let batch = data.slice(cursor..cursor + size);
+    let h = BatchHeader::parse(&batch)?;
+    h.validate()?;
+    if h.base_offset() != at {
+        return Err(BatchError::BadCounts {
+            last_offset_delta: (h.base_offset() - at) as i32,
+            records_count: -1,
+        });
+    }
+    let last = h.last_offset();
+    Ok(Next::Batch(batch, last))
+}
+
 fn max_mark(a: Mark, b: Mark) -> Mark {
     if b.next_offset > a.next_offset {
         b
@@ -241,6 +283,19 @@ impl<D: Disk> State<D> {
             log_start,
             log_end,
         }
+    }
+    /// Whether an append of `batch_bytes` at `now` must wait: roll the active segment first
+    /// (full, too old, or a roll in progress), or flush because the disk failed (nothing more
+    /// is stored until a write succeeds again).
+    fn blocked(&self, batch_bytes: usize, now: i64) -> Option<Step> {
+        let active = self.active();
+        let segment_bytes = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
+        let too_big = active.size_bytes + batch_bytes as u64 > segment_bytes;
+        let too_old = now.saturating_sub(active.created_ms) >= self.config.segment_ms;
+        if self.rolling || (active.size_bytes > 0 && (too_big || too_old)) {
+            return Some(Step::Roll(active.base_offset));
+        }
+        self.faulted.then_some(Step::Flush)
     }
     fn check_open(&self) -> Result<(), StorageError> {
         if self.closed {
@@ -311,16 +366,8 @@ impl<D: Disk> PartitionLog<D> {
         let mut st = self.state_mut();
         st.check_open()?;
         let now = now_ms();
-        let active = st.active();
-        let segment_bytes = st.config.segment_bytes.min(MAX_SEGMENT_BYTES);
-        let too_big = active.size_bytes + batch.len() as u64 > segment_bytes;
-        let too_old = now.saturating_sub(active.created_ms) >= st.config.segment_ms;
-        if st.rolling || (active.size_bytes > 0 && (too_big || too_old)) {
-            return Ok(Step::Roll(active.base_offset));
-        }
-        if st.faulted {
-            // The disk failed: store nothing more until a write succeeds again.
-            return Ok(Step::Flush);
+        if let Some(step) = st.blocked(batch.len(), now) {
+            return Ok(step);
         }
         let h = BatchHeader::parse(batch).map_err(StorageError::CorruptBatch)?;
         let (producer_id, epoch, first_seq) =
@@ -342,16 +389,49 @@ impl<D: Disk> PartitionLog<D> {
         if room == Room::Wait {
             return Ok(Step::Flush);
         }
+        let (info, stamped) = self.copy_in(&mut st, batch, leader_epoch, now)?;
+        let pb = ProducerBatch {
+            first_seq,
+            last_seq,
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+        };
+        st.producers.record(producer_id, epoch, pb, now);
+        drop(st);
+        if room == Room::Queued {
+            self.write_queued_in_background();
+        }
+        if let Some(stamped) = stamped {
+            let cache = &self.shared.cache;
+            cache.insert(
+                self.shared.log_id,
+                info.base_offset,
+                info.last_offset,
+                stamped,
+            );
+        }
+        Ok(Step::Done(info))
+    }
+
+    /// Copy `batch` into the write buffer at the log end, stamp its offset and leader epoch
+    /// (and the append time under LogAppendTime) and index it. Returns the answer and, if the
+    /// cache takes it, a copy of the stamped batch for the cache.
+    fn copy_in(
+        &self,
+        st: &mut State<D>,
+        batch: &[u8],
+        leader_epoch: i32,
+        now: i64,
+    ) -> Result<(AppendInfo, Option<Bytes>), StorageError> {
         let log_append = st.config.timestamp_type == TimestampType::LogAppendTime;
         let interval = st.config.index_interval_bytes;
         let base_offset = st.log_end();
         let State {
             writer,
             segments,
-            producers,
             log_start,
             ..
-        } = &mut *st;
+        } = st;
         let at = writer.len;
         let dst = &mut writer.buf.as_bytes_mut()[at..at + batch.len()];
         dst.copy_from_slice(batch);
@@ -365,31 +445,16 @@ impl<D: Disk> PartitionLog<D> {
         let active = segments.values_mut().next_back().expect("active segment");
         active.note_batch(writer.pos + at as u64, &h, batch.len(), interval, max_ts);
         writer.len += batch.len();
-        let pb = ProducerBatch {
-            first_seq,
-            last_seq,
-            base_offset,
-            last_offset,
-        };
-        producers.record(producer_id, epoch, pb, now);
         let cached = self.shared.cache.accepts(dst.len());
         let stamped = cached.then(|| Bytes::copy_from_slice(dst));
-        let log_start_offset = *log_start;
-        drop(st);
-        if room == Room::Queued {
-            self.write_queued_in_background();
-        }
-        if let Some(stamped) = stamped {
-            let cache = &self.shared.cache;
-            cache.insert(self.shared.log_id, base_offset, last_offset, stamped);
-        }
-        Ok(Step::Done(AppendInfo {
+        let info = AppendInfo {
             base_offset,
             last_offset,
             log_append_time_ms: if log_append { now } else { -1 },
-            log_start_offset,
+            log_start_offset: *log_start,
             duplicate: false,
-        }))
+        };
+        Ok((info, stamped))
     }
 
     /// Ensure the write buffer can take `len` more bytes. A full buffer holding unwritten
@@ -969,44 +1034,25 @@ impl<D: Disk> PartitionLog<D> {
             let mut progressed = false;
             while cursor + crate::model::BATCH_HEADER_BYTES <= data.len() {
                 let h = BatchHeader::parse(&data[cursor..]).map_err(StorageError::CorruptBatch)?;
-                let size = match h.total_bytes() {
-                    Ok(size) if pos + size as u64 <= limit => size,
-                    Ok(size) => {
-                        let e = BatchError::Truncated {
-                            needed: size,
-                            available: (limit - pos) as usize,
-                        };
-                        return self.corrupt(out, e, base, pos);
+                let (batch, last) = match next_batch(&data, cursor, &h, pos, at, limit) {
+                    Ok(Next::Batch(batch, last)) => (batch, last),
+                    Ok(Next::Partial(size)) => {
+                        if !out.is_empty() && total + size > max_bytes {
+                            return Ok(out); // the next batch would not fit: no second read
+                        }
+                        if !progressed {
+                            want = want.max(size + file.alignment());
+                        }
+                        break;
                     }
                     Err(e) => return self.corrupt(out, e, base, pos),
                 };
-                if cursor + size > data.len() {
-                    if !out.is_empty() && total + size > max_bytes {
-                        return Ok(out); // the next batch would not fit: no second read
-                    }
-                    if !progressed {
-                        want = want.max(size + file.alignment());
-                    }
-                    break;
-                }
-                let batch = data.slice(cursor..cursor + size);
-                let checked = BatchHeader::parse(&batch).and_then(|h| h.validate().map(|_| h));
-                let h = match checked {
-                    Ok(h) if h.base_offset() == at => h,
-                    Ok(h) => {
-                        let e = BatchError::BadCounts {
-                            last_offset_delta: (h.base_offset() - at) as i32,
-                            records_count: -1,
-                        };
-                        return self.corrupt(out, e, base, pos);
-                    }
-                    Err(e) => return self.corrupt(out, e, base, pos),
-                };
+                let size = batch.len();
                 progressed = true;
-                at = h.last_offset() + 1;
+                at = last + 1;
                 pos += size as u64;
                 cursor += size;
-                if h.last_offset() < offset {
+                if last < offset {
                     continue;
                 }
                 if !out.is_empty() && total + size > max_bytes {

@@ -219,53 +219,7 @@ impl<D: Disk> PartitionLog<D> {
             rec.segments.insert(base, seg);
             rec.tail_block.clear();
         }
-        let first_base = *rec.segments.keys().next().expect("at least one segment");
-        let last = rec
-            .segments
-            .values()
-            .next_back()
-            .expect("at least one segment");
-        let log_end = last.next_offset;
-        let cp_start = checkpoint
-            .as_ref()
-            .map_or(first_base, |c| c.log_start_offset);
-        let log_start = cp_start.max(first_base).min(log_end);
-        let end = Mark {
-            segment_base: last.base_offset,
-            position: last.size_bytes,
-            next_offset: log_end,
-        };
-        let last_path = segment_paths(&dir, last.base_offset)[0].clone();
-        let tail = std::mem::take(&mut rec.tail_block);
-        let writer = make_writer::<D>(&last.file, &last_path, end.position, tail).await?;
-        preallocate(&*last.file, &last_path, &config).await;
-        last.file
-            .fdatasync()
-            .await
-            .map_err(|e| StorageError::io("fdatasync", &last_path, e))?;
-        let checkpointed = match &checkpoint {
-            Some(c) if c.recovery_point.segment_base == end.segment_base => c.recovery_point,
-            _ => Mark {
-                segment_base: end.segment_base,
-                position: 0,
-                next_offset: end.segment_base,
-            },
-        };
-        let state = State {
-            config,
-            closed: false,
-            log_start,
-            segments: rec.segments,
-            writer,
-            producers: rec.producers,
-            written: end,
-            synced: end,
-            checkpointed,
-            checkpoint_interval_bytes: DEFAULT_CHECKPOINT_INTERVAL_BYTES,
-            rolling: false,
-            faulted: false,
-            sealing: None,
-        };
+        let state = resume_state::<D>(&dir, config, checkpoint.as_ref(), &mut rec).await?;
         let log_id = cache.register();
         let shared = Shared {
             disk,
@@ -286,6 +240,63 @@ impl<D: Disk> PartitionLog<D> {
         }
         Ok(log)
     }
+}
+
+/// The state a recovered log resumes with: the log start (the checkpoint's, within the
+/// segments kept), a writer at the end of the active segment (synced first, so everything
+/// recovery kept counts as written and synced), and the checkpoint's recovery point if it
+/// lies in the active segment.
+async fn resume_state<D: Disk>(
+    dir: &Path,
+    config: LogConfig,
+    checkpoint: Option<&Checkpoint>,
+    rec: &mut Recovered<FileOf<D>>,
+) -> Result<State<D>, StorageError> {
+    let first_base = *rec.segments.keys().next().expect("at least one segment");
+    let last = rec
+        .segments
+        .values()
+        .next_back()
+        .expect("at least one segment");
+    let log_end = last.next_offset;
+    let cp_start = checkpoint.map_or(first_base, |c| c.log_start_offset);
+    let log_start = cp_start.max(first_base).min(log_end);
+    let end = Mark {
+        segment_base: last.base_offset,
+        position: last.size_bytes,
+        next_offset: log_end,
+    };
+    let last_path = segment_paths(dir, last.base_offset)[0].clone();
+    let tail = std::mem::take(&mut rec.tail_block);
+    let writer = make_writer::<D>(&last.file, &last_path, end.position, tail).await?;
+    preallocate(&*last.file, &last_path, &config).await;
+    last.file
+        .fdatasync()
+        .await
+        .map_err(|e| StorageError::io("fdatasync", &last_path, e))?;
+    let checkpointed = match checkpoint {
+        Some(c) if c.recovery_point.segment_base == end.segment_base => c.recovery_point,
+        _ => Mark {
+            segment_base: end.segment_base,
+            position: 0,
+            next_offset: end.segment_base,
+        },
+    };
+    Ok(State {
+        config,
+        closed: false,
+        log_start,
+        segments: std::mem::take(&mut rec.segments),
+        writer,
+        producers: std::mem::take(&mut rec.producers),
+        written: end,
+        synced: end,
+        checkpointed,
+        checkpoint_interval_bytes: DEFAULT_CHECKPOINT_INTERVAL_BYTES,
+        rolling: false,
+        faulted: false,
+        sealing: None,
+    })
 }
 
 /// A write buffer for the active segment holding its partially filled last block.
@@ -453,6 +464,54 @@ struct SegmentCtx<'a, D> {
     replay_from: Offset,
 }
 
+/// Open an existing segment file and read its size.
+async fn open_with_size<D: Disk>(disk: &D, path: &Path) -> Result<(FileOf<D>, u64), StorageError> {
+    let file = disk
+        .open(path, false)
+        .await
+        .map_err(|e| StorageError::io("open", path, e))?;
+    let file_size = file
+        .size()
+        .await
+        .map_err(|e| StorageError::io("stat", path, e))?;
+    Ok((file, file_size))
+}
+
+/// Record the producer state of a batch read back from a segment.
+fn replay_producer(producers: &mut ProducerStates, h: &BatchHeader<'_>, now: i64) {
+    let first_seq = h.base_sequence();
+    let last_seq = first_seq.wrapping_add(h.last_offset_delta());
+    let (base_offset, last_offset) = (h.base_offset(), h.last_offset());
+    let batch = ProducerBatch {
+        first_seq,
+        last_seq,
+        base_offset,
+        last_offset,
+    };
+    producers.record(h.producer_id(), h.producer_epoch(), batch, now);
+}
+
+/// What a segment's outcome means for the rest of recovery (`next_offset`: the segment's end
+/// after the cut).
+fn after_cut<F>(
+    rec: &mut Recovered<F>,
+    result: Outcome,
+    next_offset: Offset,
+    is_last: bool,
+    checkpoint: Option<&Checkpoint>,
+) {
+    match result {
+        // Batches cut off here may sit in the checkpointed producer state.
+        Outcome::CutUnsynced => rec.producers.forget_from(next_offset),
+        // Offsets up to the recovery point were given out and synced: never reuse them.
+        Outcome::Quarantined if is_last => {
+            let floor = checkpoint.map_or(next_offset, |c| c.recovery_point.next_offset);
+            rec.floor = rec.floor.max(floor);
+        }
+        _ => {}
+    }
+}
+
 async fn recover_one<D: Disk>(
     ctx: SegmentCtx<'_, D>,
     rec: &mut Recovered<FileOf<D>>,
@@ -467,14 +526,7 @@ async fn recover_one<D: Disk>(
         replay_from,
     } = ctx;
     let path = segment_paths(dir, base)[0].clone();
-    let file = disk
-        .open(&path, false)
-        .await
-        .map_err(|e| StorageError::io("open", &path, e))?;
-    let file_size = file
-        .size()
-        .await
-        .map_err(|e| StorageError::io("stat", &path, e))?;
+    let (file, file_size) = open_with_size(disk, &path).await?;
     let mut seg = Segment::new(base, Rc::new(file), now_ms());
     match choose_start(disk, dir, base, is_last, file_size, checkpoint).await {
         Start::Trusted(index, times) => {
@@ -494,16 +546,7 @@ async fn recover_one<D: Disk>(
     let now = now_ms();
     let mut replay = |h: &BatchHeader<'_>| {
         if h.base_offset() >= replay_from {
-            let first_seq = h.base_sequence();
-            let last_seq = first_seq.wrapping_add(h.last_offset_delta());
-            let (base_offset, last_offset) = (h.base_offset(), h.last_offset());
-            let batch = ProducerBatch {
-                first_seq,
-                last_seq,
-                base_offset,
-                last_offset,
-            };
-            producers.record(h.producer_id(), h.producer_epoch(), batch, now);
+            replay_producer(producers, h, now);
         }
     };
     let outcome = scan(&mut seg, config.index_interval_bytes, &mut replay)
@@ -528,16 +571,7 @@ async fn recover_one<D: Disk>(
             .await
             .map_err(|e| StorageError::io("truncate", &path, e))?;
     }
-    match result {
-        // Batches cut off here may sit in the checkpointed producer state.
-        Outcome::CutUnsynced => rec.producers.forget_from(seg.next_offset),
-        // Offsets up to the recovery point were given out and synced: never reuse them.
-        Outcome::Quarantined if is_last => {
-            let floor = checkpoint.map_or(seg.next_offset, |c| c.recovery_point.next_offset);
-            rec.floor = rec.floor.max(floor);
-        }
-        _ => {}
-    }
+    after_cut(rec, result, seg.next_offset, is_last, checkpoint);
     if is_last || result != Outcome::Clean {
         rec.tail_block = outcome.tail_block;
     }

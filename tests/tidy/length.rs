@@ -9,21 +9,6 @@ use std::path::{Path, PathBuf};
 /// Longest function allowed outside tests, in lines from `fn` to its closing brace.
 const MAX_FN_LINES: usize = 70;
 
-/// Functions still longer than [`MAX_FN_LINES`] (file under src/, function name). THIS LIST
-/// MUST SHRINK TO EMPTY; never add to it. Each is in code another change is rewriting right
-/// now (issue 11's admin forwarding and node startup, issue 13's connection and recovery
-/// work, issue 16's write path), so it is split there rather than under their feet. An entry
-/// that is no longer too long fails this test, so that it is removed from the list.
-const ALLOWED_LONG: &[(&str, &str)] = &[
-    ("app.rs", "shard_main"),
-    ("server/admin.rs", "handle"),
-    ("server/mod.rs", "dispatch"),
-    ("storage/partition.rs", "try_append"),
-    ("storage/partition.rs", "read_disk"),
-    ("storage/recover.rs", "open"),
-    ("storage/recover.rs", "recover_one"),
-];
-
 /// Files included only under `#[cfg(test)] mod name;` (and everything below them).
 fn test_only_files(files: &[SourceFile]) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
@@ -109,7 +94,6 @@ fn functions_fit_on_one_screen() {
     let files = load_sources();
     let test_only = test_only_files(&files);
     let mut too_long = Vec::new();
-    let mut allowed_seen = BTreeSet::new();
     for f in &files {
         let rel = Path::new(&f.rel);
         if test_only
@@ -119,25 +103,13 @@ fn functions_fit_on_one_screen() {
             continue;
         }
         for (name, line, lines) in long_functions(f) {
-            if ALLOWED_LONG.contains(&(f.rel.as_str(), name.as_str())) {
-                allowed_seen.insert((f.rel.clone(), name));
-            } else {
-                too_long.push(format!("src/{}:{line}: fn {name} is {lines} lines", f.rel));
-            }
+            too_long.push(format!("src/{}:{line}: fn {name} is {lines} lines", f.rel));
         }
     }
     assert!(
         too_long.is_empty(),
         "functions longer than {MAX_FN_LINES} lines (split them):\n{}",
         too_long.join("\n")
-    );
-    let stale: Vec<_> = ALLOWED_LONG
-        .iter()
-        .filter(|(f, n)| !allowed_seen.contains(&(f.to_string(), n.to_string())))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "no longer too long: remove from ALLOWED_LONG: {stale:?}"
     );
 }
 
