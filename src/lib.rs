@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod records;
+pub mod replication;
 pub mod router;
 pub mod rpc;
 pub mod server;
