@@ -588,9 +588,15 @@ impl<F: ControllerFiles> Controller<F> {
         out.results.push((id, result));
     }
 
+    /// Snapshot every [`ControllerConfig::snapshot_every`] applied entries, and after a
+    /// membership change: the stored snapshot is what a new learner receives first, and
+    /// raft-rs refuses one whose ConfState does not name it (the bootstrap snapshot names
+    /// only the seeds), so a learner would never catch up.
     fn maybe_snapshot(&mut self) -> Result<(), ControllerError> {
         let store = self.node.store();
-        if self.applied < store.snap_index() + self.cfg.snapshot_every.max(1) {
+        let conf_changed = store.conf != *store.snap.get_metadata().get_conf_state();
+        let due = self.applied >= store.snap_index() + self.cfg.snapshot_every.max(1);
+        if self.applied <= store.snap_index() || !(due || conf_changed) {
             return Ok(());
         }
         let term = store.term(self.applied).map_err(ControllerError::Raft)?;

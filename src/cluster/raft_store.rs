@@ -294,8 +294,17 @@ impl raft::Storage for LogStore {
         Ok(self.last())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        if self.snap_index() < request_index {
+    /// The stored snapshot, unless it is older than `request_index` or does not name `to`
+    /// in its ConfState (a learner added after it was taken would refuse it; the controller
+    /// takes a fresh one after every membership change, and raft-rs asks again).
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let cs = self.snap.get_metadata().get_conf_state();
+        let names = |ids: &[u64]| ids.contains(&to);
+        let named = names(&cs.voters)
+            || names(&cs.learners)
+            || names(&cs.voters_outgoing)
+            || names(&cs.learners_next);
+        if self.snap_index() < request_index || !named {
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
