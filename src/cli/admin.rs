@@ -627,33 +627,39 @@ fn node_row(b: &DescribeClusterBroker, controller_id: i32) -> NodeRow {
 
 /// Every node, the dead and suspect ones too: DescribeCluster v2 with fenced brokers (a
 /// broker without it: Metadata's live brokers), with each node's partitions (replicas on it)
-/// and leaders counted from Metadata.
-async fn cluster_nodes(conn: &mut Connection, md: &MetadataResponse) -> Vec<NodeRow> {
+/// and leaders counted from Metadata; and the controller leader. That comes from
+/// DescribeCluster, which says -1 while none is known; Metadata then names the answering
+/// node (it forwards admin requests), so it is only the fallback.
+async fn cluster_nodes(conn: &mut Connection, md: &MetadataResponse) -> (Vec<NodeRow>, i32) {
     let req = DescribeClusterRequest {
         include_cluster_authorized_operations: false,
         endpoint_type: ENDPOINT_TYPE_BROKERS,
         include_fenced_brokers: true,
     };
-    let mut rows: Vec<NodeRow> = match conn.call(&req).await {
-        Ok(resp) if resp.error_code == ErrorCode::NONE => resp
-            .brokers
-            .iter()
-            .map(|b| node_row(b, md.controller_id))
-            .collect(),
-        _ => md
-            .brokers
-            .iter()
-            .map(|b| {
-                let b = DescribeClusterBroker {
-                    broker_id: b.node_id,
-                    host: b.host.clone(),
-                    port: b.port,
-                    rack: b.rack.clone(),
-                    ..Default::default()
-                };
-                node_row(&b, md.controller_id)
-            })
-            .collect(),
+    let (mut rows, controller): (Vec<NodeRow>, i32) = match conn.call(&req).await {
+        Ok(resp) if resp.error_code == ErrorCode::NONE => (
+            resp.brokers
+                .iter()
+                .map(|b| node_row(b, resp.controller_id))
+                .collect(),
+            resp.controller_id,
+        ),
+        _ => (
+            md.brokers
+                .iter()
+                .map(|b| {
+                    let b = DescribeClusterBroker {
+                        broker_id: b.node_id,
+                        host: b.host.clone(),
+                        port: b.port,
+                        rack: b.rack.clone(),
+                        ..Default::default()
+                    };
+                    node_row(&b, md.controller_id)
+                })
+                .collect(),
+            md.controller_id,
+        ),
     };
     rows.sort_by_key(|r| r.id);
     let partitions = md.topics.iter().filter(|t| t.error_code == 0);
@@ -663,7 +669,7 @@ async fn cluster_nodes(conn: &mut Connection, md: &MetadataResponse) -> Vec<Node
             r.leaders += usize::from(p.leader_id == r.id);
         }
     }
-    rows
+    (rows, controller)
 }
 
 fn node_json(r: &NodeRow) -> Json {
@@ -737,14 +743,14 @@ fn api_versions_json(apis: &[(i16, i16, i16)]) -> Json {
 pub async fn cluster_info(a: ConnArgs) -> Result<(), CliError> {
     let mut conn = connect(&a.bootstrap).await?;
     let resp = metadata(&mut conn, None).await?;
-    let nodes = cluster_nodes(&mut conn, &resp).await;
+    let (nodes, controller_id) = cluster_nodes(&mut conn, &resp).await;
     let ok_topics = || resp.topics.iter().filter(|t| t.error_code == 0);
     let topics = ok_topics().count();
     let partitions: usize = ok_topics().map(|t| t.partitions.len()).sum();
     let apis = conn.versions.rows().to_vec();
     let value = Json::obj([
         ("cluster_id", Json::opt_str(resp.cluster_id.as_deref())),
-        ("controller_id", Json::Int(resp.controller_id.into())),
+        ("controller_id", Json::Int(controller_id.into())),
         ("nodes", Json::Arr(nodes.iter().map(node_json).collect())),
         ("topics", Json::Int(topics as i64)),
         ("partitions", Json::Int(partitions as i64)),
@@ -754,7 +760,7 @@ pub async fn cluster_info(a: ConnArgs) -> Result<(), CliError> {
         let mut out = format!(
             "cluster id:  {}\ncontroller:  {}\ntopics:      {topics} ({partitions} partitions)\napis:        {} served by {}\n\n",
             resp.cluster_id.as_deref().unwrap_or("-"),
-            resp.controller_id,
+            controller_id,
             apis.len(),
             a.bootstrap
         );

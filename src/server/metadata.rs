@@ -1,8 +1,9 @@
 //! Metadata: answered from the shard's local copy of the NameServer image and of the gossip
-//! view: every live broker (advertised Kafka address, rack), and per partition the leader
+//! view: every live registered broker (advertised Kafka address, rack), and per partition the leader
 //! (first live replica, `cluster::routing`), replicas, ISR and offline replicas; a partition
 //! with no live replica has leader -1 and LEADER_NOT_AVAILABLE. Unknown topics are created
-//! when the request and the broker both allow it.
+//! when the request and the broker both allow it. ControllerId is the controller leader, or
+//! this node while none is known (it forwards admin requests to the leader once there is one).
 
 use super::validate::{topic_action, TopicAction};
 use super::{errors::admin_error_code, RequestError, ServerCtx};
@@ -44,7 +45,11 @@ pub async fn handle(
         throttle_time_ms: 0,
         brokers: brokers(ctx),
         cluster_id: Some(ctx.config.cluster_id.clone()),
-        controller_id: ctx.metadata.controller().unwrap_or(-1),
+        // Admin requests reach the controller leader through any node (forwarding). While no
+        // leader is known (an election), name this node, as Kafka's KRaft brokers name a live
+        // broker: given -1, librdkafka refreshes Metadata once, then waits for a change that
+        // a second -1 never brings, and its admin calls stall until they time out.
+        controller_id: ctx.metadata.controller().unwrap_or(ctx.config.node_id),
         topics,
         cluster_authorized_operations: i32::MIN,
     })
@@ -90,10 +95,19 @@ async fn resolve(
     }
 }
 
-/// Every live broker of the gossip view, by node id.
+/// Every live broker of the gossip view that is registered with the controller (so may lead
+/// partitions and coordinate groups), and this node itself, by node id. A node gossip already
+/// sees but the controller has not registered yet is left out, as Kafka leaves out brokers
+/// before their registration: a client that sees N brokers can create a topic on all N
+/// (placement picks among registered nodes), instead of having its partitions piled on the
+/// few nodes registered first.
 pub fn brokers(ctx: &ServerCtx) -> Vec<MetadataResponseBroker> {
+    let image = ctx.image();
+    let me = ctx.config.node_id;
+    let listed = |id: i32| id == me || image.nodes.contains_key(&id);
     ctx.membership()
         .live()
+        .filter(|m| listed(m.card.node_id))
         .map(|m| MetadataResponseBroker {
             node_id: m.card.node_id,
             host: m.card.kafka_host.clone(),
