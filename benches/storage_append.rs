@@ -25,6 +25,7 @@ use bytes::Bytes;
 use glommio::io::{DmaFile, OpenOptions};
 use hdrhistogram::Histogram;
 use ringmq::io::dma::DmaDisk;
+use ringmq::model::LeaderEpoch;
 use ringmq::storage::{BatchCache, LogConfig, PartitionLog};
 
 const MIB: usize = 1 << 20;
@@ -182,7 +183,7 @@ async fn append_throughput(dir: &Path, total: usize, batch: &Bytes, preallocate:
     let mut last = 0;
     for _ in 0..count {
         last = log
-            .append(batch.clone(), 0)
+            .append(batch.clone(), LeaderEpoch(0))
             .await
             .expect("append")
             .last_offset;
@@ -213,7 +214,10 @@ async fn durable_producers(dir: &Path, producers: usize, run_for: Duration) -> (
             glommio::spawn_local(async move {
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    let info = log.append(batch.clone(), 0).await.expect("append");
+                    let info = log
+                        .append(batch.clone(), LeaderEpoch(0))
+                        .await
+                        .expect("append");
                     log.sync_through(info.last_offset).await.expect("sync");
                     hist.borrow_mut()
                         .record(t.elapsed().as_micros() as u64)
@@ -259,7 +263,9 @@ async fn reads_and_recovery(dir: &Path, total: usize) {
         .await
         .expect("open");
     for _ in 0..total / batch.len() {
-        log.append(batch.clone(), 0).await.expect("append");
+        log.append(batch.clone(), LeaderEpoch(0))
+            .await
+            .expect("append");
     }
     log.flush().await.expect("flush");
     let (bytes, elapsed, cached) = read_all(&log).await;

@@ -11,6 +11,44 @@ pub type Offset = i64;
 /// Milliseconds since the Unix epoch, as Kafka timestamps are.
 pub type TimestampMs = i64;
 
+/// The id of an idempotent producer (KIP-98); a negative id is not idempotent (no checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProducerId(pub i64);
+
+/// A producer id's epoch: a higher one fences every lower one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProducerEpoch(pub i16);
+
+/// A producer's sequence number of a record in one partition (a batch carries the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sequence(pub i32);
+
+impl Sequence {
+    /// The sequence `delta` records later, wrapping as two's complement.
+    pub fn plus(self, delta: i32) -> Sequence {
+        Sequence(self.0.wrapping_add(delta))
+    }
+    /// The sequence after this one: after i32::MAX comes 0, as in Kafka.
+    pub fn next(self) -> Sequence {
+        Sequence(if self.0 == i32::MAX { 0 } else { self.0 + 1 })
+    }
+}
+
+/// The epoch of a partition's leader, stamped into every batch it appends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeaderEpoch(pub i32);
+
+macro_rules! display_inner {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+display_inner!(ProducerId, ProducerEpoch, Sequence, LeaderEpoch);
+
 /// Index of a shard (one glommio executor pinned to one CPU).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShardId(pub u16);
@@ -152,8 +190,8 @@ impl<'a> BatchHeader<'a> {
         }
         Ok(len as usize + BATCH_LENGTH_PREFIX_BYTES)
     }
-    pub fn partition_leader_epoch(&self) -> i32 {
-        be_i32(self.bytes, 12)
+    pub fn partition_leader_epoch(&self) -> LeaderEpoch {
+        LeaderEpoch(be_i32(self.bytes, 12))
     }
     pub fn magic(&self) -> i8 {
         self.bytes[16] as i8
@@ -186,14 +224,18 @@ impl<'a> BatchHeader<'a> {
     pub fn max_timestamp(&self) -> TimestampMs {
         be_i64(self.bytes, 35)
     }
-    pub fn producer_id(&self) -> i64 {
-        be_i64(self.bytes, 43)
+    pub fn producer_id(&self) -> ProducerId {
+        ProducerId(be_i64(self.bytes, 43))
     }
-    pub fn producer_epoch(&self) -> i16 {
-        be_i16(self.bytes, 51)
+    pub fn producer_epoch(&self) -> ProducerEpoch {
+        ProducerEpoch(be_i16(self.bytes, 51))
     }
-    pub fn base_sequence(&self) -> i32 {
-        be_i32(self.bytes, 53)
+    pub fn base_sequence(&self) -> Sequence {
+        Sequence(be_i32(self.bytes, 53))
+    }
+    /// Sequence of the batch's last record.
+    pub fn last_sequence(&self) -> Sequence {
+        self.base_sequence().plus(self.last_offset_delta())
     }
     pub fn records_count(&self) -> i32 {
         be_i32(self.bytes, 57)
@@ -235,13 +277,13 @@ impl<'a> BatchHeader<'a> {
 }
 
 /// Stamp the broker-owned fields (both outside the CRC) into a batch in place.
-pub fn stamp_batch(batch: &mut [u8], base_offset: Offset, partition_leader_epoch: i32) {
+pub fn stamp_batch(batch: &mut [u8], base_offset: Offset, leader_epoch: LeaderEpoch) {
     assert!(
         batch.len() >= BATCH_HEADER_BYTES,
         "stamp_batch on a short batch"
     );
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[12..16].copy_from_slice(&partition_leader_epoch.to_be_bytes());
+    batch[12..16].copy_from_slice(&leader_epoch.0.to_be_bytes());
 }
 
 /// Switch a batch to LogAppendTime: set the timestamp-type attribute bit and maxTimestamp,
@@ -363,7 +405,7 @@ mod tests {
         assert_eq!(h.validate().unwrap(), b.len());
         assert_eq!(h.records_count(), 2);
         assert_eq!(h.last_offset_delta(), 1);
-        stamp_batch(&mut b, 42, 7);
+        stamp_batch(&mut b, 42, LeaderEpoch(7));
         let h = BatchHeader::parse(&b).unwrap();
         assert_eq!(h.base_offset(), 42);
         assert_eq!(h.last_offset(), 43);

@@ -271,12 +271,12 @@ pub fn first_at_or_after(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{stamp_batch, test_batches};
+    use crate::model::{stamp_batch, test_batches, LeaderEpoch};
 
     #[test]
     fn uncompressed_records_found_by_timestamp() {
         let mut b = test_batches::batch(&[b"a", b"b", b"c"], 1000);
-        stamp_batch(&mut b, 10, 0);
+        stamp_batch(&mut b, 10, LeaderEpoch(0));
         let all = record_timestamps(&b).unwrap();
         assert_eq!(all, vec![(10, 1000), (11, 1000), (12, 1000)]);
         assert_eq!(first_at_or_after(&b, 1000).unwrap(), Some((10, 1000)));
@@ -361,7 +361,7 @@ mod tests {
         let ts: Vec<i64> = (0..200).map(|i| 1_000 + 3 * i).collect();
         for codec in 0..=4u8 {
             let mut b = batch_with(&ts, codec, *ts.last().unwrap());
-            stamp_batch(&mut b, 100, 0);
+            stamp_batch(&mut b, 100, LeaderEpoch(0));
             assert_eq!(BatchHeader::parse(&b).unwrap().validate().unwrap(), b.len());
             let all = record_timestamps(&b).unwrap();
             assert_eq!(all.len(), 200, "codec {codec}");
@@ -426,7 +426,7 @@ mod tests {
             Err(RecordsError::Malformed("timestamp delta overflows"))
         );
         let mut b = test_batches::batch(&[b"a", b"b"], 5);
-        stamp_batch(&mut b, i64::MAX, 0); // record 1 has offset delta 1
+        stamp_batch(&mut b, i64::MAX, LeaderEpoch(0)); // record 1 has offset delta 1
         assert_eq!(
             record_timestamps(&b),
             Err(RecordsError::Malformed("offset delta overflows"))

@@ -419,7 +419,7 @@ mod tests {
         assert_eq!((h.records_count(), h.last_offset_delta()), (3, 2));
         assert_eq!(
             (h.base_timestamp(), h.max_timestamp(), h.producer_id()),
-            (1_000, 1_007, -1)
+            (1_000, 1_007, crate::model::ProducerId(-1))
         );
         let recs: Vec<_> = records(&batch).unwrap().collect::<Result<_, _>>().unwrap();
         assert_eq!(recs.len(), 3);

@@ -8,7 +8,7 @@
 //! control batches of types they do not know. Every field of such a batch is fixed (timestamp
 //! -1, no producer), so each replica builds the same bytes.
 
-use crate::model::{build_batch, stamp_batch, BatchError, BatchHeader, Offset};
+use crate::model::{build_batch, stamp_batch, BatchError, BatchHeader, LeaderEpoch, Offset};
 use bytes::{Bytes, BytesMut};
 use raft::eraftpb::{Entry, EntryType};
 
@@ -57,7 +57,7 @@ fn control_kind(t: EntryType) -> i16 {
 /// term. A data entry keeps its bytes when they are stamped so already (zero copy; entries
 /// that come from a peer's log are), otherwise one copy is stamped.
 pub fn batch_for_entry(e: &Entry, base_offset: Offset) -> Result<Bytes, BatchError> {
-    let epoch = i32::try_from(e.term).map_err(|_| BatchError::BadLength(-1))?;
+    let epoch = LeaderEpoch(i32::try_from(e.term).map_err(|_| BatchError::BadLength(-1))?);
     let data_entry = e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty();
     if data_entry {
         let h = check_batch(&e.data)?;
@@ -127,7 +127,7 @@ pub fn entry_for_batch(index: u64, batch: &Bytes) -> Result<Entry, BatchError> {
     let h = check_batch(batch)?;
     let mut e = Entry {
         index,
-        term: u64::try_from(h.partition_leader_epoch()).map_err(|_| BatchError::BadLength(-1))?,
+        term: u64::try_from(h.partition_leader_epoch().0).map_err(|_| BatchError::BadLength(-1))?,
         ..Default::default()
     };
     match raft_control(batch, &h) {
@@ -161,7 +161,11 @@ mod tests {
         let b = batch_for_entry(&e, 100).unwrap();
         let h = check_batch(&b).unwrap();
         assert_eq!(
-            (h.base_offset(), h.last_offset(), h.partition_leader_epoch()),
+            (
+                h.base_offset(),
+                h.last_offset(),
+                h.partition_leader_epoch().0
+            ),
             (100, 102, 7)
         );
         assert_eq!(&b[16..], &raw[16..], "only the stamped fields change");
@@ -200,7 +204,11 @@ mod tests {
             let h = check_batch(&b).unwrap();
             assert!(h.is_control());
             assert_eq!(
-                (h.base_offset(), h.last_offset(), h.partition_leader_epoch()),
+                (
+                    h.base_offset(),
+                    h.last_offset(),
+                    h.partition_leader_epoch().0
+                ),
                 (41, 41, 3)
             );
             assert_eq!(

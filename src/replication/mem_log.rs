@@ -122,7 +122,7 @@ impl MemLog {
         while let Some(total) = log.next_valid(&bytes) {
             let batch = bytes.slice(log.file_len..log.file_len + total);
             let h = check_batch(&batch).expect("checked by next_valid");
-            let (term, end) = (h.partition_leader_epoch() as u64, h.last_offset() + 1);
+            let (term, end) = (h.partition_leader_epoch().0 as u64, h.last_offset() + 1);
             log.push(term, end, batch);
         }
         let mut d = log.disk.0.borrow_mut();
@@ -146,7 +146,7 @@ impl MemLog {
         let h = check_batch(rest.get(..total)?).ok()?;
         let prev_term = self.entries.last().map_or(0, |m| m.term);
         let epoch_ok =
-            h.partition_leader_epoch() >= 0 && h.partition_leader_epoch() as u64 >= prev_term;
+            h.partition_leader_epoch().0 >= 0 && h.partition_leader_epoch().0 as u64 >= prev_term;
         (h.base_offset() == self.log_end() && epoch_ok).then_some(total)
     }
 
@@ -206,7 +206,7 @@ impl ReplicaLog for MemLog {
     fn append(&mut self, term: u64, batch: Bytes) -> Result<(), ReplicaLogError> {
         let h = check_batch(&batch).map_err(|e| ReplicaLogError::BadBatch(e.to_string()))?;
         let last_term = self.entries.last().map_or(0, |m| m.term);
-        if h.base_offset() != self.log_end() || h.partition_leader_epoch() as u64 != term {
+        if h.base_offset() != self.log_end() || h.partition_leader_epoch().0 as u64 != term {
             return Err(ReplicaLogError::BadBatch(format!(
                 "stamped {}@{}, log end {} term {term}",
                 h.base_offset(),
@@ -280,12 +280,12 @@ impl ReplicaLog for MemLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{stamp_batch, test_batches};
+    use crate::model::{stamp_batch, test_batches, LeaderEpoch};
 
     fn stamped(records: usize, base: Offset, term: u64) -> Bytes {
         let values: Vec<&[u8]> = (0..records).map(|_| &b"v"[..]).collect();
         let mut b = test_batches::batch(&values, 1);
-        stamp_batch(&mut b, base, term as i32);
+        stamp_batch(&mut b, base, LeaderEpoch(term as i32));
         Bytes::from(b)
     }
 

@@ -18,7 +18,7 @@ use crate::groups::{
     GROUP_LOG_PARTITIONS, GROUP_LOG_TOPIC,
 };
 use crate::io::dma::DmaDisk;
-use crate::model::{owner_shard, ShardId};
+use crate::model::{owner_shard, LeaderEpoch, ShardId};
 use crate::storage::{BatchCache, PartitionLog, StorageError};
 use glommio::channels::local_channel::{self, LocalSender};
 use std::cell::RefCell;
@@ -199,7 +199,9 @@ impl GroupShard {
                 .map(|(k, v)| (Some(&k[..]), v.as_deref()))
                 .collect();
             let batch = crate::model::build_batch(&refs, now_ms());
-            let info = log.append(bytes::Bytes::from(batch), 0).await?;
+            let info = log
+                .append(bytes::Bytes::from(batch), LeaderEpoch(0))
+                .await?;
             log.sync_through(info.last_offset).await?;
         }
         Ok(())

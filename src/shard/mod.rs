@@ -18,7 +18,7 @@ use crate::cluster::placement::{place, replication_factor, Candidate};
 use crate::cluster::{Command, LocalMetadata, MetadataError, MetadataImage, TopicMeta};
 use crate::config::{BrokerConfig, Durability, TimestampKind, TopicConfigs};
 use crate::io::dma::DmaDisk;
-use crate::model::{Offset, ShardId, TopicPartition};
+use crate::model::{LeaderEpoch, Offset, ShardId, TopicPartition};
 use crate::router::*;
 use crate::storage::{BatchCache, LogConfig, PartitionLog, StorageError, TimestampType};
 use std::cell::{Cell, RefCell};
@@ -436,7 +436,7 @@ impl Shard {
             );
         };
         let (bytes, count) = batch_size(&records);
-        match log.append(records, 0).await {
+        match log.append(records, LeaderEpoch(0)).await {
             Ok(info) => {
                 if !info.duplicate {
                     self.metrics.appended(&part.tp.topic, bytes, count);

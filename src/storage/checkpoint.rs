@@ -59,18 +59,19 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ProducerEpoch, ProducerId, Sequence};
     use crate::storage::producer::ProducerBatch;
 
     #[test]
     fn round_trip_and_damage() {
         let mut producers = ProducerStates::default();
         let b = ProducerBatch {
-            first_seq: 0,
-            last_seq: 1,
+            first_seq: Sequence(0),
+            last_seq: Sequence(1),
             base_offset: 5,
             last_offset: 6,
         };
-        producers.record(3, 1, b, 0);
+        producers.record(ProducerId(3), ProducerEpoch(1), b, 0);
         let cp = Checkpoint {
             log_start_offset: 4,
             recovery_point: Mark {

@@ -159,7 +159,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::model::{BatchError, Offset};
+use crate::model::{BatchError, Offset, ProducerEpoch, ProducerId, Sequence};
 
 pub use cache::BatchCache;
 pub use partition::PartitionLog;
@@ -313,15 +313,15 @@ pub enum StorageError {
     MessageTooLarge { size: usize, max: u32 },
     /// Sequence gap for an idempotent producer: OUT_OF_ORDER_SEQUENCE_NUMBER.
     OutOfOrderSequence {
-        producer_id: i64,
-        expected: i32,
-        received: i32,
+        producer_id: ProducerId,
+        expected: Sequence,
+        received: Sequence,
     },
     /// A stale producer epoch: INVALID_PRODUCER_EPOCH.
     InvalidProducerEpoch {
-        producer_id: i64,
-        current: i16,
-        received: i16,
+        producer_id: ProducerId,
+        current: ProducerEpoch,
+        received: ProducerEpoch,
     },
     /// The log was closed or removed: NOT_LEADER_OR_FOLLOWER (the partition moved).
     Closed,

@@ -26,7 +26,9 @@ use super::CHECKPOINT_INTERVAL_BYTES;
 use super::{AppendInfo, LogConfig, ReadBatches, StorageError, TimestampType};
 use crate::base::now_ms;
 use crate::io::{align_down, align_up, Disk, DiskFile, IoBuffer};
-use crate::model::{set_log_append_time, stamp_batch, BatchError, BatchHeader, Offset};
+use crate::model::{
+    set_log_append_time, stamp_batch, BatchError, BatchHeader, LeaderEpoch, Offset,
+};
 
 /// Smallest capacity of a partition's write buffer: appends are copied here and flushed in
 /// one write. Each partition holds one at all times (a shard with 1000 partitions: 128 MiB).
@@ -339,7 +341,7 @@ impl<D: Disk> PartitionLog<D> {
     pub async fn append(
         &self,
         batch: Bytes,
-        leader_epoch: i32,
+        leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, StorageError> {
         let header = BatchHeader::parse(&batch).map_err(StorageError::CorruptBatch)?;
         let total = header.validate().map_err(StorageError::CorruptBatch)?;
@@ -362,7 +364,7 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// The synchronous part of an append: checks, offset assignment and the copy, atomically.
-    fn try_append(&self, batch: &Bytes, leader_epoch: i32) -> Result<Step, StorageError> {
+    fn try_append(&self, batch: &Bytes, leader_epoch: LeaderEpoch) -> Result<Step, StorageError> {
         let mut st = self.state_mut();
         st.check_open()?;
         let now = now_ms();
@@ -370,9 +372,8 @@ impl<D: Disk> PartitionLog<D> {
             return Ok(step);
         }
         let h = BatchHeader::parse(batch).map_err(StorageError::CorruptBatch)?;
-        let (producer_id, epoch, first_seq) =
-            (h.producer_id(), h.producer_epoch(), h.base_sequence());
-        let last_seq = first_seq.wrapping_add(h.last_offset_delta());
+        let (producer_id, epoch) = (h.producer_id(), h.producer_epoch());
+        let (first_seq, last_seq) = (h.base_sequence(), h.last_sequence());
         if let SequenceCheck::Duplicate(original) =
             st.producers
                 .check(producer_id, epoch, first_seq, last_seq)?
@@ -390,12 +391,7 @@ impl<D: Disk> PartitionLog<D> {
             return Ok(Step::Flush);
         }
         let (info, stamped) = self.copy_in(&mut st, batch, leader_epoch, now)?;
-        let pb = ProducerBatch {
-            first_seq,
-            last_seq,
-            base_offset: info.base_offset,
-            last_offset: info.last_offset,
-        };
+        let pb = ProducerBatch::of(&h, info.base_offset, info.last_offset);
         st.producers.record(producer_id, epoch, pb, now);
         drop(st);
         if room == Room::Queued {
@@ -420,7 +416,7 @@ impl<D: Disk> PartitionLog<D> {
         &self,
         st: &mut State<D>,
         batch: &[u8],
-        leader_epoch: i32,
+        leader_epoch: LeaderEpoch,
         now: i64,
     ) -> Result<(AppendInfo, Option<Bytes>), StorageError> {
         let log_append = st.config.timestamp_type == TimestampType::LogAppendTime;
@@ -1335,7 +1331,10 @@ mod tests {
             let disk = SimDisk::new(1);
             let log = open_sim(&disk, small_config()).await;
             for i in 0..20 {
-                let info = log.append(batch(3, 100, 1000 + i), 5).await.unwrap();
+                let info = log
+                    .append(batch(3, 100, 1000 + i), LeaderEpoch(5))
+                    .await
+                    .unwrap();
                 assert_eq!((info.base_offset, info.last_offset), (i * 3, i * 3 + 2));
                 assert_eq!(info.log_append_time_ms, -1);
             }
@@ -1343,7 +1342,10 @@ mod tests {
             let r = log.read(4, 1).await.unwrap();
             assert_eq!(r.batches.len(), 1, "at least one batch (KIP-74)");
             let h = BatchHeader::parse(&r.batches[0]).unwrap();
-            assert_eq!((h.base_offset(), h.partition_leader_epoch()), (3, 5));
+            assert_eq!(
+                (h.base_offset(), h.partition_leader_epoch()),
+                (3, LeaderEpoch(5))
+            );
             let r = log.read(0, 10_000).await.unwrap();
             assert!(r.total_bytes <= 10_000 && r.batches.len() > 1);
             assert!(log.read(60, 100).await.unwrap().batches.is_empty());
@@ -1353,13 +1355,19 @@ mod tests {
             ));
             let mut bad = batch(1, 10, 0).to_vec();
             bad[70] ^= 1;
-            let err = log.append(Bytes::from(bad), 0).await.unwrap_err();
+            let err = log
+                .append(Bytes::from(bad), LeaderEpoch(0))
+                .await
+                .unwrap_err();
             assert!(matches!(err, StorageError::CorruptBatch(_)));
             log.set_config(LogConfig {
                 max_message_bytes: 100,
                 ..small_config()
             });
-            let err = log.append(batch(1, 200, 0), 0).await.unwrap_err();
+            let err = log
+                .append(batch(1, 200, 0), LeaderEpoch(0))
+                .await
+                .unwrap_err();
             assert!(matches!(err, StorageError::MessageTooLarge { .. }));
         });
     }
@@ -1376,7 +1384,10 @@ mod tests {
                     let log = log.clone();
                     glommio::spawn_local(async move {
                         for j in 0..10 {
-                            let info = log.append(batch(1, 50, i * 10 + j), 0).await.unwrap();
+                            let info = log
+                                .append(batch(1, 50, i * 10 + j), LeaderEpoch(0))
+                                .await
+                                .unwrap();
                             log.sync_through(info.last_offset).await.unwrap();
                         }
                     })
@@ -1399,31 +1410,50 @@ mod tests {
         run(|| async {
             let disk = SimDisk::new(3);
             let log = open_sim(&disk, small_config()).await;
-            log.append(batch(2, 10, 0), 0).await.unwrap();
-            let a = log.append(idempotent_batch(9, 0, 0, 3), 0).await.unwrap();
-            let b = log.append(idempotent_batch(9, 0, 3, 2), 0).await.unwrap();
-            let dup = log.append(idempotent_batch(9, 0, 0, 3), 0).await.unwrap();
+            log.append(batch(2, 10, 0), LeaderEpoch(0)).await.unwrap();
+            let a = log
+                .append(idempotent_batch(9, 0, 0, 3), LeaderEpoch(0))
+                .await
+                .unwrap();
+            let b = log
+                .append(idempotent_batch(9, 0, 3, 2), LeaderEpoch(0))
+                .await
+                .unwrap();
+            let dup = log
+                .append(idempotent_batch(9, 0, 0, 3), LeaderEpoch(0))
+                .await
+                .unwrap();
             assert!(dup.duplicate && dup.base_offset == a.base_offset && dup.last_offset == 4);
             assert_eq!(log.log_end_offset(), 7);
-            let gap = log.append(idempotent_batch(9, 0, 9, 1), 0).await;
+            let gap = log
+                .append(idempotent_batch(9, 0, 9, 1), LeaderEpoch(0))
+                .await;
             assert!(matches!(gap, Err(StorageError::OutOfOrderSequence { .. })));
             log.sync_through(b.last_offset).await.unwrap();
             disk.crash();
             let log = open_sim(&disk, small_config()).await;
-            let dup = log.append(idempotent_batch(9, 0, 3, 2), 0).await.unwrap();
+            let dup = log
+                .append(idempotent_batch(9, 0, 3, 2), LeaderEpoch(0))
+                .await
+                .unwrap();
             assert!(
                 dup.duplicate && dup.base_offset == b.base_offset,
                 "state rebuilt from the log"
             );
-            let next = log.append(idempotent_batch(9, 0, 5, 1), 0).await.unwrap();
+            let next = log
+                .append(idempotent_batch(9, 0, 5, 1), LeaderEpoch(0))
+                .await
+                .unwrap();
             assert_eq!(next.base_offset, 7);
             log.close().await.unwrap();
             assert!(matches!(
-                log.append(batch(1, 1, 0), 0).await,
+                log.append(batch(1, 1, 0), LeaderEpoch(0)).await,
                 Err(StorageError::Closed)
             ));
             let log = open_sim(&disk, small_config()).await;
-            let stale = log.append(idempotent_batch(9, -1, 6, 1), 0).await;
+            let stale = log
+                .append(idempotent_batch(9, -1, 6, 1), LeaderEpoch(0))
+                .await;
             assert!(matches!(
                 stale,
                 Err(StorageError::InvalidProducerEpoch { .. })
@@ -1437,7 +1467,9 @@ mod tests {
             let disk = SimDisk::new(4);
             let log = open_sim(&disk, small_config()).await;
             for i in 0..200 {
-                log.append(batch(2, 100, 10_000 + i), 0).await.unwrap();
+                log.append(batch(2, 100, 10_000 + i), LeaderEpoch(0))
+                    .await
+                    .unwrap();
             }
             let segments = log.state().segments.len();
             assert!(segments > 5, "rolled into {segments} segments");
@@ -1503,7 +1535,7 @@ mod tests {
             )
             .await;
             for i in 0..5 {
-                log.append(batch(2, 10, i), 0).await.unwrap();
+                log.append(batch(2, 10, i), LeaderEpoch(0)).await.unwrap();
             }
             assert_eq!(
                 log.state().segments.len(),
@@ -1537,7 +1569,7 @@ mod tests {
                 ..small_config()
             };
             let log = open_sim(&disk, config).await;
-            let info = log.append(batch(1, 10, 5), 0).await.unwrap();
+            let info = log.append(batch(1, 10, 5), LeaderEpoch(0)).await.unwrap();
             assert!(info.log_append_time_ms > 1_600_000_000_000);
             let r = log.read(0, 100).await.unwrap();
             let h = BatchHeader::parse(&r.batches[0]).unwrap();
@@ -1571,7 +1603,7 @@ mod tests {
                     disk.set_faults(SimFaults::default());
                 }
                 let b = batch(4, 8 * 1024 + i as usize, i64::from(i));
-                match log.append(b.clone(), 0).await {
+                match log.append(b.clone(), LeaderEpoch(0)).await {
                     Ok(info) => {
                         assert_eq!(info.base_offset, 4 * expected.len() as i64);
                         expected.push(b);
@@ -1611,12 +1643,12 @@ mod tests {
         run(|| async {
             let disk = SimDisk::new(6);
             let log = open_sim(&disk, small_config()).await;
-            let a = log.append(batch(1, 10, 0), 0).await.unwrap();
+            let a = log.append(batch(1, 10, 0), LeaderEpoch(0)).await.unwrap();
             disk.set_faults(SimFaults {
                 no_space_per_million: 1_000_000,
                 ..Default::default()
             });
-            let b = log.append(batch(1, 10, 0), 0).await.unwrap(); // buffered: no I/O yet
+            let b = log.append(batch(1, 10, 0), LeaderEpoch(0)).await.unwrap(); // buffered: no I/O yet
             let err = log.sync_through(b.last_offset).await.unwrap_err();
             assert!(matches!(err, StorageError::NoSpace { .. }), "{err}");
             assert!(log.flush().await.is_err());
@@ -1656,17 +1688,20 @@ mod tests {
         run(|| async {
             let disk = SimDisk::new(7);
             let log = open_sim(&disk, small_config()).await;
-            log.append(batch(1, 10, 1), 0).await.unwrap();
+            log.append(batch(1, 10, 1), LeaderEpoch(0)).await.unwrap();
             disk.set_faults(SimFaults {
                 no_space_per_million: 1_000_000,
                 ..Default::default()
             });
-            let b = log.append(batch(1, 10, 2), 0).await.unwrap(); // buffered: no I/O yet
+            let b = log.append(batch(1, 10, 2), LeaderEpoch(0)).await.unwrap(); // buffered: no I/O yet
             assert!(log.sync_through(b.last_offset).await.is_err());
-            let refused = log.append(batch(1, 10, 3), 0).await.unwrap_err();
+            let refused = log
+                .append(batch(1, 10, 3), LeaderEpoch(0))
+                .await
+                .unwrap_err();
             assert!(matches!(refused, StorageError::NoSpace { .. }), "{refused}");
             disk.set_faults(SimFaults::default());
-            let d = log.append(batch(1, 10, 4), 0).await.unwrap();
+            let d = log.append(batch(1, 10, 4), LeaderEpoch(0)).await.unwrap();
             log.sync_through(d.last_offset).await.unwrap();
             assert_eq!(stored_ids(&log).await, vec![1, 2, 4], "3 was refused");
         });
@@ -1693,7 +1728,7 @@ mod tests {
                     };
                     disk.set_faults(faults);
                     let value = 50 + (id as usize % 7) * 300;
-                    match log.append(batch(1, value, id), 0).await {
+                    match log.append(batch(1, value, id), LeaderEpoch(0)).await {
                         Err(_) => refused.push(id),
                         Ok(info) if log.sync_through(info.last_offset).await.is_ok() => {
                             acked.push(id)
@@ -1732,7 +1767,7 @@ mod tests {
                 .await
                 .unwrap();
             for i in 0..300 {
-                log.append(batch(4, 250, i), 1).await.unwrap();
+                log.append(batch(4, 250, i), LeaderEpoch(1)).await.unwrap();
             }
             log.sync_through(1199).await.unwrap();
             log.close().await.unwrap();
@@ -1780,7 +1815,7 @@ mod tests {
                 at < 1200 && at > 1100,
                 "served up to the flipped batch: {at}"
             );
-            let info = log.append(batch(1, 10, 0), 1).await.unwrap();
+            let info = log.append(batch(1, 10, 0), LeaderEpoch(1)).await.unwrap();
             assert_eq!(
                 info.base_offset, 1200,
                 "appends continue after the quarantine"

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::format::Reader;
 use super::StorageError;
-use crate::model::Offset;
+use crate::model::{Offset, ProducerEpoch, ProducerId, Sequence};
 
 /// Kafka keeps the last five batches per producer (max.in.flight.requests.per.connection).
 pub const CACHED_BATCHES_PER_PRODUCER: usize = 5;
@@ -38,15 +38,27 @@ const _: () = assert!(
 /// One appended batch of an idempotent producer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProducerBatch {
-    pub first_seq: i32,
-    pub last_seq: i32,
+    pub first_seq: Sequence,
+    pub last_seq: Sequence,
     pub base_offset: Offset,
     pub last_offset: Offset,
 }
 
+impl ProducerBatch {
+    /// The sequence range of the batch `h` at the offsets it was (or is being) stored at.
+    pub fn of(h: &crate::model::BatchHeader<'_>, base_offset: Offset, last_offset: Offset) -> Self {
+        ProducerBatch {
+            first_seq: h.base_sequence(),
+            last_seq: h.last_sequence(),
+            base_offset,
+            last_offset,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 struct ProducerEntry {
-    epoch: i16,
+    epoch: ProducerEpoch,
     batches: VecDeque<ProducerBatch>,
     /// Broker clock of the last append (or of recovery), for expiration.
     last_append_ms: i64,
@@ -64,31 +76,22 @@ pub enum SequenceCheck {
 /// Producer id → state, for one partition.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProducerStates {
-    producers: HashMap<i64, ProducerEntry>,
-}
-
-/// Sequence after `seq`, wrapping at i32::MAX as Kafka does.
-fn next_seq(seq: i32) -> i32 {
-    if seq == i32::MAX {
-        0
-    } else {
-        seq + 1
-    }
+    producers: HashMap<ProducerId, ProducerEntry>,
 }
 
 impl ProducerStates {
     /// Check a batch from `producer_id` at `epoch` covering `[first_seq, last_seq]`.
     pub fn check(
         &self,
-        producer_id: i64,
-        epoch: i16,
-        first_seq: i32,
-        last_seq: i32,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        first_seq: Sequence,
+        last_seq: Sequence,
     ) -> Result<SequenceCheck, StorageError> {
         let Some(entry) = self
             .producers
             .get(&producer_id)
-            .filter(|_| producer_id >= 0)
+            .filter(|_| producer_id.0 >= 0)
         else {
             return Ok(SequenceCheck::Accept);
         };
@@ -101,8 +104,8 @@ impl ProducerStates {
             });
         }
         if epoch > entry.epoch {
-            if first_seq != 0 {
-                let (expected, received) = (0, first_seq);
+            if first_seq != Sequence(0) {
+                let (expected, received) = (Sequence(0), first_seq);
                 return Err(StorageError::OutOfOrderSequence {
                     producer_id,
                     expected,
@@ -118,7 +121,7 @@ impl ProducerStates {
         let expected = entry
             .batches
             .back()
-            .map_or(first_seq, |b| next_seq(b.last_seq));
+            .map_or(first_seq, |b| b.last_seq.next());
         if first_seq != expected {
             return Err(StorageError::OutOfOrderSequence {
                 producer_id,
@@ -131,8 +134,14 @@ impl ProducerStates {
 
     /// Remember an appended batch at broker time `now_ms` (also used to replay headers at
     /// recovery; replaying a batch already known, or one of an older epoch, changes nothing).
-    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: ProducerBatch, now_ms: i64) {
-        if producer_id < 0 {
+    pub fn record(
+        &mut self,
+        producer_id: ProducerId,
+        epoch: ProducerEpoch,
+        batch: ProducerBatch,
+        now_ms: i64,
+    ) {
+        if producer_id.0 < 0 {
             return;
         }
         if self.producers.len() >= MAX_PRODUCERS_PER_PARTITION
@@ -211,12 +220,12 @@ impl ProducerStates {
         ids.sort_unstable();
         for &id in &ids {
             let entry = &self.producers[&id];
-            out.extend_from_slice(&id.to_be_bytes());
-            out.extend_from_slice(&entry.epoch.to_be_bytes());
+            out.extend_from_slice(&id.0.to_be_bytes());
+            out.extend_from_slice(&entry.epoch.0.to_be_bytes());
             out.push(entry.batches.len() as u8);
             for b in &entry.batches {
-                out.extend_from_slice(&b.first_seq.to_be_bytes());
-                out.extend_from_slice(&b.last_seq.to_be_bytes());
+                out.extend_from_slice(&b.first_seq.0.to_be_bytes());
+                out.extend_from_slice(&b.last_seq.0.to_be_bytes());
                 out.extend_from_slice(&b.base_offset.to_be_bytes());
                 out.extend_from_slice(&b.last_offset.to_be_bytes());
             }
@@ -238,15 +247,15 @@ impl ProducerStates {
         let mut producers = HashMap::with_capacity(count);
         let mut ids = Vec::with_capacity(count);
         for _ in 0..count {
-            let id = r.i64()?;
-            let epoch = r.i16()?;
+            let id = ProducerId(r.i64()?);
+            let epoch = ProducerEpoch(r.i16()?);
             let n = usize::from(r.u8()?);
             if n > CACHED_BATCHES_PER_PRODUCER {
                 return None;
             }
             let mut batches = VecDeque::with_capacity(n);
             for _ in 0..n {
-                let (first_seq, last_seq) = (r.i32()?, r.i32()?);
+                let (first_seq, last_seq) = (Sequence(r.i32()?), Sequence(r.i32()?));
                 let (base_offset, last_offset) = (r.i64()?, r.i64()?);
                 batches.push_back(ProducerBatch {
                     first_seq,
@@ -284,57 +293,74 @@ mod tests {
     fn batch(first_seq: i32, last_seq: i32, base_offset: Offset) -> ProducerBatch {
         let last_offset = base_offset + i64::from(last_seq - first_seq);
         ProducerBatch {
-            first_seq,
-            last_seq,
+            first_seq: Sequence(first_seq),
+            last_seq: Sequence(last_seq),
             base_offset,
             last_offset,
         }
+    }
+
+    /// [`ProducerStates::check`] with plain integers: producer id, epoch, first and last seq.
+    fn check(
+        s: &ProducerStates,
+        id: i64,
+        epoch: i16,
+        first: i32,
+        last: i32,
+    ) -> Result<SequenceCheck, StorageError> {
+        let (id, epoch) = (ProducerId(id), ProducerEpoch(epoch));
+        s.check(id, epoch, Sequence(first), Sequence(last))
+    }
+
+    /// [`ProducerStates::record`] with a plain producer id and epoch.
+    fn record(s: &mut ProducerStates, id: i64, epoch: i16, batch: ProducerBatch, now_ms: i64) {
+        s.record(ProducerId(id), ProducerEpoch(epoch), batch, now_ms);
     }
 
     #[test]
     fn sequence_rules() {
         let mut s = ProducerStates::default();
         assert_eq!(
-            s.check(-1, 0, 55, 55).unwrap(),
+            check(&s, -1, 0, 55, 55).unwrap(),
             SequenceCheck::Accept,
             "not idempotent"
         );
         assert_eq!(
-            s.check(7, 0, 10, 12).unwrap(),
+            check(&s, 7, 0, 10, 12).unwrap(),
             SequenceCheck::Accept,
             "unknown producer"
         );
-        s.record(7, 0, batch(0, 2, 100), 0);
-        assert_eq!(s.check(7, 0, 3, 5).unwrap(), SequenceCheck::Accept);
-        s.record(7, 0, batch(3, 5, 103), 0);
+        record(&mut s, 7, 0, batch(0, 2, 100), 0);
+        assert_eq!(check(&s, 7, 0, 3, 5).unwrap(), SequenceCheck::Accept);
+        record(&mut s, 7, 0, batch(3, 5, 103), 0);
         assert_eq!(
-            s.check(7, 0, 0, 2).unwrap(),
+            check(&s, 7, 0, 0, 2).unwrap(),
             SequenceCheck::Duplicate(batch(0, 2, 100))
         );
         assert!(matches!(
-            s.check(7, 0, 7, 9),
+            check(&s, 7, 0, 7, 9),
             Err(StorageError::OutOfOrderSequence {
-                expected: 6,
-                received: 7,
+                expected: Sequence(6),
+                received: Sequence(7),
                 ..
             })
         ));
         assert!(matches!(
-            s.check(7, -1, 6, 6),
+            check(&s, 7, -1, 6, 6),
             Err(StorageError::InvalidProducerEpoch { .. })
         ));
         assert!(matches!(
-            s.check(7, 1, 4, 4),
+            check(&s, 7, 1, 4, 4),
             Err(StorageError::OutOfOrderSequence { .. })
         ));
         assert_eq!(
-            s.check(7, 1, 0, 0).unwrap(),
+            check(&s, 7, 1, 0, 0).unwrap(),
             SequenceCheck::Accept,
             "new epoch at 0"
         );
-        s.record(7, 1, batch(0, 0, 106), 0);
+        record(&mut s, 7, 1, batch(0, 0, 106), 0);
         assert!(matches!(
-            s.check(7, 0, 6, 6),
+            check(&s, 7, 0, 6, 6),
             Err(StorageError::InvalidProducerEpoch { .. })
         ));
     }
@@ -343,49 +369,56 @@ mod tests {
     fn keeps_five_batches_and_wraps_sequences() {
         let mut s = ProducerStates::default();
         for i in 0..8 {
-            s.record(1, 0, batch(i, i, i64::from(i)), 0);
+            record(&mut s, 1, 0, batch(i, i, i64::from(i)), 0);
         }
         assert!(matches!(
-            s.check(1, 0, 2, 2),
+            check(&s, 1, 0, 2, 2),
             Err(StorageError::OutOfOrderSequence { .. })
         ));
         assert_eq!(
-            s.check(1, 0, 3, 3).unwrap(),
+            check(&s, 1, 0, 3, 3).unwrap(),
             SequenceCheck::Duplicate(batch(3, 3, 3))
         );
-        s.record(
+        record(
+            &mut s,
             2,
             0,
             ProducerBatch {
-                first_seq: i32::MAX,
-                last_seq: i32::MAX,
+                first_seq: Sequence(i32::MAX),
+                last_seq: Sequence(i32::MAX),
                 base_offset: 9,
                 last_offset: 9,
             },
             0,
         );
-        assert_eq!(s.check(2, 0, 0, 1).unwrap(), SequenceCheck::Accept);
+        assert_eq!(check(&s, 2, 0, 0, 1).unwrap(), SequenceCheck::Accept);
     }
 
     #[test]
     fn producers_expire_after_a_day_and_their_number_is_bounded() {
         let mut s = ProducerStates::default();
-        s.record(1, 0, batch(0, 0, 0), 1_000);
-        s.record(2, 0, batch(0, 0, 1), 5_000);
+        record(&mut s, 1, 0, batch(0, 0, 0), 1_000);
+        record(&mut s, 2, 0, batch(0, 0, 1), 5_000);
         s.expire(1_000 + PRODUCER_ID_EXPIRATION_MS);
         assert_eq!(s.len(), 1, "producer 1 expired, 2 did not");
         assert_eq!(
-            s.check(2, 0, 0, 0).unwrap(),
+            check(&s, 2, 0, 0, 0).unwrap(),
             SequenceCheck::Duplicate(batch(0, 0, 1))
         );
         let mut s = ProducerStates::default();
         let n = MAX_PRODUCERS_PER_PARTITION as i64 + 1_000;
         for id in 0..n {
-            s.record(id, 0, batch(0, 0, id), id);
+            record(&mut s, id, 0, batch(0, 0, id), id);
         }
         assert!(s.len() <= MAX_PRODUCERS_PER_PARTITION, "{}", s.len());
-        assert!(s.producers.contains_key(&(n - 1)), "the newest is kept");
-        assert!(!s.producers.contains_key(&0), "the least recent went first");
+        assert!(
+            s.producers.contains_key(&ProducerId(n - 1)),
+            "the newest is kept"
+        );
+        assert!(
+            !s.producers.contains_key(&ProducerId(0)),
+            "the least recent went first"
+        );
         let mut bytes = Vec::new();
         s.encode(&mut bytes);
         assert!(bytes.len() < crate::storage::format::MAX_OWN_FILE_BYTES);
@@ -398,9 +431,9 @@ mod tests {
     #[test]
     fn encode_decode_and_forget() {
         let mut s = ProducerStates::default();
-        s.record(1, 3, batch(0, 4, 10), 5);
-        s.record(1, 3, batch(5, 5, 15), 6);
-        s.record(9, 0, batch(0, 0, 16), 7);
+        record(&mut s, 1, 3, batch(0, 4, 10), 5);
+        record(&mut s, 1, 3, batch(5, 5, 15), 6);
+        record(&mut s, 9, 0, batch(0, 0, 16), 7);
         let mut bytes = Vec::new();
         s.encode(&mut bytes);
         let mut r = Reader::new(&bytes);
@@ -415,7 +448,7 @@ mod tests {
         s.forget_from(15);
         assert_eq!(s.len(), 1);
         assert_eq!(
-            s.check(1, 3, 5, 5).unwrap(),
+            check(&s, 1, 3, 5, 5).unwrap(),
             SequenceCheck::Accept,
             "forgotten batch"
         );

@@ -479,15 +479,7 @@ async fn open_with_size<D: Disk>(disk: &D, path: &Path) -> Result<(FileOf<D>, u6
 
 /// Record the producer state of a batch read back from a segment.
 fn replay_producer(producers: &mut ProducerStates, h: &BatchHeader<'_>, now: i64) {
-    let first_seq = h.base_sequence();
-    let last_seq = first_seq.wrapping_add(h.last_offset_delta());
-    let (base_offset, last_offset) = (h.base_offset(), h.last_offset());
-    let batch = ProducerBatch {
-        first_seq,
-        last_seq,
-        base_offset,
-        last_offset,
-    };
+    let batch = ProducerBatch::of(h, h.base_offset(), h.last_offset());
     producers.record(h.producer_id(), h.producer_epoch(), batch, now);
 }
 
@@ -703,6 +695,7 @@ async fn drop_segments<D: Disk>(disk: &D, dir: &Path, bases: &[Offset]) {
 mod tests {
     use super::*;
     use crate::io::sim::SimDisk;
+    use crate::model::LeaderEpoch;
     use crate::storage::test_util::{batch, run};
 
     fn config() -> LogConfig {
@@ -773,7 +766,10 @@ mod tests {
                     assert_eq!(log.recovery_events(), &[], "seed {seed} round {round}");
                     let mut value = 10;
                     loop {
-                        let info = log.append(batch(1, value, 7), 0).await.unwrap();
+                        let info = log
+                            .append(batch(1, value, 7), LeaderEpoch(0))
+                            .await
+                            .unwrap();
                         value += 1;
                         let end = log.state().active().size_bytes;
                         let pad = align_up(end, align as usize) - end;
@@ -796,7 +792,7 @@ mod tests {
             let disk = SimDisk::new(9);
             let log = open(&disk).await;
             for i in 0..60 {
-                log.append(batch(1, 200, i), 0).await.unwrap();
+                log.append(batch(1, 200, i), LeaderEpoch(0)).await.unwrap();
             }
             log.close().await.unwrap();
             let end = log.log_end_offset();
@@ -823,7 +819,7 @@ mod tests {
             );
             let seen = read_all_bases(&log).await;
             assert_eq!(seen.len() as i64, end - (next - missing));
-            let info = log.append(batch(1, 10, 0), 0).await.unwrap();
+            let info = log.append(batch(1, 10, 0), LeaderEpoch(0)).await.unwrap();
             assert_eq!(info.base_offset, end);
         });
     }
@@ -834,7 +830,7 @@ mod tests {
             let disk = SimDisk::new(11);
             let log = open(&disk).await;
             for i in 0..60 {
-                log.append(batch(1, 200, i), 0).await.unwrap();
+                log.append(batch(1, 200, i), LeaderEpoch(0)).await.unwrap();
             }
             log.close().await.unwrap();
             let end = log.log_end_offset();
@@ -882,7 +878,7 @@ mod tests {
             let disk = SimDisk::new(12);
             let log = open(&disk).await;
             for i in 0..10 {
-                log.append(batch(1, 100, i), 0).await.unwrap();
+                log.append(batch(1, 100, i), LeaderEpoch(0)).await.unwrap();
             }
             log.close().await.unwrap();
             let end = log.log_end_offset();
@@ -906,7 +902,7 @@ mod tests {
                 r.batches.is_empty(),
                 "a read in the gap before the end finds nothing"
             );
-            let info = log.append(batch(1, 10, 0), 0).await.unwrap();
+            let info = log.append(batch(1, 10, 0), LeaderEpoch(0)).await.unwrap();
             assert_eq!(info.base_offset, end);
             assert_eq!(read_all_bases(&log).await.len(), 3 + 1);
         });
@@ -918,7 +914,7 @@ mod tests {
             let disk = SimDisk::new(10);
             let log = open(&disk).await;
             for i in 0..40 {
-                log.append(batch(2, 150, i), 0).await.unwrap();
+                log.append(batch(2, 150, i), LeaderEpoch(0)).await.unwrap();
             }
             log.close().await.unwrap();
             let dir = Path::new("/d/p-0");

@@ -366,7 +366,7 @@ mod tests {
     use super::*;
     use crate::io::sim::SimDisk;
     use crate::io::{Disk, IoBuffer};
-    use crate::model::{stamp_batch, test_batches};
+    use crate::model::{stamp_batch, test_batches, LeaderEpoch};
     use futures_lite::future::block_on;
 
     fn log_bytes(n: usize, pad_to: usize) -> (Vec<u8>, Vec<usize>) {
@@ -375,7 +375,7 @@ mod tests {
         let mut offset = 10;
         for i in 0..n {
             let mut b = test_batches::batch(&[b"v1", b"value-2"], 1000 + i as i64);
-            stamp_batch(&mut b, offset, 0);
+            stamp_batch(&mut b, offset, LeaderEpoch(0));
             offset += 2;
             starts.push(out.len());
             out.extend_from_slice(&b);

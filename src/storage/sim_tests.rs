@@ -22,7 +22,7 @@ use bytes::Bytes;
 use super::test_util::{batch, idempotent_batch, run};
 use super::{BatchCache, LogConfig, PartitionLog, StorageError};
 use crate::io::sim::{SimDisk, SimFaults, SimRng};
-use crate::model::{stamp_batch, BatchHeader, Offset};
+use crate::model::{stamp_batch, BatchHeader, LeaderEpoch, Offset};
 
 const DEFAULT_SEEDS: u64 = 2000;
 const STEPS_PER_SEED: usize = 100;
@@ -106,7 +106,7 @@ impl Sim {
 
     fn expect_stamped(bytes: &Bytes, base: Offset) -> Bytes {
         let mut v = bytes.to_vec();
-        stamp_batch(&mut v, base, 3);
+        stamp_batch(&mut v, base, LeaderEpoch(3));
         Bytes::from(v)
     }
 
@@ -123,7 +123,7 @@ impl Sim {
             _ => self.rng.below(400),
         };
         let b = batch(records, value as usize, 1000 + self.model.log_end);
-        match self.log.append(b.clone(), 3).await {
+        match self.log.append(b.clone(), LeaderEpoch(3)).await {
             Ok(info) => self.record_append(&b, info.base_offset, info.last_offset, info.duplicate),
             Err(e) => self.allowed(&e),
         }
@@ -157,7 +157,7 @@ impl Sim {
             let (first, last, base, last_offset) =
                 m.producer[m.producer.len() - 1 - self.rng.below(recent) as usize];
             let b = idempotent_batch(PRODUCER_ID, 0, first, (last - first + 1) as usize);
-            return match self.log.append(b, 3).await {
+            return match self.log.append(b, LeaderEpoch(3)).await {
                 Ok(info)
                     if info.duplicate
                         && info.base_offset == base
@@ -172,7 +172,7 @@ impl Sim {
         let first = m.producer.last().map_or(0, |p| p.1 + 1);
         let records = 1 + self.rng.below(4) as usize;
         let b = idempotent_batch(PRODUCER_ID, 0, first, records);
-        match self.log.append(b.clone(), 3).await {
+        match self.log.append(b.clone(), LeaderEpoch(3)).await {
             Ok(info) => {
                 self.record_append(&b, info.base_offset, info.last_offset, info.duplicate)?;
                 let last_seq = first + records as i32 - 1;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{set_log_append_time, stamp_batch, BatchHeader};
+use crate::model::{set_log_append_time, stamp_batch, BatchHeader, LeaderEpoch};
 use crate::records::tests::compress;
 use crate::records::{record_key_values, record_timestamps};
 
@@ -232,7 +232,7 @@ fn read_back(set: &[u8]) -> Vec<(Offset, i8, TimestampMs, Vec<u8>, Vec<u8>)> {
 fn stored(first: Offset) -> Vec<u8> {
     let s = sample();
     let mut batch = to_record_batch(&set_of(1, 0, &entries(&s))).unwrap();
-    stamp_batch(&mut batch, first, 0);
+    stamp_batch(&mut batch, first, LeaderEpoch(0));
     batch
 }
 
