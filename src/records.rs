@@ -243,7 +243,8 @@ pub fn record_key_values(batch: &[u8]) -> Result<Vec<KeyValue>, RecordsError> {
 /// The largest timestamp of a validated batch. The header's maxTimestamp is used when it is
 /// consistent (LogAppendTime, or at least the batch's first timestamp); otherwise (Sarama
 /// writes -1) the records are read, so an index built from this never skips a batch whose
-/// header lies low. Unreadable records fall back to the first timestamp.
+/// header lies low. Unreadable records (a timestamp delta that overflows among them, as in
+/// [`record_timestamps`]) fall back to the first timestamp.
 pub fn batch_max_timestamp(batch: &[u8]) -> TimestampMs {
     let Ok(h) = BatchHeader::parse(batch) else {
         return -1;
@@ -252,7 +253,12 @@ pub fn batch_max_timestamp(batch: &[u8]) -> TimestampMs {
         return h.max_timestamp();
     }
     let fallback = h.base_timestamp();
-    match each_record(batch, |h, r| Ok(h.base_timestamp() + r.timestamp_delta)) {
+    let timestamp = |h: &BatchHeader<'_>, r: RecordView<'_>| {
+        h.base_timestamp()
+            .checked_add(r.timestamp_delta)
+            .ok_or(RecordsError::Malformed("timestamp delta overflows"))
+    };
+    match each_record(batch, timestamp) {
         Ok(ts) => ts.into_iter().max().unwrap_or(fallback),
         Err(_) => fallback,
     }
@@ -431,6 +437,15 @@ mod tests {
             record_timestamps(&b),
             Err(RecordsError::Malformed("offset delta overflows"))
         );
+    }
+
+    #[test]
+    fn max_timestamp_of_an_overflowing_delta_is_the_first_timestamp() {
+        let ts_delta_at = BATCH_HEADER_BYTES + 2;
+        let mut b = test_batches::batch(&[b"a"], i64::MAX);
+        b[35..43].copy_from_slice(&(-1i64).to_be_bytes()); // maxTimestamp lies low
+        b[ts_delta_at] = 2; // zig-zag 1: i64::MAX + 1
+        assert_eq!(batch_max_timestamp(&b), i64::MAX);
     }
 
     #[test]

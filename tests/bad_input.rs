@@ -13,7 +13,9 @@
 //! correlation id; an ApiVersions version the broker does not know gets the KIP-511 fallback
 //! (header v0, v0 body, error 35, the full api list) and the retry at v3 succeeds; a RecordBatch
 //! with a wrong CRC-32C gets CORRUPT_MESSAGE (2) and appends nothing, while the same batch with
-//! the right CRC is appended; 1,000 idle connections do not stop a normal client; a frame over
+//! the right CRC is appended; a record timestamp delta that overflows i64 is answered and
+//! stored (the broker survives overflow checks); 1,000 idle connections do not stop a normal
+//! client; a frame over
 //! --max-request-bytes closes its connection while a small Metadata request is answered.
 
 mod common;
@@ -376,6 +378,36 @@ fn record_batch_with_wrong_crc() {
     );
     assert_eq!(kafka::watermarks(&c, topic, 0), (0, 1));
     still_healthy(&mut broker, "after-crc");
+}
+
+/// A client's timestamps are added as Kafka adds them: a batch whose header says
+/// maxTimestamp -1 (Sarama writes that) makes the broker read its records' timestamps,
+/// baseTimestamp + timestampDelta, for the time index; baseTimestamp i64::MAX with delta 1
+/// overflows. Before the fix that sum panicked with overflow checks on (the test-checked
+/// profile scripts/test builds with) and the panic hook took the broker down (in release it
+/// wrapped silently); now the overflow makes the records unreadable for the index and the
+/// batch's first timestamp stands in. The batch itself is valid and stored.
+#[test]
+fn timestamp_delta_that_overflows() {
+    let mut broker = start("ts-overflow");
+    let topic = "ts-overflow";
+    kafka::create_topic(&broker.addr(), topic, 1, &[]);
+    let batch = wire::record_batch_timed(b"k", b"v", i64::MAX, -1, 1);
+    let mut conn = RawConn::connect(&broker.addr());
+    conn.send(&wire::produce_v3(31, topic, 0, &batch));
+    let ReadOutcome::Frame(frame) = conn.read_frame(REPLY_TIMEOUT) else {
+        panic!("no Produce answer for the batch whose timestamp delta overflows");
+    };
+    let (corr, parts) = wire::parse_produce_v3_response(&frame);
+    assert_eq!(corr, 31);
+    assert_eq!(
+        (parts[0].error_code, parts[0].base_offset),
+        (0, 0),
+        "{parts:?}"
+    );
+    let c = kafka::consumer(&broker.addr());
+    assert_eq!(kafka::watermarks(&c, topic, 0), (0, 1));
+    still_healthy(&mut broker, "after-ts-overflow");
 }
 
 #[test]

@@ -145,10 +145,22 @@ pub fn api_versions_request(version: i16, correlation_id: i32) -> Vec<u8> {
 
 /// A RecordBatch v2 holding one uncompressed record, with a correct CRC-32C.
 pub fn record_batch(key: &[u8], value: &[u8], timestamp_ms: i64) -> Vec<u8> {
+    record_batch_timed(key, value, timestamp_ms, timestamp_ms, 0)
+}
+
+/// [`record_batch`] with the header's baseTimestamp and maxTimestamp and the record's
+/// timestampDelta as given (a client may write any of them).
+pub fn record_batch_timed(
+    key: &[u8],
+    value: &[u8],
+    base_timestamp_ms: i64,
+    max_timestamp_ms: i64,
+    timestamp_delta: i64,
+) -> Vec<u8> {
     let mut record = Writer::default();
     record
         .i8(0) // attributes
-        .varint(0) // timestampDelta
+        .varint(timestamp_delta) // timestampDelta
         .varint(0) // offsetDelta
         .varint(key.len() as i64)
         .raw(key)
@@ -162,8 +174,8 @@ pub fn record_batch(key: &[u8], value: &[u8], timestamp_ms: i64) -> Vec<u8> {
     after_crc
         .i16(0) // attributes: no compression, CreateTime
         .i32(0) // lastOffsetDelta
-        .i64(timestamp_ms) // baseTimestamp
-        .i64(timestamp_ms) // maxTimestamp
+        .i64(base_timestamp_ms) // baseTimestamp
+        .i64(max_timestamp_ms) // maxTimestamp
         .i64(-1) // producerId
         .i16(-1) // producerEpoch
         .i32(-1) // baseSequence
