@@ -32,12 +32,27 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long start-up waits for a listener left by a dead process to go away.
 const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
-/// Counters every shard sees, for the start-up and shutdown barriers.
-#[derive(Default)]
+/// What every shard sees: the start-up and shutdown barriers, and the node's client
+/// connections (`--max-connections`, `--max-connections-per-ip`).
 struct Barriers {
     ready: AtomicUsize,
     drained: AtomicUsize,
     closed: AtomicUsize,
+    connections: Arc<crate::server::limits::ConnectionLimits>,
+}
+
+impl Barriers {
+    fn new(config: &BrokerConfig) -> Self {
+        Barriers {
+            ready: AtomicUsize::new(0),
+            drained: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+            connections: crate::server::limits::ConnectionLimits::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            ),
+        }
+    }
 }
 
 async fn wait_all(counter: &AtomicUsize, n: usize) {
@@ -158,7 +173,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
     let mut init_tx = Some(init_tx);
     let config = Arc::new(config);
     let mesh = MeshBuilder::<Envelope, _>::full(n, MESH_CHANNEL_CAPACITY);
-    let barriers = Arc::new(Barriers::default());
+    let barriers = Arc::new(Barriers::new(&config));
     let mut shutdown_txs = Vec::new();
     let cpus = allowed_cpus();
     let mut handles = Vec::new();
@@ -416,6 +431,7 @@ async fn shard_main(
         router.clone(),
         metadata,
         shard.metrics.clone(),
+        barriers.connections.clone(),
     ));
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
         crate::info!(
@@ -517,9 +533,7 @@ async fn accept(i: usize, listener: Option<&glommio::net::TcpListener>, ctx: &Rc
     };
     loop {
         match listener.accept().await {
-            Ok(stream) => {
-                glommio::spawn_local(crate::server::conn::serve(ctx.clone(), stream)).detach();
-            }
+            Ok(stream) => crate::server::conn::accepted(ctx, stream),
             Err(e) => {
                 crate::warn!("shard {i}: accept failed: {e}");
                 glommio::timer::sleep(Duration::from_millis(10)).await;

@@ -60,6 +60,11 @@ pub struct FileConfig {
     /// Replicas of a topic created with replication factor -1 (default min(3, live nodes)).
     pub default_replication_factor: Option<i16>,
     pub max_request_bytes: Option<usize>,
+    pub connections_max_idle_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub request_read_timeout_ms: Option<u64>,
+    pub response_write_timeout_ms: Option<u64>,
     /// `HOST:PORT` for `/metrics` and `/health`, or `off`.
     pub metrics_listen: Option<String>,
     pub spin_before_park_us: Option<u64>,
@@ -92,6 +97,18 @@ pub struct BrokerConfig {
     pub max_request_bytes: usize,
     /// Bytes of request frames one shard holds in flight (admission control).
     pub inflight_bytes_per_shard: usize,
+    /// A connection with no request in flight that sends nothing for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// Client connections this node holds at most; more are closed at accept.
+    pub max_connections: usize,
+    /// Client connections from one address at most; more are closed at accept.
+    pub max_connections_per_ip: usize,
+    /// A request whose first byte arrived must arrive whole within this (time the broker
+    /// spends waiting for its own budget not counted), or the connection is closed.
+    pub request_read_timeout_ms: u64,
+    /// A response the client takes no byte of for this long closes the connection (and so
+    /// gives back what it holds).
+    pub response_write_timeout_ms: u64,
     /// Broker-wide defaults for topic configs, validated.
     pub topic_defaults: TopicConfigs,
     /// This node's id (unique in the cluster). Persisted in the data dir at first start.
@@ -131,6 +148,13 @@ pub const DEFAULT_CLUSTER_ID: &str = "ringmq-cluster";
 pub const MAX_SEEDS: usize = 64;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 pub const DEFAULT_SPIN_BEFORE_PARK_US: u64 = 50;
+/// Kafka's `connections.max.idle.ms` default (10 minutes).
+pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
+/// Kafka's `max.connections` and `max.connections.per.ip` default: no limit (Int.MaxValue).
+pub const DEFAULT_MAX_CONNECTIONS: usize = i32::MAX as usize;
+/// Kafka clients' `request.timeout.ms` default: a client has given up on its request by then.
+pub const DEFAULT_REQUEST_READ_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_RESPONSE_WRITE_TIMEOUT_MS: u64 = 30_000;
 /// Upper bound of `spin_before_park_us`: one second of polling is already a busy core.
 pub const MAX_SPIN_BEFORE_PARK_US: u64 = 1_000_000;
 
@@ -151,6 +175,11 @@ impl BrokerConfig {
             default_replication_factor: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             inflight_bytes_per_shard: 2 * DEFAULT_MAX_REQUEST_BYTES + (16 << 20),
+            connections_max_idle_ms: DEFAULT_CONNECTIONS_MAX_IDLE_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS,
+            request_read_timeout_ms: DEFAULT_REQUEST_READ_TIMEOUT_MS,
+            response_write_timeout_ms: DEFAULT_RESPONSE_WRITE_TIMEOUT_MS,
             topic_defaults: TopicConfigs::default(),
             node_id: 0,
             node_id_set: false,
@@ -252,7 +281,22 @@ impl BrokerConfig {
         if self.inflight_bytes_per_shard < self.max_request_bytes {
             return Err("in-flight budget must hold at least one maximal request".into());
         }
-        Ok(())
+        self.validate_connections()
+    }
+
+    /// Connection limits and timeouts: each at least 1.
+    fn validate_connections(&self) -> Result<(), String> {
+        let counts = [
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            ("connections_max_idle_ms", self.connections_max_idle_ms),
+            ("request_read_timeout_ms", self.request_read_timeout_ms),
+            ("response_write_timeout_ms", self.response_write_timeout_ms),
+        ];
+        match counts.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(format!("{name}: must be at least 1")),
+            None => Ok(()),
+        }
     }
 }
 

@@ -73,6 +73,22 @@ pub struct ShardMetrics {
     pub recovery_cut: Cell<u64>,
     /// Unreadable synced data set aside (quarantined or a gap) when partitions were opened.
     pub recovery_quarantined: Cell<u64>,
+    /// Connections closed at accept, by [`CONNECTION_REFUSALS`] reason.
+    pub connections_refused: [Cell<u64>; 2],
+    /// Connections closed by a timeout, by [`CONNECTION_TIMEOUTS`] reason.
+    pub connections_timed_out: [Cell<u64>; 3],
+}
+
+/// The `reason` labels of `ringmq_connections_refused_total`.
+pub const CONNECTION_REFUSALS: [&str; 2] = ["max_connections", "max_connections_per_ip"];
+/// The `reason` labels of `ringmq_connections_timed_out_total`.
+pub const CONNECTION_TIMEOUTS: [&str; 3] = ["idle", "request_read", "response_write"];
+
+/// Add one to the counter of `reason` among `labels`.
+pub fn count_reason<const N: usize>(cells: &[Cell<u64>; N], labels: &[&str; N], reason: &str) {
+    if let Some(i) = labels.iter().position(|l| *l == reason) {
+        cells[i].set(cells[i].get() + 1);
+    }
 }
 
 impl ShardMetrics {
@@ -126,6 +142,8 @@ impl ShardMetrics {
             partitions: self.partitions.get(),
             recovery_cut: self.recovery_cut.get(),
             recovery_quarantined: self.recovery_quarantined.get(),
+            connections_refused: self.connections_refused.each_ref().map(Cell::get),
+            connections_timed_out: self.connections_timed_out.each_ref().map(Cell::get),
             log_ends: Vec::new(),
             committed: Vec::new(),
             cluster: None,
@@ -155,6 +173,8 @@ pub struct Snapshot {
     pub partitions: u64,
     pub recovery_cut: u64,
     pub recovery_quarantined: u64,
+    pub connections_refused: [u64; 2],
+    pub connections_timed_out: [u64; 3],
     /// (topic, partition, high watermark) of the partitions this shard owns.
     pub log_ends: Vec<(String, i32, i64)>,
     /// (group, topic, partition, committed offset) of the groups this shard coordinates.
@@ -230,6 +250,7 @@ pub fn render(snaps: &[Snapshot]) -> String {
     request_counters(&mut out, snaps);
     latency_histograms(&mut out, snaps);
     shard_gauges(&mut out, snaps);
+    connection_counters(&mut out, snaps);
     cluster_gauges(&mut out, snaps);
     group_lag(&mut out, snaps);
     out
@@ -376,6 +397,34 @@ fn shard_gauges(out: &mut String, snaps: &[Snapshot]) {
         family(out, name, kind, help);
         for s in snaps {
             let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", s.shard, get(s));
+        }
+    }
+}
+
+/// Connections refused at accept and closed by a timeout, per shard and reason.
+fn connection_counters(out: &mut String, snaps: &[Snapshot]) {
+    let name = "ringmq_connections_refused_total";
+    let help = "Connections closed at accept: past --max-connections or --max-connections-per-ip";
+    family(out, name, "counter", help);
+    for s in snaps {
+        for (reason, n) in CONNECTION_REFUSALS.iter().zip(s.connections_refused) {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{}\",reason=\"{reason}\"}} {n}",
+                s.shard
+            );
+        }
+    }
+    let name = "ringmq_connections_timed_out_total";
+    let help = "Connections closed by --connections-max-idle-ms, --request-read-timeout-ms or --response-write-timeout-ms";
+    family(out, name, "counter", help);
+    for s in snaps {
+        for (reason, n) in CONNECTION_TIMEOUTS.iter().zip(s.connections_timed_out) {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{}\",reason=\"{reason}\"}} {n}",
+                s.shard
+            );
         }
     }
 }

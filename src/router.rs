@@ -120,6 +120,40 @@ pub struct FetchPart {
     pub partition_max_bytes: usize,
 }
 
+/// The bytes a Fetch may still read (its max_bytes), shared by the shards that serve it:
+/// each takes a partition's share before reading it and gives back what it did not use, so
+/// the bytes read for one Fetch stay within its max_bytes (plus, per partition read, the part
+/// of a first batch larger than its share: KIP-74).
+#[derive(Debug, Clone)]
+pub struct FetchBudget(Arc<std::sync::atomic::AtomicUsize>);
+
+impl FetchBudget {
+    pub fn new(bytes: usize) -> Self {
+        FetchBudget(Arc::new(std::sync::atomic::AtomicUsize::new(bytes)))
+    }
+
+    /// Take up to `want` bytes: all of them, what is left if less, 0 once spent.
+    pub fn take(&self, want: usize) -> usize {
+        use std::sync::atomic::Ordering;
+        let before = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                Some(left - left.min(want))
+            })
+            .unwrap_or_else(|left| left);
+        before.min(want)
+    }
+
+    /// Give back bytes taken and not read.
+    pub fn give_back(&self, bytes: usize) {
+        self.0.fetch_add(bytes, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    pub fn left(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// What to look up in ListOffsets: -2 earliest, -1 latest, -3 max timestamp, else the first
 /// offset whose timestamp is at or after it.
 #[derive(Debug, Clone)]
@@ -186,6 +220,7 @@ pub enum ShardCall {
     },
     Fetch {
         parts: Vec<FetchPart>,
+        budget: FetchBudget,
     },
     /// Resolve when any partition has data past its offset, or at the timeout.
     WaitForData {
@@ -366,5 +401,21 @@ impl Router {
             return pinned;
         }
         crate::model::owner_shard(topic, partition, self.shard_count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FetchBudget;
+
+    #[test]
+    fn a_fetch_budget_is_shared_and_never_overdrawn() {
+        let b = FetchBudget::new(100);
+        let other = b.clone();
+        assert_eq!(b.take(60), 60);
+        assert_eq!(other.take(60), 40, "only what is left");
+        assert_eq!(b.take(1), 0, "spent");
+        other.give_back(25);
+        assert_eq!((b.left(), b.take(usize::MAX)), (25, 25));
     }
 }

@@ -46,6 +46,23 @@ pub struct ServeArgs {
     /// Largest request frame accepted, in bytes.
     #[arg(long, value_name = "N")]
     pub max_request_bytes: Option<usize>,
+    /// Close a connection with no request in flight that sends nothing for this long
+    /// (Kafka's connections.max.idle.ms; default 600000).
+    #[arg(long, value_name = "MILLISECONDS")]
+    pub connections_max_idle_ms: Option<u64>,
+    /// Client connections this node accepts at most; more are closed at accept.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Client connections from one IP address at most; more are closed at accept.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// A request whose first byte arrived must arrive whole within this (default 30000).
+    #[arg(long, value_name = "MILLISECONDS")]
+    pub request_read_timeout_ms: Option<u64>,
+    /// Close a connection whose client takes no byte of its response for this long
+    /// (default 30000).
+    #[arg(long, value_name = "MILLISECONDS")]
+    pub response_write_timeout_ms: Option<u64>,
     /// Broker default for a topic config, e.g. `--topic-default durability=never` (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     pub topic_default: Vec<String>,
@@ -216,6 +233,7 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
         spin,
         &mut c.spin_before_park_us,
     );
+    resolve_connections(args, env, &file, &mut c, &mut settings)?;
     resolve_metrics(args, env, &file, &mut c, &mut settings)?;
     let topic_settings = resolve_topic_defaults(args, env, file.topic_defaults, &mut c)?;
     settings.extend(topic_settings);
@@ -272,6 +290,59 @@ fn apply<T: Copy + ToString>(
         s
     });
     settings.push(setting(name, target.to_string(), source));
+}
+
+/// Connection limits and timeouts.
+fn resolve_connections(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) -> Result<(), String> {
+    let ms: [(&str, Option<u64>, Option<u64>, &mut u64); 3] = [
+        (
+            "connections_max_idle_ms",
+            args.connections_max_idle_ms,
+            file.connections_max_idle_ms,
+            &mut c.connections_max_idle_ms,
+        ),
+        (
+            "request_read_timeout_ms",
+            args.request_read_timeout_ms,
+            file.request_read_timeout_ms,
+            &mut c.request_read_timeout_ms,
+        ),
+        (
+            "response_write_timeout_ms",
+            args.response_write_timeout_ms,
+            file.response_write_timeout_ms,
+            &mut c.response_write_timeout_ms,
+        ),
+    ];
+    for (name, flag, file, target) in ms {
+        let env = from_env(env, &format!("RINGMQ_{}", name.to_uppercase()))?;
+        apply(settings, name, layer(flag, env, file), target);
+    }
+    let counts: [(&str, Option<usize>, Option<usize>, &mut usize); 2] = [
+        (
+            "max_connections",
+            args.max_connections,
+            file.max_connections,
+            &mut c.max_connections,
+        ),
+        (
+            "max_connections_per_ip",
+            args.max_connections_per_ip,
+            file.max_connections_per_ip,
+            &mut c.max_connections_per_ip,
+        ),
+    ];
+    for (name, flag, file, target) in counts {
+        let env = from_env(env, &format!("RINGMQ_{}", name.to_uppercase()))?;
+        apply(settings, name, layer(flag, env, file), target);
+    }
+    Ok(())
 }
 
 /// `metrics_listen`: an address, or `off` for no metrics endpoint.
@@ -613,6 +684,56 @@ mod tests {
         );
         let e = resolve_with(&["--spin-before-park-us", "2000000"], &[]).unwrap_err();
         assert!(e.contains("spin_before_park_us"), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts_are_settings() {
+        let r = resolve_with(&[], &[]).unwrap();
+        assert_eq!(
+            source_of(&r, "connections_max_idle_ms"),
+            ("600000".into(), Source::Default)
+        );
+        assert_eq!(
+            source_of(&r, "max_connections"),
+            ("2147483647".into(), Source::Default)
+        );
+        let r = resolve_with(
+            &[
+                "--max-connections-per-ip",
+                "7",
+                "--response-write-timeout-ms",
+                "900",
+            ],
+            &[
+                ("RINGMQ_CONNECTIONS_MAX_IDLE_MS", "1000"),
+                ("RINGMQ_MAX_CONNECTIONS", "10"),
+                ("RINGMQ_REQUEST_READ_TIMEOUT_MS", "500"),
+            ],
+        )
+        .unwrap();
+        let c = &r.config;
+        assert_eq!(
+            (
+                c.connections_max_idle_ms,
+                c.max_connections,
+                c.max_connections_per_ip
+            ),
+            (1000, 10, 7)
+        );
+        assert_eq!(
+            (c.request_read_timeout_ms, c.response_write_timeout_ms),
+            (500, 900)
+        );
+        assert_eq!(
+            source_of(&r, "max_connections_per_ip"),
+            ("7".into(), Source::Flag)
+        );
+        assert_eq!(
+            source_of(&r, "request_read_timeout_ms"),
+            ("500".into(), Source::Env)
+        );
+        let e = resolve_with(&["--max-connections", "0"], &[]).unwrap_err();
+        assert!(e.contains("max_connections"), "{e}");
     }
 
     #[test]

@@ -1,33 +1,86 @@
-//! One client connection: read frames, admit them by size, run each request as a task, and
-//! write the responses in request order.
+//! One client connection: admit it, read frames, take their memory as their bytes arrive,
+//! run each request as a task, and write the responses in request order.
 //!
-//! Bounds: a frame larger than `max_request_bytes` closes the connection; before its body
-//! is read, a frame must acquire its size from the shard's in-flight byte budget (released
-//! when its response is written), so slow or many clients push back through TCP instead of
-//! growing memory; a connection has at most [`MAX_INFLIGHT_PER_CONNECTION`] requests in
-//! flight; a frame body must arrive within [`FRAME_BODY_TIMEOUT`].
+//! Bounds, each against a client that is slow or hostile on purpose:
+//! - At accept, a connection past `--max-connections` (node) or `--max-connections-per-ip` is
+//!   closed before anything is read ([`super::limits`]; counted in `/metrics`).
+//! - A frame larger than `--max-request-bytes` closes the connection. A frame's memory is taken
+//!   from the shard's request budget (`ServerCtx::requests`) as its bytes arrive: its buffer
+//!   starts at [`FRAME_FIRST_STEP_BYTES`] and at most doubles when full, so a size prefix alone
+//!   takes nothing and a slow sender holds about what it sent. The budget goes back when the
+//!   request has been handled (not when its response is written: response memory is the
+//!   fetch read budget's, `storage::ReadMemory`).
+//! - A started frame must arrive whole within `--request-read-timeout-ms` of client time (the
+//!   time spent waiting for the budget does not count).
+//! - A connection with no request in flight that sends nothing for `--connections-max-idle-ms`
+//!   is closed (Kafka's `connections.max.idle.ms`).
+//! - A response of which the client takes no byte for `--response-write-timeout-ms` closes the
+//!   connection, which drops what its requests hold.
+//! - A connection has at most [`MAX_INFLIGHT_PER_CONNECTION`] requests in flight.
 
+use super::admission::Grant;
 use super::{handle_request, RequestError, ServerCtx};
 use crate::protocol::header::RequestHeader;
 use crate::protocol::Reader;
 use bytes::{Bytes, BytesMut};
+use futures_lite::io::{BufReader, ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
+use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Requests of one connection being handled at once (pipelining depth).
 pub const MAX_INFLIGHT_PER_CONNECTION: usize = 32;
-/// A frame whose body does not arrive within this time closes the connection.
-pub const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A frame's buffer (and budget) starts at this size and at most doubles as bytes arrive.
+pub const FRAME_FIRST_STEP_BYTES: usize = 64 << 10;
 /// Responses up to this size are coalesced into one buffer (one send); larger ones are
 /// written part by part, record bytes straight from the log's buffers.
 const COALESCE_BYTES: usize = 64 * 1024;
 
 type Pending = glommio::task::JoinHandle<Result<Option<Vec<Bytes>>, RequestError>>;
 
-pub async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream) {
+/// Why a connection is closed on the broker's initiative.
+enum Close {
+    /// The client broke the protocol or a limit (logged, rate-limited).
+    Client(String),
+    /// A timeout ([`crate::metrics::CONNECTION_TIMEOUTS`] reason), with what timed out.
+    TimedOut(&'static str, String),
+}
+
+/// Admit a connection accepted on this shard and serve it, or close it at once when the node
+/// or its address already holds as many connections as allowed.
+pub fn accepted(ctx: &Rc<ServerCtx>, stream: TcpStream) {
+    let ip = match stream.peer_addr() {
+        Ok(a) => a.ip(),
+        Err(_) => return, // gone already
+    };
+    match ctx.limits.admit(ip) {
+        Ok(slot) => {
+            glommio::spawn_local(serve(ctx.clone(), stream, slot)).detach();
+        }
+        Err(why) => {
+            crate::metrics::count_reason(
+                &ctx.metrics.connections_refused,
+                &crate::metrics::CONNECTION_REFUSALS,
+                why.label(),
+            );
+            ctx.log_client_error(
+                &ip.to_string(),
+                &format!("refused at accept: {}", why.label()),
+            );
+            drop(stream);
+        }
+    }
+}
+
+async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream, _slot: super::limits::ConnectionSlot) {
     let _ = stream.set_nodelay(true);
+    // glommio fails a write that makes no progress for this long: a client that stopped
+    // reading is dropped.
+    let write_timeout = Duration::from_millis(ctx.config.response_write_timeout_ms);
+    let _ = stream.set_write_timeout(Some(write_timeout));
     let peer: Rc<str> = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -36,100 +89,223 @@ pub async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream) {
     ctx.connections.set(ctx.connections.get() + 1);
     ctx.metrics.connections.set(ctx.connections.get() as u64);
     let (read_half, write_half) = futures_lite::io::split(stream);
-    let (tx, rx) = glommio::channels::local_channel::new_bounded::<(
-        Pending,
-        glommio::sync::StaticPermit,
-    )>(MAX_INFLIGHT_PER_CONNECTION);
+    let (tx, rx) =
+        glommio::channels::local_channel::new_bounded::<Pending>(MAX_INFLIGHT_PER_CONNECTION);
+    let in_flight = Rc::new(Cell::new(0usize));
     // When the client stops sending, the writer still answers what was read; a read or
     // protocol error ends both at once.
     let reader = async {
-        read_frames(ctx.clone(), peer.clone(), read_half, tx).await?;
-        futures_lite::future::pending::<Result<(), String>>().await
+        read_frames(&ctx, &peer, read_half, tx, &in_flight).await?;
+        futures_lite::future::pending::<Result<(), Close>>().await
     };
-    let writer = write_responses(write_half, rx);
-    let outcome = futures_lite::future::race(reader, writer).await;
-    if let Err(why) = outcome {
-        ctx.log_client_error(&peer, &why);
+    let writer = write_responses(&ctx, write_half, rx, &in_flight);
+    match futures_lite::future::race(reader, writer).await {
+        Ok(()) => {}
+        Err(Close::Client(why)) => ctx.log_client_error(&peer, &why),
+        Err(Close::TimedOut(reason, why)) => {
+            crate::metrics::count_reason(
+                &ctx.metrics.connections_timed_out,
+                &crate::metrics::CONNECTION_TIMEOUTS,
+                reason,
+            );
+            ctx.log_client_error(&peer, &why);
+        }
     }
     ctx.connections.set(ctx.connections.get() - 1);
     ctx.metrics.connections.set(ctx.connections.get() as u64);
 }
 
 async fn read_frames(
-    ctx: Rc<ServerCtx>,
-    peer: Rc<str>,
-    read_half: futures_lite::io::ReadHalf<TcpStream>,
-    tx: glommio::channels::local_channel::LocalSender<(Pending, glommio::sync::StaticPermit)>,
-) -> Result<(), String> {
-    let mut reader = futures_lite::io::BufReader::with_capacity(64 * 1024, read_half);
+    ctx: &Rc<ServerCtx>,
+    peer: &Rc<str>,
+    read_half: ReadHalf<TcpStream>,
+    tx: LocalSender<Pending>,
+    in_flight: &Rc<Cell<usize>>,
+) -> Result<(), Close> {
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     loop {
-        let mut size_buf = [0u8; 4];
-        match reader.read_exact(&mut size_buf).await {
-            Ok(()) => {}
-            Err(_) => return Ok(()), // closed by the client between frames
-        }
+        let Some(first) = first_byte(ctx, &mut reader, in_flight).await? else {
+            return Ok(()); // closed by the client between frames
+        };
+        let mut clock = ReadClock::new(ctx.config.request_read_timeout_ms);
+        let mut size_buf = [first, 0, 0, 0];
+        clock.read_exact(&mut reader, &mut size_buf[1..]).await?;
         let size = i32::from_be_bytes(size_buf);
         if size < 8 || size as usize > ctx.config.max_request_bytes {
-            return Err(format!(
+            return Err(Close::Client(format!(
                 "frame of {size} bytes refused (max {})",
                 ctx.config.max_request_bytes
-            ));
+            )));
         }
-        let permit = ctx
-            .inflight
-            .acquire_static_permit(size as u64)
-            .await
-            .map_err(|_| "shutting down".to_string())?;
-        let mut body = BytesMut::zeroed(size as usize);
-        match glommio::timer::timeout(FRAME_BODY_TIMEOUT, async {
-            reader
-                .read_exact(&mut body)
-                .await
-                .map_err(glommio::GlommioError::IoError)
-        })
-        .await
-        {
-            Ok(()) => {}
-            Err(e) => return Err(format!("frame body of {size} bytes not received: {e}")),
-        }
-        let frame = body.freeze();
+        let mut grant = ctx.requests.grant();
+        let frame = read_body(&mut reader, size as usize, &mut grant, &mut clock).await?;
         let mut r = Reader::new(frame);
-        let header =
-            RequestHeader::decode_any(&mut r).map_err(|e| format!("bad request header: {e}"))?;
+        let header = RequestHeader::decode_any(&mut r)
+            .map_err(|e| Close::Client(format!("bad request header: {e}")))?;
         let (ctx2, peer2) = (ctx.clone(), peer.clone());
-        let task =
-            glommio::spawn_local(async move { handle_request(&ctx2, header, &peer2, r).await })
-                .detach();
-        if tx.send((task, permit)).await.is_err() {
+        let task = glommio::spawn_local(async move {
+            let answer = handle_request(&ctx2, header, &peer2, r).await;
+            drop(grant); // the frame is handled: its memory is free
+            answer
+        })
+        .detach();
+        in_flight.set(in_flight.get() + 1);
+        if tx.send(task).await.is_err() {
             return Ok(());
         }
     }
 }
 
+/// The first byte of the next frame; `None` when the client closed. With nothing in flight,
+/// a connection silent for `connections_max_idle_ms` is closed.
+async fn first_byte(
+    ctx: &ServerCtx,
+    reader: &mut BufReader<ReadHalf<TcpStream>>,
+    in_flight: &Cell<usize>,
+) -> Result<Option<u8>, Close> {
+    let idle = Duration::from_millis(ctx.config.connections_max_idle_ms);
+    let mut byte = [0u8; 1];
+    if !reader.buffer().is_empty() {
+        // A pipelined frame already received: no wait, no timer.
+        return Ok(reader.read(&mut byte).await.ok().map(|_| byte[0]));
+    }
+    loop {
+        let read = glommio::timer::timeout(idle, async { Ok(reader.read(&mut byte).await) });
+        match read.await {
+            Ok(Ok(1)) => return Ok(Some(byte[0])),
+            Ok(_) => return Ok(None), // EOF or reset between frames
+            Err(_) if in_flight.get() == 0 => {
+                return Err(Close::TimedOut(
+                    "idle",
+                    format!("idle for {} ms", idle.as_millis()),
+                ))
+            }
+            Err(_) => {} // a request is being answered: not idle
+        }
+    }
+}
+
+/// The client time left for one frame to arrive.
+struct ReadClock {
+    left: Duration,
+    limit_ms: u64,
+}
+
+impl ReadClock {
+    fn new(limit_ms: u64) -> Self {
+        ReadClock {
+            left: Duration::from_millis(limit_ms),
+            limit_ms,
+        }
+    }
+
+    /// One read into `buf` within the time left; 0 means the client closed.
+    async fn read(
+        &mut self,
+        reader: &mut BufReader<ReadHalf<TcpStream>>,
+        buf: &mut [u8],
+    ) -> Result<usize, Close> {
+        if !reader.buffer().is_empty() {
+            // Already received: no wait, no timer.
+            return reader
+                .read(buf)
+                .await
+                .map_err(|e| Close::Client(e.to_string()));
+        }
+        let started = Instant::now();
+        let read = glommio::timer::timeout(self.left, async { Ok(reader.read(buf).await) }).await;
+        self.left = self.left.saturating_sub(started.elapsed());
+        match read {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(Close::Client(format!("read failed inside a frame: {e}"))),
+            Err(_) => Err(Close::TimedOut(
+                "request_read",
+                format!("request not received whole within {} ms", self.limit_ms),
+            )),
+        }
+    }
+
+    async fn read_exact(
+        &mut self,
+        reader: &mut BufReader<ReadHalf<TcpStream>>,
+        buf: &mut [u8],
+    ) -> Result<(), Close> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.read(reader, &mut buf[filled..]).await? {
+                0 => return Err(Close::Client("closed inside a frame".into())),
+                n => filled += n,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Read a frame body of `size` bytes, growing its buffer (and `grant`) only as bytes arrive:
+/// from [`FRAME_FIRST_STEP_BYTES`], doubling when full.
+async fn read_body(
+    reader: &mut BufReader<ReadHalf<TcpStream>>,
+    size: usize,
+    grant: &mut Grant,
+    clock: &mut ReadClock,
+) -> Result<Bytes, Close> {
+    let mut body: Vec<u8> = Vec::new();
+    let mut filled = 0;
+    while filled < size {
+        if filled == body.len() {
+            let next = (2 * body.len()).max(FRAME_FIRST_STEP_BYTES).min(size);
+            grant
+                .grow((next - body.len()) as u64)
+                .await
+                .map_err(|_| Close::Client("shutting down".into()))?;
+            body.reserve_exact(next - body.len());
+            body.resize(next, 0);
+        }
+        match clock.read(reader, &mut body[filled..]).await? {
+            0 => return Err(Close::Client(format!("frame of {size} bytes cut off"))),
+            n => filled += n,
+        }
+    }
+    Ok(Bytes::from(body))
+}
+
 async fn write_responses(
-    mut write_half: futures_lite::io::WriteHalf<TcpStream>,
-    rx: glommio::channels::local_channel::LocalReceiver<(Pending, glommio::sync::StaticPermit)>,
-) -> Result<(), String> {
-    while let Some((task, permit)) = rx.recv().await {
+    ctx: &ServerCtx,
+    mut write_half: WriteHalf<TcpStream>,
+    rx: LocalReceiver<Pending>,
+    in_flight: &Cell<usize>,
+) -> Result<(), Close> {
+    while let Some(task) = rx.recv().await {
         let parts = match task.await {
-            Some(Ok(Some(parts))) => parts,
-            Some(Ok(None)) => continue, // acks=0 produce: no response
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("request task cancelled".into()),
+            Some(Ok(Some(parts))) => Some(parts),
+            Some(Ok(None)) => None, // acks=0 produce: no response
+            Some(Err(e)) => return Err(Close::Client(e.to_string())),
+            None => return Err(Close::Client("request task cancelled".into())),
         };
-        write_frame(&mut write_half, parts)
-            .await
-            .map_err(|e| format!("write failed: {e}"))?;
-        drop(permit);
+        if let Some(parts) = parts {
+            write_frame(&mut write_half, parts)
+                .await
+                .map_err(|e| write_error(ctx, e))?;
+        }
+        in_flight.set(in_flight.get() - 1);
     }
     Ok(())
 }
 
+fn write_error(ctx: &ServerCtx, e: std::io::Error) -> Close {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        let ms = ctx.config.response_write_timeout_ms;
+        Close::TimedOut(
+            "response_write",
+            format!("the client took no response byte for {ms} ms"),
+        )
+    } else {
+        Close::Client(format!("write failed: {e}"))
+    }
+}
+
 /// Write one response frame: size prefix, then the parts (header and body).
-async fn write_frame(
-    w: &mut futures_lite::io::WriteHalf<TcpStream>,
-    parts: Vec<Bytes>,
-) -> std::io::Result<()> {
+async fn write_frame(w: &mut WriteHalf<TcpStream>, parts: Vec<Bytes>) -> std::io::Result<()> {
     let total: usize = parts.iter().map(Bytes::len).sum();
     let size = (total as u32).to_be_bytes();
     if total <= COALESCE_BYTES {

@@ -1,6 +1,9 @@
 //! Fetch: sessionless (session id 0), long polling woken by produce.
 //!
-//! 1. Read every requested partition (one router call per owning shard).
+//! 1. Read every requested partition (one router call per owning shard); a partition named
+//!    more than once is read once. What is read in all stays within the request's max_bytes
+//!    (at most [`FETCH_RESPONSE_BYTES_CAP`]), given out in request order to the partitions
+//!    that have data (see [`read_all`]).
 //! 2. If fewer than `min_bytes` came back and `max_wait_ms` has not passed, ask each owning
 //!    shard to wake us when any of its partitions grows (`WaitForData`); the first shard to
 //!    answer, or the deadline, ends the wait; then read again.
@@ -13,8 +16,10 @@ use super::{RequestError, ServerCtx};
 use crate::model::{Offset, ShardId, TopicPartition};
 use crate::protocol::fetch::*;
 use crate::protocol::ErrorCode;
-use crate::router::{FetchPart, FetchedPartition, PartitionError, Scatter, ShardCall, ShardReply};
-use std::collections::BTreeMap;
+use crate::router::{
+    FetchBudget, FetchPart, FetchedPartition, PartitionError, Scatter, ShardCall, ShardReply,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -28,54 +33,122 @@ pub const FETCH_RESPONSE_BYTES_CAP: usize = 64 << 20;
 
 type Slot = Result<FetchedPartition, PartitionError>;
 
-/// The partitions of a request, in request order, with their owner.
+/// The partitions of a request: each distinct partition once, with its owner; and every
+/// entry of the request, in request order, pointing at its read.
 struct Plan {
-    /// Per partition: its owning shard and the part to read, or why it is not read here.
-    parts: Vec<(usize, usize, Result<(ShardId, FetchPart), PartitionError>)>,
+    /// Distinct partitions to read, in the order first named.
+    reads: Vec<(ShardId, FetchPart)>,
+    /// Per request entry: (topic index, partition index, its read and whether it is the
+    /// first entry naming that partition), or why it is not read here.
+    entries: Vec<(usize, usize, Result<(usize, bool), PartitionError>)>,
 }
 
+/// The request's entries, a partition named twice or more read once (the first entry's
+/// offset and limit; later ones are answered without records), as Kafka keys fetch data by
+/// partition.
 fn plan(ctx: &ServerCtx, req: &FetchRequest) -> Plan {
     let image = ctx.image();
-    let mut parts = Vec::new();
+    let mut reads: Vec<(ShardId, FetchPart)> = Vec::new();
+    let mut seen: HashMap<(&str, i32), usize> = HashMap::new();
+    let mut entries = Vec::new();
     for (ti, topic) in req.topics.iter().enumerate() {
         let meta = image.topics.get(topic.topic.as_str());
         for (pi, p) in topic.partitions.iter().enumerate() {
-            let target = meta.filter(|m| ctx.leads(m, p.partition)).map(|m| {
-                let tp = TopicPartition {
+            let Some(m) = meta.filter(|m| ctx.leads(m, p.partition)) else {
+                entries.push((ti, pi, Err(ctx.unrouted(&topic.topic, p.partition))));
+                continue;
+            };
+            if let Some(&at) = seen.get(&(topic.topic.as_str(), p.partition)) {
+                entries.push((ti, pi, Ok((at, false))));
+                continue;
+            }
+            seen.insert((topic.topic.as_str(), p.partition), reads.len());
+            let max = usize::try_from(p.partition_max_bytes)
+                .unwrap_or(0)
+                .min(FETCH_RESPONSE_BYTES_CAP);
+            let part = FetchPart {
+                tp: TopicPartition {
                     topic: m.name.clone(),
                     partition: p.partition,
-                };
-                let max = usize::try_from(p.partition_max_bytes)
-                    .unwrap_or(0)
-                    .min(FETCH_RESPONSE_BYTES_CAP);
-                (
-                    ctx.router.owner(&m.name, p.partition),
-                    FetchPart {
-                        tp,
-                        fetch_offset: p.fetch_offset,
-                        partition_max_bytes: max,
-                    },
-                )
-            });
-            let target = target.ok_or_else(|| ctx.unrouted(&topic.topic, p.partition));
-            parts.push((ti, pi, target));
+                },
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: max,
+            };
+            entries.push((ti, pi, Ok((reads.len(), true))));
+            reads.push((ctx.router.owner(&m.name, p.partition), part));
         }
     }
-    Plan { parts }
+    Plan { reads, entries }
 }
 
-async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestError> {
-    let mut scatter = Scatter::new();
-    for (_, _, target) in &plan.parts {
-        match target {
-            Ok((shard, part)) => scatter.send(*shard, part.clone()),
-            Err(_) => scatter.skip(),
+/// Read every distinct partition once, within `max_bytes` in all. When the partitions'
+/// limits fit in it, they are all read at once (the shards share the budget). When they do
+/// not, a first call learns which partitions have data (reading none), and `max_bytes` is
+/// given out to those in request order, as Kafka reads them one after the other: a partition
+/// at its end takes nothing, and the order the client chose (clients rotate it) decides who
+/// is served, not which shard answers first.
+async fn read_all(
+    ctx: &ServerCtx,
+    plan: &Plan,
+    max_bytes: usize,
+) -> Result<Vec<Slot>, RequestError> {
+    let all: Vec<Option<FetchPart>> = plan.reads.iter().map(|(_, p)| Some(p.clone())).collect();
+    let wanted = plan
+        .reads
+        .iter()
+        .map(|(_, p)| p.partition_max_bytes.max(1))
+        .fold(0usize, usize::saturating_add);
+    if wanted <= max_bytes {
+        return read(ctx, plan, all, max_bytes).await;
+    }
+    let mut slots = read(ctx, plan, all, 0).await?;
+    let mut left = max_bytes.max(1);
+    let mut shares = Vec::with_capacity(plan.reads.len());
+    for ((_, part), slot) in plan.reads.iter().zip(&slots) {
+        let has_data = matches!(slot, Ok(f) if part.fetch_offset < f.high_watermark);
+        let share = if has_data {
+            part.partition_max_bytes.max(1).min(left)
+        } else {
+            0
+        };
+        left -= share;
+        shares.push((share > 0).then(|| FetchPart {
+            partition_max_bytes: share,
+            ..part.clone()
+        }));
+    }
+    let read_slots = read(ctx, plan, shares.clone(), max_bytes).await?;
+    for ((slot, share), fresh) in slots.iter_mut().zip(&shares).zip(read_slots) {
+        if share.is_some() {
+            *slot = fresh;
         }
     }
+    Ok(slots)
+}
+
+/// One call per owning shard for the `parts` given (`None`: not read, answered as unknown
+/// and replaced by the caller), sharing a budget of `max_bytes`.
+async fn read(
+    ctx: &ServerCtx,
+    plan: &Plan,
+    parts: Vec<Option<FetchPart>>,
+    max_bytes: usize,
+) -> Result<Vec<Slot>, RequestError> {
+    let mut scatter = Scatter::new();
+    for ((shard, _), part) in plan.reads.iter().zip(parts) {
+        match part {
+            Some(part) => scatter.send(*shard, part),
+            None => scatter.skip(),
+        }
+    }
+    let budget = FetchBudget::new(max_bytes);
     let slots = ctx
         .scatter_gather(
             scatter,
-            |parts| ShardCall::Fetch { parts },
+            |parts| ShardCall::Fetch {
+                parts,
+                budget: budget.clone(),
+            },
             |reply| match reply {
                 ShardReply::Fetch(results) => Some(results),
                 _ => None,
@@ -84,25 +157,33 @@ async fn read_all(ctx: &ServerCtx, plan: &Plan) -> Result<Vec<Slot>, RequestErro
         .await?;
     Ok(slots
         .into_iter()
-        .zip(&plan.parts)
-        .map(|(s, (_, _, target))| match target {
-            Err(e) => Err(e.clone()),
-            Ok(_) => s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)),
-        })
+        .map(|s| s.unwrap_or(Err(PartitionError::UnknownTopicOrPartition)))
         .collect())
 }
 
-/// Wait until any owning shard reports new data, or `timeout`.
-async fn wait_for_data(ctx: &ServerCtx, plan: &Plan, timeout: Duration) {
-    let mut by_shard: BTreeMap<ShardId, Vec<(TopicPartition, Offset)>> = BTreeMap::new();
-    for (_, _, target) in &plan.parts {
-        if let Ok((shard, part)) = target {
-            by_shard
-                .entry(*shard)
-                .or_default()
-                .push((part.tp.clone(), part.fetch_offset));
-        }
+/// The offset after what `slot` read of `part`: data past it is new.
+fn read_up_to(part: &FetchPart, slot: &Slot) -> Offset {
+    let last = slot.as_ref().ok().and_then(|f| f.batches.last());
+    last.and_then(|b| crate::model::BatchHeader::parse(b).ok())
+        .map_or(part.fetch_offset, |h| h.last_offset().saturating_add(1))
+}
+
+/// Per owning shard, each partition with the offset after what `slots` read of it.
+type Marks = BTreeMap<ShardId, Vec<(TopicPartition, Offset)>>;
+
+fn marks(plan: &Plan, slots: &[Slot]) -> Marks {
+    let mut by_shard = Marks::new();
+    for ((shard, part), slot) in plan.reads.iter().zip(slots) {
+        by_shard
+            .entry(*shard)
+            .or_default()
+            .push((part.tp.clone(), read_up_to(part, slot)));
     }
+    by_shard
+}
+
+/// Wait until any owning shard reports data past its marks, or `timeout`.
+async fn wait_for_data(ctx: &ServerCtx, by_shard: Marks, timeout: Duration) {
     let mut waits: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = by_shard
         .into_iter()
         .map(|(shard, parts)| {
@@ -135,31 +216,31 @@ async fn wait_for_data(ctx: &ServerCtx, plan: &Plan, timeout: Duration) {
 }
 
 pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse, RequestError> {
-    // Admission by the response the client may get: its byte limit, capped. Released when
-    // the response is encoded (the bytes it references are the log's own buffers).
-    let budget = response_budget(&req) as u64;
-    let _permit = ctx
-        .inflight
-        .acquire_permit(budget)
-        .await
-        .map_err(|_| RequestError::Unavailable)?;
+    // The bytes read are bounded by the request (max_bytes, capped, shared by the shards
+    // that read) and by the memory each owning shard lets its disk reads hold
+    // (`storage::ReadMemory`), not by a permit held across the long-poll wait.
+    let max_bytes = response_budget(&req);
     let plan = plan(ctx, &req);
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
-    let mut slots = read_all(ctx, &plan).await?;
+    let mut slots = read_all(ctx, &plan, max_bytes).await?;
     loop {
         let bytes: usize = slots
             .iter()
             .map(|s| s.as_ref().map_or(0, FetchedPartition::bytes))
             .sum();
-        let any_error = slots.iter().any(Result::is_err);
+        let any_error =
+            slots.iter().any(Result::is_err) || plan.entries.iter().any(|(_, _, e)| e.is_err());
         let left = deadline.saturating_duration_since(Instant::now());
-        if bytes >= min_bytes || any_error || left.is_zero() {
+        // More than max_bytes cannot come: waiting for min_bytes past it would spin.
+        if bytes >= min_bytes.min(max_bytes) || any_error || left.is_zero() {
             break;
         }
-        wait_for_data(ctx, &plan, left).await;
-        slots = read_all(ctx, &plan).await?;
+        let marks = marks(&plan, &slots);
+        drop(slots); // nothing is held while waiting
+        wait_for_data(ctx, marks, left).await;
+        slots = read_all(ctx, &plan, max_bytes).await?;
     }
     let response = respond(&req, &plan, slots);
     for p in response.responses.iter().flat_map(|t| t.partitions.iter()) {
@@ -196,7 +277,7 @@ fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
             partitions: Vec::new(),
         })
         .collect();
-    for ((ti, pi, _), slot) in plan.parts.iter().zip(slots) {
+    for (ti, pi, entry) in &plan.entries {
         let partition_index = req.topics[*ti].partitions[*pi].partition;
         let mut pd = PartitionData {
             partition_index,
@@ -208,24 +289,26 @@ fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
             preferred_read_replica: -1,
             records: Vec::new(),
         };
+        let slot = entry.as_ref().map(|&(at, first)| (&slots[at], first));
         match slot {
-            Ok(f) => {
+            Err(e) | Ok((Err(e), _)) => pd.error_code = partition_error_code(e).0,
+            Ok((Ok(f), first)) => {
                 pd.high_watermark = f.high_watermark;
                 pd.last_stable_offset = f.last_stable_offset;
                 pd.log_start_offset = f.log_start_offset;
                 if req.isolation_level == 1 {
                     pd.aborted_transactions = Some(Vec::new());
                 }
-                for batch in f.batches {
+                let batches = if first { &f.batches[..] } else { &[] };
+                for batch in batches {
                     // The first batch of the response always goes (KIP-74); later ones fit.
                     if used > 0 && used + batch.len() > max_bytes {
                         break;
                     }
                     used += batch.len();
-                    pd.records.push(batch);
+                    pd.records.push(batch.clone());
                 }
             }
-            Err(e) => pd.error_code = partition_error_code(&e).0,
         }
         responses[*ti].partitions.push(pd);
     }

@@ -7,12 +7,14 @@
 //! `storage` or `shard`.
 
 pub mod admin;
+pub mod admission;
 pub mod conn;
 pub mod errors;
 pub mod fetch;
 pub mod groups;
 pub mod http;
 pub mod legacy;
+pub mod limits;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -24,7 +26,6 @@ use crate::protocol::header::{response_header_version, RequestHeader, ResponseHe
 use crate::protocol::{api_versions, DecodeError, Reader, Writer};
 use crate::router::{AdminCall, AdminError, AdminReply, Router, Scatter, ShardCall, ShardReply};
 use bytes::Bytes;
-use glommio::sync::Semaphore;
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
@@ -75,8 +76,10 @@ pub struct ServerCtx {
     pub config: Arc<BrokerConfig>,
     pub router: Rc<Router>,
     pub metadata: Rc<LocalMetadata>,
-    /// Bytes of request frames admitted and not yet answered (admission control).
-    pub inflight: Rc<Semaphore>,
+    /// Bytes of request frames being read or handled (admission control, [`admission`]).
+    pub requests: admission::Budget,
+    /// The node's open client connections, shared by every shard ([`limits`]).
+    pub limits: Arc<limits::ConnectionLimits>,
     pub connections: Cell<usize>,
     pub metrics: Rc<crate::metrics::ShardMetrics>,
     /// Client errors logged in the current second (rate limit).
@@ -92,13 +95,15 @@ impl ServerCtx {
         router: Rc<Router>,
         metadata: Rc<LocalMetadata>,
         metrics: Rc<crate::metrics::ShardMetrics>,
+        limits: Arc<limits::ConnectionLimits>,
     ) -> Self {
-        let inflight = Rc::new(Semaphore::new(config.inflight_bytes_per_shard as u64));
+        let requests = admission::Budget::new(config.inflight_bytes_per_shard as u64);
         ServerCtx {
             config,
             router,
             metadata,
-            inflight,
+            requests,
+            limits,
             connections: Cell::new(0),
             metrics,
             log_budget: Cell::new((0, 0)),
@@ -171,10 +176,9 @@ impl ServerCtx {
         }
     }
 
-    /// Resolves when no request frame is held (all permits returned).
+    /// Resolves when no request frame is held (all grants returned).
     pub async fn drained(&self) {
-        let total = self.config.inflight_bytes_per_shard as u64;
-        while self.inflight.available() < total {
+        while !self.requests.idle() {
             glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
         }
     }

@@ -460,12 +460,44 @@ impl Shard {
     }
 
     /// Read every partition of the call at once, so disk reads of cold partitions overlap
-    /// (one O_DIRECT read each in flight) instead of queueing one behind the other.
-    async fn fetch(&self, parts: Vec<FetchPart>) -> Vec<Result<FetchedPartition, PartitionError>> {
-        join_all(parts.into_iter().map(|part| self.fetch_one(part))).await
+    /// (one O_DIRECT read each in flight) instead of queueing one behind the other. Each
+    /// partition with something to read first takes its share of the Fetch's `budget`, in
+    /// request order (a partition at its end takes none), and gives back what it did not use.
+    async fn fetch(
+        &self,
+        parts: Vec<FetchPart>,
+        budget: &FetchBudget,
+    ) -> Vec<Result<FetchedPartition, PartitionError>> {
+        let shares: Vec<usize> = parts
+            .iter()
+            .map(|p| match self.log(&p.tp) {
+                Ok(log) if p.fetch_offset != log.high_watermark() => {
+                    budget.take(p.partition_max_bytes.max(1))
+                }
+                _ => 0,
+            })
+            .collect();
+        join_all(
+            parts
+                .into_iter()
+                .zip(shares)
+                .map(|(part, share)| async move {
+                    let fetched = self.fetch_one(part, share).await;
+                    let used = fetched.as_ref().map_or(0, FetchedPartition::bytes);
+                    budget.give_back(share.saturating_sub(used));
+                    fetched
+                }),
+        )
+        .await
     }
 
-    async fn fetch_one(&self, part: FetchPart) -> Result<FetchedPartition, PartitionError> {
+    /// Read one partition from its fetch offset, at most `share` bytes (but at least one
+    /// batch, KIP-74); a share of 0 (the Fetch's budget is spent) reads nothing.
+    async fn fetch_one(
+        &self,
+        part: FetchPart,
+        share: usize,
+    ) -> Result<FetchedPartition, PartitionError> {
         let log = self.log(&part.tp)?;
         let high_watermark = log.high_watermark();
         let mut fetched = FetchedPartition {
@@ -474,11 +506,12 @@ impl Shard {
             log_start_offset: log.log_start_offset(),
             batches: Vec::new(),
         };
-        if part.fetch_offset == high_watermark {
+        let in_range = (log.log_start_offset()..=high_watermark).contains(&part.fetch_offset);
+        if part.fetch_offset == high_watermark || (share == 0 && in_range) {
             return Ok(fetched);
         }
         let read = log
-            .read(part.fetch_offset, part.partition_max_bytes)
+            .read_for_fetch(part.fetch_offset, share)
             .await
             .map_err(storage_error)?;
         let counter = if read.from_cache {
@@ -853,7 +886,9 @@ impl ShardHandler for Shard {
                 ShardCall::Produce { acks, parts } => {
                     ShardReply::Produce(self.produce(acks, parts).await)
                 }
-                ShardCall::Fetch { parts } => ShardReply::Fetch(self.fetch(parts).await),
+                ShardCall::Fetch { parts, budget } => {
+                    ShardReply::Fetch(self.fetch(parts, &budget).await)
+                }
                 ShardCall::WaitForData { parts, timeout } => {
                     self.wait_for_data(parts, timeout).await;
                     ShardReply::DataReady

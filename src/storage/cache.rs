@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
+use super::read_memory::{ReadMemory, READ_MEMORY_BYTES_PER_SHARD};
 use crate::model::Offset;
 
 /// Identifies one open log inside a cache.
@@ -30,10 +31,13 @@ struct Inner {
     order: VecDeque<(LogId, Offset)>,
 }
 
-/// Per-shard cache of recent batches, bounded by bytes. Clones share the same cache.
+/// Per-shard cache of recent batches, bounded by bytes. Clones share the same cache. It
+/// also carries the shard's [`ReadMemory`], the bound on what fetches read from disk hold
+/// (both are the shard's memory for serving fetches).
 #[derive(Clone)]
 pub struct BatchCache {
     inner: Rc<RefCell<Inner>>,
+    reads: ReadMemory,
 }
 
 impl BatchCache {
@@ -48,7 +52,13 @@ impl BatchCache {
         };
         BatchCache {
             inner: Rc::new(RefCell::new(inner)),
+            reads: ReadMemory::new(READ_MEMORY_BYTES_PER_SHARD),
         }
+    }
+
+    /// The shard's bound on disk reads held by fetch responses.
+    pub fn read_memory(&self) -> &ReadMemory {
+        &self.reads
     }
 
     /// Bytes of batches currently held.

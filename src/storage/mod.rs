@@ -148,6 +148,7 @@ mod format;
 mod partition;
 mod producer;
 mod quarantine;
+mod read_memory;
 mod recover;
 mod segment;
 #[cfg(test)]
@@ -164,6 +165,7 @@ use crate::model::{BatchError, Offset, ProducerEpoch, ProducerId, Sequence};
 pub use cache::BatchCache;
 pub use partition::PartitionLog;
 pub use quarantine::{is_quarantine_file, QUARANTINE_PREFIX};
+pub use read_memory::{ReadMemory, READ_MEMORY_BYTES_PER_SHARD};
 
 /// Bytes of log between two checkpoints of the active segment: bounds the tail that
 /// recovery must scan after a crash (≈ 10 ms of scanning at CRC-32C speed).

@@ -940,6 +940,27 @@ impl<D: Disk> PartitionLog<D> {
         offset: Offset,
         max_bytes: usize,
     ) -> Result<ReadBatches, StorageError> {
+        self.read_with(offset, max_bytes, None).await
+    }
+
+    /// [`Self::read`] for a fetch response: what is read from disk is charged to the shard's
+    /// [`super::ReadMemory`] until the response drops it, and a read that finds it taken for
+    /// a second serves what it has (possibly nothing).
+    pub async fn read_for_fetch(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<ReadBatches, StorageError> {
+        let memory = self.shared.cache.read_memory();
+        self.read_with(offset, max_bytes, Some(memory)).await
+    }
+
+    async fn read_with(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        memory: Option<&super::ReadMemory>,
+    ) -> Result<ReadBatches, StorageError> {
         let (log_start, log_end) = {
             let st = self.state();
             st.check_open()?;
@@ -995,7 +1016,7 @@ impl<D: Disk> PartitionLog<D> {
                 continue;
             };
             let batches = self
-                .read_disk(&*file, base, pos, at, limit, offset, max_bytes)
+                .read_disk(&*file, (base, pos, at, limit), offset, max_bytes, memory)
                 .await?;
             out.total_bytes = batches.iter().map(Bytes::len).sum();
             out.batches = batches;
@@ -1003,17 +1024,15 @@ impl<D: Disk> PartitionLog<D> {
         }
     }
 
-    /// Read batches from a segment file from `pos` (the batch at offset `at`), up to `limit`.
-    #[allow(clippy::too_many_arguments)]
+    /// Read batches from a segment file from `pos` (the batch at offset `at`), up to `limit`;
+    /// with `memory`, each chunk read is charged to it (a chunk that cannot be ends the read).
     async fn read_disk(
         &self,
         file: &FileOf<D>,
-        base: Offset,
-        mut pos: u64,
-        mut at: Offset,
-        limit: u64,
+        (base, mut pos, mut at, limit): (Offset, u64, Offset, u64),
         offset: Offset,
         max_bytes: usize,
+        memory: Option<&super::ReadMemory>,
     ) -> Result<Vec<Bytes>, StorageError> {
         let mut out: Vec<Bytes> = Vec::new();
         let mut total = 0usize;
@@ -1021,11 +1040,21 @@ impl<D: Disk> PartitionLog<D> {
         while pos < limit {
             let start = align_down(pos, file.alignment());
             let len = ((limit - start) as usize).min(want + (pos - start) as usize);
+            let charge = match memory {
+                Some(m) => match m.charge(len).await {
+                    Some(c) => Some(c),
+                    None => return Ok(out), // the shard's read memory is taken
+                },
+                None => None,
+            };
             let data = file
                 .read_at(start, len)
                 .await
                 .map_err(|e| StorageError::io("read", self.path_of(base), e))?;
-            let data = Bytes::from(data);
+            let data = match charge {
+                Some(c) => super::read_memory::charged_bytes(data, c),
+                None => Bytes::from(data),
+            };
             let mut cursor = (pos - start) as usize;
             let mut progressed = false;
             while cursor + crate::model::BATCH_HEADER_BYTES <= data.len() {
