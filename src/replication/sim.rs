@@ -9,6 +9,8 @@
 //!   offset and each committed batch's base offset follows the previous one);
 //! - an acknowledged proposal (acks=all) is the committed entry at its index and offsets;
 //! - at most one leader per (group, term);
+//! - a leader that serves (an entry of its term committed) has a high watermark at or above
+//!   every acknowledged batch's end (consumers of a new leader see every acked record);
 //! - each node sends at most one envelope per peer per tick (all groups batched).
 //!
 //! At the end, faults heal: every group must converge, every replica must hold every
@@ -75,6 +77,8 @@ struct Sim {
     leaders: BTreeMap<(GroupId, u64), NodeId>,
     proposals: BTreeMap<(NodeId, GroupId, ProposalId), Bytes>,
     acked: Vec<(GroupId, ProposalId, Offset, Bytes)>,
+    /// Per group: the offset after the last acknowledged batch.
+    acked_end: BTreeMap<GroupId, Offset>,
     next_value: u64,
     faults: Faults,
     /// Envelopes per (from, to) in the current tick, and the most seen in any tick.
@@ -106,6 +110,7 @@ impl Sim {
             leaders: BTreeMap::new(),
             proposals: BTreeMap::new(),
             acked: Vec::new(),
+            acked_end: BTreeMap::new(),
             next_value: 0,
             faults,
             pair_sends: BTreeMap::new(),
@@ -320,6 +325,8 @@ impl Sim {
                         (base_offset, last_offset)
                     );
                     self.acked.push((g, id, base_offset, sent));
+                    let end = self.acked_end.entry(g).or_default();
+                    *end = (*end).max(last_offset + 1);
                 }
                 Event::Lost { id } => {
                     self.proposals.remove(&(n as NodeId, g, id));
@@ -343,6 +350,14 @@ impl Sim {
     fn check_leaders(&mut self, n: usize) {
         let m = self.nodes[n].multi.as_ref().unwrap();
         for r in m.groups().filter(|r| r.is_leader()) {
+            let acked_end = self.acked_end.get(&r.group()).copied().unwrap_or(0);
+            assert!(
+                !r.is_serving() || r.high_watermark() >= acked_end,
+                "seed {}: serving leader {n} of {} has HW {} below acknowledged offset {acked_end}",
+                self.seed,
+                r.group(),
+                r.high_watermark()
+            );
             let held = *self
                 .leaders
                 .entry((r.group(), r.term()))
@@ -678,5 +693,127 @@ fn replication_sim_many_seeds() {
         at(0.99),
         at(1.0),
         election_bound_ticks(FAULTS.max_delay)
+    );
+}
+
+/// Per directed node pair and tick, over `ticks` ticks: envelopes, bytes, raft messages and
+/// beats, plus group ticks per node per tick and wall time per tick (all three nodes).
+#[derive(Debug)]
+struct Load {
+    envelopes: f64,
+    bytes: f64,
+    messages: f64,
+    beats: f64,
+    group_ticks: f64,
+    micros_per_tick: f64,
+}
+
+impl Sim {
+    fn totals(&self) -> super::MultiStats {
+        let mut t = super::MultiStats::default();
+        for m in self.nodes.iter().filter_map(|n| n.multi.as_ref()) {
+            let s = m.stats();
+            t.envelopes_sent += s.envelopes_sent;
+            t.bytes_sent += s.bytes_sent;
+            t.messages_sent += s.messages_sent;
+            t.beats_sent += s.beats_sent;
+            t.group_ticks += s.group_ticks;
+        }
+        t
+    }
+
+    fn measure_load(&mut self, ticks: u64, busy: bool) -> Load {
+        let before = self.totals();
+        let start = std::time::Instant::now();
+        let batch = Bytes::from(test_batches::batch(&[&b"0123456789abcdef"[..]], 1));
+        for _ in 0..ticks {
+            if busy {
+                for g in self.placement.keys().copied().collect::<Vec<_>>() {
+                    let Some(l) = self.leader_of(g) else { continue };
+                    let m = self.nodes[l].multi.as_mut().unwrap();
+                    let id = m.propose(g, batch.clone()).expect("the leader accepts");
+                    self.proposals.insert((l as NodeId, g, id), batch.clone());
+                }
+            }
+            self.step(false);
+        }
+        let micros = start.elapsed().as_secs_f64() * 1e6;
+        let after = self.totals();
+        let n = self.nodes.len() as f64;
+        let per_pair = (n * (n - 1.0)) * ticks as f64;
+        Load {
+            envelopes: (after.envelopes_sent - before.envelopes_sent) as f64 / per_pair,
+            bytes: (after.bytes_sent - before.bytes_sent) as f64 / per_pair,
+            messages: (after.messages_sent - before.messages_sent) as f64 / per_pair,
+            beats: (after.beats_sent - before.beats_sent) as f64 / per_pair,
+            group_ticks: (after.group_ticks - before.group_ticks) as f64 / (n * ticks as f64),
+            micros_per_tick: micros / ticks as f64,
+        }
+    }
+
+    fn all_hibernating(&self) -> bool {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.multi.as_ref())
+            .all(|m| m.groups().all(|r| r.is_hibernating()))
+    }
+}
+
+/// `groups` groups on 3 nodes without faults: elect, let them hibernate, measure idle, then
+/// propose one batch to every group every tick and measure busy.
+fn idle_vs_busy(groups: u64, ticks: u64) -> (Load, Load) {
+    let quiet = Faults {
+        propose: 0,
+        fault_ticks: 0,
+        ..FAULTS
+    };
+    let mut sim = Sim::new(5, 3, groups, 3, quiet);
+    assert!(
+        sim.settle(5000),
+        "{groups} groups did not elect: {:#?}",
+        &sim.states()[..6]
+    );
+    for _ in 0..200 {
+        if sim.all_hibernating() {
+            break;
+        }
+        sim.step(false);
+    }
+    assert!(sim.all_hibernating(), "idle groups did not hibernate");
+    let idle = sim.measure_load(ticks, false);
+    let busy = sim.measure_load(ticks, true);
+    assert!(sim.settle(2000), "busy groups did not settle");
+    assert!(sim.proposals.is_empty(), "every busy proposal was answered");
+    sim.check_all_hold_everything();
+    assert!(
+        sim.acked.len() as u64 >= groups * ticks,
+        "every busy proposal committed"
+    );
+    for load in [&idle, &busy] {
+        assert!(
+            load.envelopes <= 1.0,
+            "more than one envelope per pair per tick: {load:?}"
+        );
+    }
+    assert_eq!(idle.group_ticks, 0.0, "hibernating groups are not ticked");
+    assert!(idle.bytes < 16.0, "idle: only keep-alives travel: {idle:?}");
+    assert!(
+        busy.messages >= groups as f64 / 3.0,
+        "busy: appends travel: {busy:?}"
+    );
+    (idle, busy)
+}
+
+#[test]
+fn idle_groups_hibernate_and_busy_ones_share_one_envelope_per_pair() {
+    idle_vs_busy(150, 20);
+}
+
+#[test]
+#[ignore = "measurement: 1,000 groups x 3 replicas on 3 nodes"]
+fn envelopes_per_pair_1000_groups_idle_vs_busy() {
+    let (idle, busy) = idle_vs_busy(1000, 100);
+    eprintln!(
+        "1000 groups, 3 nodes, per directed node pair per tick:\n idle {idle:?}\n busy {busy:?}"
     );
 }
