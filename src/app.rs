@@ -10,7 +10,7 @@
 //! taking requests — flushes, fdatasyncs and closes its partitions; the process exits 0.
 
 use crate::cluster::{LocalMetadata, MembershipView, MetadataImage, NodeInfo};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, Listener};
 use crate::membership::driver::GossipDriver;
 use crate::router::{Envelope, Router, MESH_CHANNEL_CAPACITY};
 use crate::server::ServerCtx;
@@ -81,7 +81,8 @@ fn guard_exclusive(config: &BrokerConfig) -> Result<std::fs::File, String> {
     // is no good: sockets left over from a killed broker make it fail spuriously.)
     // A broker killed a moment ago still shows its listener while the kernel tears down its
     // io_uring (which holds the socket), so wait a little before calling the port taken.
-    for (what, addr) in [("", config.listen), (" for RPC", config.rpc_listen)] {
+    let kafka = config.listeners.iter().map(|l| ("", l.addr));
+    for (what, addr) in kafka.chain([(" for RPC", config.rpc_listen)]) {
         let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
         while port_has_listener(addr.port()) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -401,6 +402,76 @@ async fn start_metadata(
     Ok((rpc, driver, image))
 }
 
+/// Attempts (one a second) to create the bootstrap user before giving up.
+const BOOTSTRAP_USER_ATTEMPTS: u32 = 300;
+
+/// Shard 0: create `RINGMQ_BOOTSTRAP_USER` unless the metadata already holds that user. A
+/// cluster of one does it before it is ready; a node of a larger cluster retries in the
+/// background until a controller leader commits it (or finds that another node did).
+async fn bootstrap_user(config: &BrokerConfig, router: &Rc<Router>, metadata: &Rc<LocalMetadata>) {
+    let Some(user) = config.bootstrap_user.clone() else {
+        return;
+    };
+    let (router, metadata) = (router.clone(), metadata.clone());
+    let task = async move {
+        for attempt in 0..BOOTSTRAP_USER_ATTEMPTS {
+            if metadata.get().users.contains_key(&user.name) {
+                crate::info!("bootstrap user '{}' exists", user.name);
+                return;
+            }
+            match create_bootstrap_user(&router, &user).await {
+                Ok(()) => {
+                    crate::info!(
+                        "bootstrap user '{}' created ({})",
+                        user.name,
+                        user.mechanism
+                    );
+                    return;
+                }
+                Err(e) if attempt % 10 == 0 => {
+                    crate::warn!("bootstrap user '{}' not created yet: {e}", user.name)
+                }
+                Err(_) => {}
+            }
+            glommio::timer::sleep(Duration::from_secs(1)).await;
+        }
+        crate::error!("bootstrap user '{}' could not be created", user.name);
+    };
+    if config.seeds.len() <= 1 {
+        task.await;
+    } else {
+        glommio::spawn_local(task).detach();
+    }
+}
+
+async fn create_bootstrap_user(
+    router: &Router,
+    user: &crate::config::BootstrapUser,
+) -> Result<(), String> {
+    use crate::auth::scram::{ScramCredential, DEFAULT_ITERATIONS, DEFAULT_SALT_BYTES};
+    use crate::router::{AdminCall, ShardCall, ShardReply};
+    let mechanism = crate::auth::Mechanism::parse(&user.mechanism)
+        .ok_or_else(|| format!("unknown mechanism {}", user.mechanism))?;
+    let mut salt = vec![0u8; DEFAULT_SALT_BYTES];
+    crate::auth::random_bytes(&mut salt)?;
+    let credential = ScramCredential::from_password(
+        mechanism,
+        user.password.as_bytes(),
+        salt,
+        DEFAULT_ITERATIONS,
+    );
+    let cmd = crate::cluster::Command::UpsertScram {
+        user: user.name.clone(),
+        credential,
+    };
+    let call = ShardCall::Admin(AdminCall::AlterScram(cmd));
+    match router.call(crate::model::ShardId(0), call).await {
+        Ok(ShardReply::Admin(Ok(_))) => Ok(()),
+        Ok(ShardReply::Admin(Err(e))) => Err(format!("{e:?}")),
+        _ => Err("the metadata shard did not answer".into()),
+    }
+}
+
 /// What shard 0 runs for the whole node: the RPC transport, the controller driver and gossip.
 struct NodeServices {
     rpc: Rc<crate::rpc::Rpc>,
@@ -425,7 +496,10 @@ async fn shard_main(
     crate::info!("shard {i}: started");
     let (node, image) = start_node(&config, &shard, &router, &barriers, init).await?;
     recover(i, &shard, image).await?;
-    let listener = bind_listener(i, &config)?;
+    if node.is_some() {
+        bootstrap_user(&config, &router, &metadata).await;
+    }
+    let listeners = bind_listeners(i, &config)?;
     let ctx = Rc::new(ServerCtx::new(
         config.clone(),
         router.clone(),
@@ -434,19 +508,24 @@ async fn shard_main(
         barriers.connections.clone(),
     ));
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
+        let urls: Vec<String> = config.listeners.iter().map(|l| l.to_url()).collect();
+        let adv: Vec<String> = config
+            .listeners
+            .iter()
+            .map(|l| l.advertised_url())
+            .collect();
         crate::info!(
-            "ringmq ready: listening on {}, advertised as {}:{}, {n} shard(s), data in {}",
-            config.listen,
-            config.advertise_host,
-            config.advertise_port,
+            "ringmq ready: listening on {}, advertised as {}, {n} shard(s), data in {}",
+            urls.join(","),
+            adv.join(","),
             config.data_dir.display()
         );
     }
-    futures_lite::future::race(accept(i, listener.as_ref(), &ctx), async {
+    futures_lite::future::race(accept(i, &listeners, &ctx), async {
         let _ = shutdown.recv_async().await;
     })
     .await;
-    drop(listener);
+    drop(listeners);
     if let Some(node) = &node {
         node.gossip.leave().await;
         node.controller.close();
@@ -506,36 +585,59 @@ async fn recover(i: usize, shard: &Rc<Shard>, image: Arc<MetadataImage>) -> Resu
     Ok(())
 }
 
-/// The Kafka listener of this shard (SO_REUSEPORT), unless `--bench-accept-shard` names
-/// another one.
-fn bind_listener(
+/// The Kafka listeners of this shard (SO_REUSEPORT), one per configured listener, unless
+/// `--bench-accept-shard` names another shard.
+fn bind_listeners(
     i: usize,
     config: &BrokerConfig,
-) -> Result<Option<glommio::net::TcpListener>, String> {
+) -> Result<Vec<(glommio::net::TcpListener, Rc<Listener>)>, String> {
     if config
         .bench_accept_shard
         .is_some_and(|s| usize::from(s) != i)
     {
         crate::info!("shard {i}: not accepting (--bench-accept-shard)");
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let l = glommio::net::TcpListener::bind(config.listen)
-        .map_err(|e| format!("bind {}: {e}", config.listen))?;
-    crate::info!("shard {i}: accepting on {}", config.listen);
-    Ok(Some(l))
+    let mut out = Vec::new();
+    for l in &config.listeners {
+        let bound = glommio::net::TcpListener::bind(l.addr)
+            .map_err(|e| format!("bind {}: {e}", l.to_url()))?;
+        crate::info!("shard {i}: accepting {} on {}", l.protocol, l.addr);
+        out.push((bound, Rc::new(l.clone())));
+    }
+    Ok(out)
 }
 
-/// Serve every accepted connection on its own task; never returns (pending without a
-/// listener).
-async fn accept(i: usize, listener: Option<&glommio::net::TcpListener>, ctx: &Rc<ServerCtx>) {
-    let Some(listener) = listener else {
+/// Serve every accepted connection of every listener on its own task; never returns
+/// (pending without a listener).
+async fn accept(
+    i: usize,
+    listeners: &[(glommio::net::TcpListener, Rc<Listener>)],
+    ctx: &Rc<ServerCtx>,
+) {
+    if listeners.is_empty() {
         return futures_lite::future::pending().await;
-    };
+    }
+    crate::base::join_all(
+        listeners
+            .iter()
+            .map(|(l, info)| accept_on(i, ctx.clone(), l, info.clone())),
+    )
+    .await;
+}
+
+/// Accept connections on one listener until the shard stops (the caller drops the future).
+async fn accept_on(
+    i: usize,
+    ctx: Rc<ServerCtx>,
+    listener: &glommio::net::TcpListener,
+    info: Rc<Listener>,
+) {
     loop {
         match listener.accept().await {
-            Ok(stream) => crate::server::conn::accepted(ctx, stream),
+            Ok(stream) => crate::server::conn::accepted(&ctx, info.clone(), stream),
             Err(e) => {
-                crate::warn!("shard {i}: accept failed: {e}");
+                crate::warn!("shard {i}: accept on {} failed: {e}", info.to_url());
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }
         }

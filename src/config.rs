@@ -53,6 +53,16 @@ impl fmt::Display for Durability {
 pub struct FileConfig {
     pub listen: Option<String>,
     pub advertise: Option<String>,
+    /// `PLAINTEXT://HOST:PORT,SASL_PLAINTEXT://HOST:PORT` (Kafka's `listeners`).
+    pub listeners: Option<String>,
+    /// Per listener, what Metadata tells clients (Kafka's `advertised.listeners`).
+    pub advertised_listeners: Option<String>,
+    /// SASL mechanisms served on SASL listeners.
+    pub sasl_mechanisms: Option<Vec<String>>,
+    /// Principals (`User:name`) that will bypass ACLs once the authorizer exists.
+    pub super_users: Option<Vec<String>>,
+    /// KIP-368 session lifetime of SASL connections (0: unlimited).
+    pub connections_max_reauth_ms: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub shards: Option<u16>,
     pub auto_create_topics: Option<bool>,
@@ -80,13 +90,174 @@ pub struct FileConfig {
     pub topic_defaults: BTreeMap<String, String>,
 }
 
+/// A listener's security protocol, by Kafka's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SecurityProtocol {
+    Plaintext,
+    SaslPlaintext,
+    Ssl,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub const ALL: [SecurityProtocol; 4] = [
+        SecurityProtocol::Plaintext,
+        SecurityProtocol::SaslPlaintext,
+        SecurityProtocol::Ssl,
+        SecurityProtocol::SaslSsl,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+    /// Parse Kafka's name (case-insensitive, as Kafka's clients accept it).
+    pub fn parse(s: &str) -> Option<SecurityProtocol> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+    }
+    pub fn is_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+    pub fn is_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+}
+
+impl fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One Kafka listener: where it accepts, how it authenticates, what Metadata tells clients
+/// that came in on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub protocol: SecurityProtocol,
+    pub addr: SocketAddr,
+    pub advertise_host: String,
+    pub advertise_port: u16,
+}
+
+impl Listener {
+    /// `PROTOCOL://HOST:PORT` of the bound address.
+    pub fn to_url(&self) -> String {
+        format!("{}://{}", self.protocol, self.addr)
+    }
+    /// `PROTOCOL://HOST:PORT` of the advertised address.
+    pub fn advertised_url(&self) -> String {
+        format!(
+            "{}://{}",
+            self.protocol,
+            join_host_port(&self.advertise_host, self.advertise_port)
+        )
+    }
+}
+
+/// SASL mechanisms ringmq serves, in its default order of preference.
+pub const SASL_MECHANISMS: [&str; 3] = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"];
+
+/// Most listeners (one per security protocol).
+pub const MAX_LISTENERS: usize = 4;
+
+/// Split `PROTO://HOST:PORT,...` into (protocol, `HOST:PORT`) pairs; an empty host means
+/// every interface. Each protocol may appear once.
+pub fn parse_listener_list(s: &str) -> Result<Vec<(SecurityProtocol, String)>, String> {
+    let mut out: Vec<(SecurityProtocol, String)> = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, addr) = item
+            .split_once("://")
+            .ok_or_else(|| format!("'{item}' is not PROTOCOL://HOST:PORT"))?;
+        let protocol = SecurityProtocol::parse(name)
+            .ok_or_else(|| format!("'{name}' is not PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL"))?;
+        if out.iter().any(|(p, _)| *p == protocol) {
+            return Err(format!("{protocol} is listed twice"));
+        }
+        let addr = if addr.starts_with(':') {
+            format!("0.0.0.0{addr}")
+        } else {
+            addr.to_string()
+        };
+        out.push((protocol, addr));
+    }
+    if out.is_empty() {
+        return Err(format!("'{s}' names no listener"));
+    }
+    Ok(out)
+}
+
+/// A user created at start if missing (`RINGMQ_BOOTSTRAP_USER=name:password[:mechanism]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BootstrapUser {
+    pub name: String,
+    pub password: String,
+    /// `SCRAM-SHA-512` (default) or `SCRAM-SHA-256`.
+    pub mechanism: String,
+}
+
+impl fmt::Debug for BootstrapUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BootstrapUser({}, ****, {})", self.name, self.mechanism)
+    }
+}
+
+impl BootstrapUser {
+    /// Parse `name:password[:mechanism]`. The password may not contain `:` when a mechanism
+    /// follows; a last part that is not a SCRAM mechanism belongs to the password.
+    pub fn parse(s: &str) -> Result<BootstrapUser, String> {
+        let (name, rest) = s
+            .split_once(':')
+            .ok_or("expected name:password[:mechanism]")?;
+        let (password, mechanism) = match rest.rsplit_once(':') {
+            Some((pw, m)) if m.starts_with("SCRAM-") => (pw, m),
+            _ => (rest, "SCRAM-SHA-512"),
+        };
+        if !["SCRAM-SHA-512", "SCRAM-SHA-256"].contains(&mechanism) {
+            return Err(format!(
+                "mechanism '{mechanism}' is not SCRAM-SHA-512 or SCRAM-SHA-256"
+            ));
+        }
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            return Err("the user name must be 1 to 256 bytes without control characters".into());
+        }
+        if password.is_empty() {
+            return Err("the password is empty".into());
+        }
+        Ok(BootstrapUser {
+            name: name.into(),
+            password: password.into(),
+            mechanism: mechanism.into(),
+        })
+    }
+}
+
 /// The effective broker configuration.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
+    /// The primary listener's address (the PLAINTEXT listener if there is one, else the
+    /// first): what other nodes' clients are told through gossip, the RPC default host.
     pub listen: SocketAddr,
-    /// Host and port that Metadata tells clients.
+    /// Host and port that Metadata tells clients of the primary listener.
     pub advertise_host: String,
     pub advertise_port: u16,
+    /// Every Kafka listener, in the order given; at least one.
+    pub listeners: Vec<Listener>,
+    /// Mechanisms SASL listeners serve (names from [`SASL_MECHANISMS`]), in preference order.
+    pub sasl_mechanisms: Vec<String>,
+    /// Principals (`User:name`) that will bypass ACLs (kept for the authorizer step).
+    pub super_users: Vec<String>,
+    /// KIP-368: a SASL session lasts this long unless the client re-authenticates (0: forever).
+    pub connections_max_reauth_ms: u64,
+    /// Created at start if it does not exist (`RINGMQ_BOOTSTRAP_USER`).
+    pub bootstrap_user: Option<BootstrapUser>,
     pub data_dir: PathBuf,
     pub shards: u16,
     pub auto_create_topics: bool,
@@ -168,6 +339,16 @@ impl BrokerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             advertise_host: "127.0.0.1".into(),
             advertise_port: DEFAULT_PORT,
+            listeners: vec![Listener {
+                protocol: SecurityProtocol::Plaintext,
+                addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+                advertise_host: "127.0.0.1".into(),
+                advertise_port: DEFAULT_PORT,
+            }],
+            sasl_mechanisms: SASL_MECHANISMS.iter().map(|m| m.to_string()).collect(),
+            super_users: Vec::new(),
+            connections_max_reauth_ms: 0,
+            bootstrap_user: None,
             data_dir: PathBuf::from("./ringmq-data"),
             shards: cpus.min(u16::MAX as usize) as u16,
             auto_create_topics: true,
@@ -198,21 +379,64 @@ impl BrokerConfig {
     }
 
     /// Apply the listen address and derive the advertised one when none is given: the
-    /// listen host unless it is a wildcard, in which case the machine's loopback.
+    /// listen host unless it is a wildcard, in which case the machine's loopback. The
+    /// shorthand for one PLAINTEXT listener.
     pub fn set_listen(&mut self, listen: &str, advertise: Option<&str>) -> Result<(), String> {
-        self.listen = listen
-            .to_socket_addrs()
-            .map_err(|e| format!("--listen {listen}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("--listen {listen}: no address"))?;
-        let (host, port) = match advertise {
-            Some(a) => split_host_port(a)?,
-            None if self.listen.ip().is_unspecified() => ("127.0.0.1".into(), self.listen.port()),
-            None => (self.listen.ip().to_string(), self.listen.port()),
+        let adv = advertise.map(|a| format!("PLAINTEXT://{a}"));
+        self.set_listeners(&format!("PLAINTEXT://{listen}"), adv.as_deref())
+            .map_err(|e| format!("--listen: {e}"))
+    }
+
+    /// Apply `--listeners` and `--advertised-listeners` (same form; a listener not named
+    /// there advertises its own host, or loopback if that is a wildcard).
+    pub fn set_listeners(
+        &mut self,
+        listeners: &str,
+        advertised: Option<&str>,
+    ) -> Result<(), String> {
+        let advertised = match advertised {
+            Some(a) => parse_listener_list(a).map_err(|e| format!("advertised listeners: {e}"))?,
+            None => Vec::new(),
         };
-        self.advertise_host = host;
-        self.advertise_port = port;
+        let mut out = Vec::new();
+        for (protocol, addr_text) in parse_listener_list(listeners)? {
+            let addr = addr_text
+                .to_socket_addrs()
+                .map_err(|e| format!("{protocol}://{addr_text}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{protocol}://{addr_text}: no address"))?;
+            let (host, port) = match advertised.iter().find(|(p, _)| *p == protocol) {
+                Some((_, a)) => split_host_port(a)?,
+                None if addr.ip().is_unspecified() => ("127.0.0.1".into(), addr.port()),
+                None => (addr.ip().to_string(), addr.port()),
+            };
+            out.push(Listener {
+                protocol,
+                addr,
+                advertise_host: host,
+                advertise_port: port,
+            });
+        }
+        if let Some((p, _)) = advertised
+            .iter()
+            .find(|(p, _)| !out.iter().any(|l| l.protocol == *p))
+        {
+            return Err(format!("advertised listener {p} has no listener"));
+        }
+        let primary = out
+            .iter()
+            .find(|l| l.protocol == SecurityProtocol::Plaintext)
+            .unwrap_or(&out[0]);
+        self.listen = primary.addr;
+        self.advertise_host = primary.advertise_host.clone();
+        self.advertise_port = primary.advertise_port;
+        self.listeners = out;
         Ok(())
+    }
+
+    /// The listener of `protocol`, if configured.
+    pub fn listener(&self, protocol: SecurityProtocol) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.protocol == protocol)
     }
 
     /// Apply the RPC listen address (default: the Kafka listen host, port 33145) and derive
@@ -250,6 +474,7 @@ impl BrokerConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         self.validate_node()?;
+        self.validate_security()?;
         if self.shards == 0 {
             return Err("shards: must be at least 1".into());
         }
@@ -301,6 +526,54 @@ impl BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// Listeners, SASL mechanisms, super users.
+    fn validate_security(&self) -> Result<(), String> {
+        if self.listeners.is_empty() || self.listeners.len() > MAX_LISTENERS {
+            return Err(format!("listeners: 1 to {MAX_LISTENERS} are needed"));
+        }
+        if let Some(l) = self.listeners.iter().find(|l| l.protocol.is_tls()) {
+            return Err(format!(
+                "listeners: {} needs TLS, which ringmq does not have yet; use PLAINTEXT or \
+                 SASL_PLAINTEXT listeners",
+                l.to_url()
+            ));
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if self.listeners[..i]
+                .iter()
+                .any(|o| o.addr.port() == l.addr.port())
+            {
+                return Err(format!("listeners: port {} is used twice", l.addr.port()));
+            }
+            if l.addr.port() == self.rpc_listen.port() {
+                return Err(format!(
+                    "listeners: port {} is also the RPC port",
+                    l.addr.port()
+                ));
+            }
+        }
+        if self.sasl_mechanisms.is_empty() && self.listeners.iter().any(|l| l.protocol.is_sasl()) {
+            return Err("sasl_mechanisms: a SASL listener needs at least one".into());
+        }
+        for m in &self.sasl_mechanisms {
+            if !SASL_MECHANISMS.contains(&m.as_str()) {
+                return Err(format!(
+                    "sasl_mechanisms: '{m}' is not one of {}",
+                    SASL_MECHANISMS.join(", ")
+                ));
+            }
+        }
+        for u in &self.super_users {
+            let ok = u
+                .strip_prefix("User:")
+                .is_some_and(|n| !n.is_empty() && n.len() <= 256);
+            if !ok {
+                return Err(format!("super_users: '{u}' is not User:<name>"));
+            }
+        }
+        Ok(())
+    }
+
     /// Node identity and cluster settings.
     fn validate_node(&self) -> Result<(), String> {
         if self.node_id < 0 {
@@ -584,5 +857,71 @@ mod tests {
             (c.advertise_host.as_str(), c.advertise_port),
             ("broker.example", 19092)
         );
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].protocol, SecurityProtocol::Plaintext);
+    }
+
+    #[test]
+    fn listeners_parse_kafka_style() {
+        let mut c = BrokerConfig::defaults();
+        c.set_listeners(
+            "SASL_PLAINTEXT://127.0.0.1:9093, PLAINTEXT://:9092",
+            Some("SASL_PLAINTEXT://broker.example:19093"),
+        )
+        .unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        let sasl = c.listener(SecurityProtocol::SaslPlaintext).unwrap();
+        assert_eq!(
+            sasl.advertised_url(),
+            "SASL_PLAINTEXT://broker.example:19093"
+        );
+        let plain = c.listener(SecurityProtocol::Plaintext).unwrap();
+        assert_eq!(plain.to_url(), "PLAINTEXT://0.0.0.0:9092");
+        assert_eq!(plain.advertised_url(), "PLAINTEXT://127.0.0.1:9092");
+        assert_eq!(c.listen.port(), 9092, "PLAINTEXT is the primary listener");
+        c.validate().unwrap();
+        for bad in [
+            "PLAINTEXT://:1,PLAINTEXT://:2",
+            "HTTP://:1",
+            "127.0.0.1:9092",
+            "",
+        ] {
+            assert!(c.set_listeners(bad, None).is_err(), "{bad}");
+        }
+        assert!(c
+            .set_listeners("PLAINTEXT://:1", Some("SASL_PLAINTEXT://h:2"))
+            .is_err());
+        c.set_listeners("SASL_SSL://127.0.0.1:9094", None).unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("needs TLS"), "{e}");
+        c.set_listeners("PLAINTEXT://:7000,SASL_PLAINTEXT://127.0.0.1:7000", None)
+            .unwrap();
+        assert!(c.validate().unwrap_err().contains("used twice"));
+        c.set_listeners("SASL_PLAINTEXT://127.0.0.1:7001", None)
+            .unwrap();
+        c.sasl_mechanisms = vec!["GSSAPI".into()];
+        assert!(c.validate().is_err());
+        c.sasl_mechanisms = vec!["PLAIN".into()];
+        c.super_users = vec!["admin".into()];
+        assert!(c.validate().is_err());
+        c.super_users = vec!["User:admin".into()];
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bootstrap_user_parses_and_hides_the_password() {
+        let u = BootstrapUser::parse("admin:s3cr:et").unwrap();
+        assert_eq!((u.name.as_str(), u.password.as_str()), ("admin", "s3cr:et"));
+        assert_eq!(u.mechanism, "SCRAM-SHA-512");
+        let u = BootstrapUser::parse("admin:pw:SCRAM-SHA-256").unwrap();
+        assert_eq!(
+            (u.password.as_str(), u.mechanism.as_str()),
+            ("pw", "SCRAM-SHA-256")
+        );
+        assert!(!format!("{u:?}").contains("pw"));
+        assert!(BootstrapUser::parse("admin").is_err());
+        assert!(BootstrapUser::parse("admin:").is_err());
+        assert!(BootstrapUser::parse(":pw").is_err());
+        assert!(BootstrapUser::parse("a:pw:SCRAM-SHA-1").is_err());
     }
 }

@@ -12,6 +12,7 @@
 //! `always`) → replies are assembled in request order and written back.
 
 pub mod app;
+pub mod auth;
 #[macro_use]
 pub mod base;
 pub mod bench;

@@ -17,6 +17,9 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How client commands and the bench authenticate (refused by serve, config and check).
+    #[command(flatten)]
+    security: ringmq::client::security::SecurityArgs,
 }
 
 #[derive(Subcommand)]
@@ -39,6 +42,11 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Read records and print them.
     Consume(cli::consume::ConsumeArgs),
+    /// Create, list and delete SASL users (SCRAM credentials).
+    User {
+        #[command(subcommand)]
+        command: cli::user::UserCommand,
+    },
     /// Show the cluster's id, controller and brokers.
     Cluster {
         #[command(subcommand)]
@@ -86,8 +94,36 @@ fn abort_on_panic() {
     }));
 }
 
+/// Resolve the client security flags once for this process (the SASL password is read
+/// from stdin first, before any command reads its own input).
+fn set_client_security(
+    command: &Command,
+    security: &ringmq::client::security::SecurityArgs,
+) -> Result<(), String> {
+    if matches!(
+        command,
+        Command::Serve(_) | Command::Config { .. } | Command::Check(_)
+    ) {
+        if security.is_set() {
+            return Err(
+                "--security-protocol and --sasl-* are client flags; the broker takes --listeners"
+                    .into(),
+            );
+        }
+        return Ok(());
+    }
+    let sasl = security.resolve(&|k| std::env::var(k).ok(), || {
+        cli::user::read_stdin_line("SASL password")
+    })?;
+    ringmq::client::security::set_default(sasl);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = set_client_security(&cli.command, &cli.security) {
+        return exit(Err(e));
+    }
     match cli.command {
         Command::Serve(args) => {
             abort_on_panic();
@@ -98,6 +134,7 @@ fn main() -> ExitCode {
         Command::Group { command } => exit(cli::run(|| cli::group::run_group(command))),
         Command::Produce(args) => exit(cli::run(|| cli::produce::run(args))),
         Command::Consume(args) => exit(cli::run(|| cli::consume::run(args))),
+        Command::User { command } => exit(cli::run(|| cli::user::run_user(command))),
         Command::Cluster { command } => match command {
             cli::ClusterCommand::Info(args) => exit(cli::run(|| cli::admin::cluster_info(args))),
         },

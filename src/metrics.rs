@@ -77,6 +77,10 @@ pub struct ShardMetrics {
     pub connections_refused: [Cell<u64>; 2],
     /// Connections closed by a timeout, by [`CONNECTION_TIMEOUTS`] reason.
     pub connections_timed_out: [Cell<u64>; 3],
+    /// Successful SASL authentications (and re-authentications).
+    pub sasl_authentications: Cell<u64>,
+    /// Failed SASL authentications (wrong credentials, malformed or out-of-order exchanges).
+    pub sasl_authentication_failures: Cell<u64>,
 }
 
 /// The `reason` labels of `ringmq_connections_refused_total`.
@@ -144,6 +148,8 @@ impl ShardMetrics {
             recovery_quarantined: self.recovery_quarantined.get(),
             connections_refused: self.connections_refused.each_ref().map(Cell::get),
             connections_timed_out: self.connections_timed_out.each_ref().map(Cell::get),
+            sasl_authentications: self.sasl_authentications.get(),
+            sasl_authentication_failures: self.sasl_authentication_failures.get(),
             log_ends: Vec::new(),
             committed: Vec::new(),
             cluster: None,
@@ -175,6 +181,8 @@ pub struct Snapshot {
     pub recovery_quarantined: u64,
     pub connections_refused: [u64; 2],
     pub connections_timed_out: [u64; 3],
+    pub sasl_authentications: u64,
+    pub sasl_authentication_failures: u64,
     /// (topic, partition, high watermark) of the partitions this shard owns.
     pub log_ends: Vec<(String, i32, i64)>,
     /// (group, topic, partition, committed offset) of the groups this shard coordinates.
@@ -355,7 +363,7 @@ fn latency_histograms(out: &mut String, snaps: &[Snapshot]) {
 
 /// Batch cache hits and misses, connections, partitions and recovery actions, per shard.
 fn shard_gauges(out: &mut String, snaps: &[Snapshot]) {
-    let gauges: [(&str, &str, &str, fn(&Snapshot) -> u64); 6] = [
+    let gauges: [(&str, &str, &str, fn(&Snapshot) -> u64); 8] = [
         (
             "ringmq_batch_cache_hits_total",
             "counter",
@@ -391,6 +399,18 @@ fn shard_gauges(out: &mut String, snaps: &[Snapshot]) {
             "counter",
             "Unreadable synced log data quarantined (or found missing) when partitions were opened",
             |s| s.recovery_quarantined,
+        ),
+        (
+            "ringmq_sasl_authentications_total",
+            "counter",
+            "Successful SASL authentications and re-authentications",
+            |s| s.sasl_authentications,
+        ),
+        (
+            "ringmq_sasl_authentication_failures_total",
+            "counter",
+            "Failed SASL authentications (each answered after a delay, then closed)",
+            |s| s.sasl_authentication_failures,
         ),
     ];
     for (name, kind, help, get) in gauges {

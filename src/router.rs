@@ -188,6 +188,9 @@ pub enum AdminCall {
         validate_only: bool,
     },
     AllocateProducerId,
+    /// Create, replace or delete one SCRAM credential: a `Command::UpsertScram` or
+    /// `Command::DeleteScram` (any other command is refused).
+    AlterScram(crate::cluster::Command),
 }
 
 /// Why an admin call failed: a Kafka error code's name and a message for the client.
@@ -202,6 +205,10 @@ pub enum AdminError {
     Storage(String),
     /// No controller leader committed the change in time (election, minority); retriable.
     Unavailable(String),
+    /// No such user or credential (RESOURCE_NOT_FOUND).
+    ResourceNotFound(String),
+    /// A user name or credential that may not be stored (UNACCEPTABLE_CREDENTIAL).
+    UnacceptableCredential(String),
 }
 
 #[derive(Debug, Clone)]

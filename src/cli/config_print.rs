@@ -25,6 +25,23 @@ pub struct ServeArgs {
     /// Address Metadata tells clients (default: the --listen address; loopback if wildcard).
     #[arg(long, value_name = "HOST:PORT")]
     pub advertise: Option<String>,
+    /// Kafka listeners, e.g. `PLAINTEXT://0.0.0.0:9092,SASL_PLAINTEXT://0.0.0.0:9093`
+    /// (instead of --listen). SSL and SASL_SSL are refused until TLS exists.
+    #[arg(long, value_name = "PROTO://HOST:PORT,...")]
+    pub listeners: Option<String>,
+    /// What Metadata tells clients per listener (same form; default: each listener's host,
+    /// loopback if wildcard).
+    #[arg(long, value_name = "PROTO://HOST:PORT,...")]
+    pub advertised_listeners: Option<String>,
+    /// SASL mechanisms served on SASL listeners.
+    #[arg(long, value_name = "MECHANISM,...", value_delimiter = ',')]
+    pub sasl_mechanisms: Option<Vec<String>>,
+    /// Principals that bypass ACLs once the authorizer exists, e.g. `User:admin`.
+    #[arg(long, value_name = "User:NAME,...", value_delimiter = ',')]
+    pub super_users: Option<Vec<String>>,
+    /// KIP-368: SASL sessions last this long unless re-authenticated (0: no limit).
+    #[arg(long, value_name = "MS")]
+    pub connections_max_reauth_ms: Option<u64>,
     /// Directory for partition logs and metadata.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -100,8 +117,8 @@ pub struct ServeArgs {
     pub bench_owner_shard: Option<u16>,
 }
 
-/// Where a setting's value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a setting's value came from, lowest layer first (the order is the precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {
     Default,
     File,
@@ -195,6 +212,7 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
         settings.push(setting("config", p.display().to_string(), source));
     }
     resolve_network(args, env, &file, &mut c, &mut settings)?;
+    resolve_security(args, env, &file, &mut c, &mut settings)?;
     resolve_node(args, env, &file, &mut c, &mut settings)?;
     resolve_replication(args, env, &file, &mut c, &mut settings)?;
     resolve_data_dir(args, env, &file, &mut c, &mut settings)?;
@@ -378,7 +396,8 @@ fn resolve_metrics(
     Ok(())
 }
 
-/// `listen` and `advertise` (the advertised address derives from listen when not given).
+/// `listen`/`advertise` (one PLAINTEXT listener) or `listeners`/`advertised_listeners`.
+/// Both forms in the same layer are refused; otherwise the higher layer wins.
 fn resolve_network(
     args: &ServeArgs,
     env: Env<'_>,
@@ -396,14 +415,120 @@ fn resolve_network(
         env("RINGMQ_ADVERTISE"),
         file.advertise.clone(),
     );
-    let listen_text = listen
-        .as_ref()
-        .map_or_else(|| c.listen.to_string(), |(v, _)| v.clone());
-    c.set_listen(&listen_text, advertise.as_ref().map(|(v, _)| v.as_str()))?;
-    let source = |l: Option<(String, Source)>| l.map_or(Source::Default, |(_, s)| s);
-    settings.push(setting("listen", c.listen.to_string(), source(listen)));
+    let listeners = layer(
+        args.listeners.clone(),
+        env("RINGMQ_LISTENERS"),
+        file.listeners.clone(),
+    );
+    let advertised = layer(
+        args.advertised_listeners.clone(),
+        env("RINGMQ_ADVERTISED_LISTENERS"),
+        file.advertised_listeners.clone(),
+    );
+    let source = |l: &Option<(String, Source)>| l.as_ref().map_or(Source::Default, |(_, s)| *s);
+    let use_list = match (&listen, &listeners) {
+        (Some((_, a)), Some((_, b))) if a == b => {
+            return Err(format!(
+                "listen and listeners are both set ({}): give one",
+                a.as_str()
+            ))
+        }
+        (Some((_, a)), Some((_, b))) => b > a,
+        (_, l) => l.is_some(),
+    };
+    if use_list {
+        if advertise.is_some() {
+            return Err(
+                "advertise goes with listen; with listeners use advertised_listeners".into(),
+            );
+        }
+        let text = &listeners.as_ref().expect("chosen").0;
+        c.set_listeners(text, advertised.as_ref().map(|(v, _)| v.as_str()))
+            .map_err(|e| format!("listeners: {e}"))?;
+    } else {
+        let listen_text = listen
+            .as_ref()
+            .map_or_else(|| c.listen.to_string(), |(v, _)| v.clone());
+        c.set_listen(&listen_text, advertise.as_ref().map(|(v, _)| v.as_str()))?;
+    }
+    let (ls, adv_src) = match use_list {
+        true => (source(&listeners), source(&advertised)),
+        false => (source(&listen), source(&advertise)),
+    };
+    settings.push(setting("listen", c.listen.to_string(), ls));
     let adv = format!("{}:{}", c.advertise_host, c.advertise_port);
-    settings.push(setting("advertise", adv, source(advertise)));
+    settings.push(setting("advertise", adv, adv_src));
+    let urls = |f: fn(&crate::config::Listener) -> String| {
+        c.listeners.iter().map(f).collect::<Vec<_>>().join(",")
+    };
+    settings.push(setting("listeners", urls(|l| l.to_url()), ls));
+    let advertised_urls = urls(|l| l.advertised_url());
+    settings.push(setting("advertised_listeners", advertised_urls, adv_src));
+    Ok(())
+}
+
+/// SASL mechanisms, super users, the session lifetime, and the bootstrap user (env only:
+/// it holds a password; shown masked).
+fn resolve_security(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) -> Result<(), String> {
+    let list = |v: Option<String>| v.map(|v| split_list(&v));
+    let mechs = layer(
+        args.sasl_mechanisms.clone(),
+        list(env("RINGMQ_SASL_MECHANISMS")),
+        file.sasl_mechanisms.clone(),
+    );
+    let source = mechs.map_or(Source::Default, |(v, s)| {
+        c.sasl_mechanisms = v.into_iter().filter(|m| !m.is_empty()).collect();
+        s
+    });
+    settings.push(setting(
+        "sasl_mechanisms",
+        c.sasl_mechanisms.join(","),
+        source,
+    ));
+    let supers = layer(
+        args.super_users.clone(),
+        list(env("RINGMQ_SUPER_USERS")),
+        file.super_users.clone(),
+    );
+    let source = supers.map_or(Source::Default, |(v, s)| {
+        c.super_users = v.into_iter().filter(|u| !u.is_empty()).collect();
+        s
+    });
+    let value = if c.super_users.is_empty() {
+        "-".into()
+    } else {
+        c.super_users.join(",")
+    };
+    settings.push(setting("super_users", value, source));
+    let reauth = from_env(env, "RINGMQ_CONNECTIONS_MAX_REAUTH_MS")?;
+    let reauth = layer(
+        args.connections_max_reauth_ms,
+        reauth,
+        file.connections_max_reauth_ms,
+    );
+    apply(
+        settings,
+        "connections_max_reauth_ms",
+        reauth,
+        &mut c.connections_max_reauth_ms,
+    );
+    let (value, source) = match env("RINGMQ_BOOTSTRAP_USER") {
+        Some(v) => {
+            let u = crate::config::BootstrapUser::parse(&v)
+                .map_err(|e| format!("RINGMQ_BOOTSTRAP_USER: {e}"))?;
+            let shown = format!("{}:****:{}", u.name, u.mechanism);
+            c.bootstrap_user = Some(u);
+            (shown, Source::Env)
+        }
+        None => ("-".into(), Source::Default),
+    };
+    settings.push(setting("bootstrap_user", value, source));
     Ok(())
 }
 
@@ -850,5 +975,69 @@ mod tests {
             ("127.0.0.1:19999".into(), Source::Default)
         );
         assert_eq!(r.config.listen.port(), 19999);
+    }
+
+    #[test]
+    fn listeners_and_security_settings_resolve() {
+        let r = resolve_with(&[], &[]).unwrap();
+        assert_eq!(
+            source_of(&r, "listeners"),
+            ("PLAINTEXT://0.0.0.0:9092".into(), Source::Default)
+        );
+        assert_eq!(
+            source_of(&r, "sasl_mechanisms").0,
+            "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+        );
+        assert_eq!(
+            source_of(&r, "bootstrap_user"),
+            ("-".into(), Source::Default)
+        );
+        let r = resolve_with(
+            &[
+                "--listeners",
+                "PLAINTEXT://127.0.0.1:19092,SASL_PLAINTEXT://127.0.0.1:19093",
+                "--advertised-listeners",
+                "SASL_PLAINTEXT://kafka.example:9093",
+                "--super-users",
+                "User:admin,User:ops",
+            ],
+            &[
+                ("RINGMQ_LISTEN", "127.0.0.1:1"),
+                ("RINGMQ_SASL_MECHANISMS", "SCRAM-SHA-256"),
+                ("RINGMQ_CONNECTIONS_MAX_REAUTH_MS", "60000"),
+                ("RINGMQ_BOOTSTRAP_USER", "admin:hunter2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.config.listeners.len(), 2);
+        assert_eq!(r.config.listen.port(), 19092);
+        assert_eq!(
+            source_of(&r, "advertised_listeners").0,
+            "PLAINTEXT://127.0.0.1:19092,SASL_PLAINTEXT://kafka.example:9093"
+        );
+        assert_eq!(r.config.sasl_mechanisms, vec!["SCRAM-SHA-256".to_string()]);
+        assert_eq!(r.config.super_users.len(), 2);
+        assert_eq!(r.config.connections_max_reauth_ms, 60000);
+        let (shown, source) = source_of(&r, "bootstrap_user");
+        assert_eq!(
+            (shown.as_str(), source),
+            ("admin:****:SCRAM-SHA-512", Source::Env)
+        );
+        assert!(r.settings.iter().all(|s| !s.value.contains("hunter2")));
+        let e = resolve_with(&["--listeners", "SSL://127.0.0.1:9094"], &[]).unwrap_err();
+        assert!(e.contains("needs TLS"), "{e}");
+        let e = resolve_with(
+            &[
+                "--listen",
+                "127.0.0.1:1",
+                "--listeners",
+                "PLAINTEXT://127.0.0.1:2",
+            ],
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.contains("give one"), "{e}");
+        let e = resolve_with(&[], &[("RINGMQ_BOOTSTRAP_USER", "nopassword")]).unwrap_err();
+        assert!(e.starts_with("RINGMQ_BOOTSTRAP_USER"), "{e}");
     }
 }

@@ -23,6 +23,7 @@ pub mod group;
 pub mod output;
 pub mod produce;
 pub mod time;
+pub mod user;
 
 use crate::client::conn::Connection;
 use crate::client::ClientError;
@@ -127,6 +128,12 @@ pub fn error_name(code: i16) -> String {
         ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC => "GROUP_SUBSCRIBED_TO_TOPIC",
         ErrorCode::UNKNOWN_TOPIC_ID => "UNKNOWN_TOPIC_ID",
         ErrorCode::INVALID_RECORD => "INVALID_RECORD",
+        ErrorCode::UNSUPPORTED_SASL_MECHANISM => "UNSUPPORTED_SASL_MECHANISM",
+        ErrorCode::ILLEGAL_SASL_STATE => "ILLEGAL_SASL_STATE",
+        ErrorCode::SASL_AUTHENTICATION_FAILED => "SASL_AUTHENTICATION_FAILED",
+        ErrorCode::RESOURCE_NOT_FOUND => "RESOURCE_NOT_FOUND",
+        ErrorCode::DUPLICATE_RESOURCE => "DUPLICATE_RESOURCE",
+        ErrorCode::UNACCEPTABLE_CREDENTIAL => "UNACCEPTABLE_CREDENTIAL",
         _ => return format!("error code {code}"),
     };
     name.to_string()

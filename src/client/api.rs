@@ -12,6 +12,10 @@ use crate::protocol::list_offsets::{ListOffsetsRequest, ListOffsetsResponse};
 use crate::protocol::metadata::{MetadataRequest, MetadataResponse};
 use crate::protocol::produce::{ProduceRequest, ProduceResponse};
 use crate::protocol::{
+    alter_user_scram_credentials, describe_user_scram_credentials, sasl_authenticate,
+    sasl_handshake,
+};
+use crate::protocol::{
     create_partitions, delete_groups, delete_topics, describe_cluster, describe_configs,
     describe_groups, find_coordinator, incremental_alter_configs, list_groups, offset_commit,
     offset_fetch,
@@ -48,6 +52,30 @@ macro_rules! api {
     };
 }
 
+api!(
+    sasl_handshake::SaslHandshakeRequest,
+    sasl_handshake::SaslHandshakeResponse,
+    sasl_handshake,
+    sasl_handshake::MIN_VERSION
+);
+api!(
+    sasl_authenticate::SaslAuthenticateRequest,
+    sasl_authenticate::SaslAuthenticateResponse,
+    sasl_authenticate,
+    sasl_authenticate::MIN_VERSION
+);
+api!(
+    describe_user_scram_credentials::DescribeUserScramCredentialsRequest,
+    describe_user_scram_credentials::DescribeUserScramCredentialsResponse,
+    describe_user_scram_credentials,
+    describe_user_scram_credentials::MIN_VERSION
+);
+api!(
+    alter_user_scram_credentials::AlterUserScramCredentialsRequest,
+    alter_user_scram_credentials::AlterUserScramCredentialsResponse,
+    alter_user_scram_credentials,
+    alter_user_scram_credentials::MIN_VERSION
+);
 api!(
     ProduceRequest,
     ProduceResponse,

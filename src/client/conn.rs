@@ -149,7 +149,8 @@ impl ConnReader {
 }
 
 impl Connection {
-    /// Connect, then negotiate versions with ApiVersions.
+    /// Connect, negotiate versions with ApiVersions, then authenticate with the process's
+    /// SASL identity if one is set ([`super::security::set_default`]).
     pub async fn connect(bootstrap: &str, client_id: &str) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(bootstrap)
             .await
@@ -181,6 +182,9 @@ impl Connection {
             });
         }
         conn.versions = VersionTable::from_response(&resp);
+        if let Some(sasl) = super::security::default_sasl() {
+            super::security::authenticate(&mut conn, sasl).await?;
+        }
         Ok(conn)
     }
 

@@ -6,6 +6,7 @@
 //! * [`batch`]: RecordBatch v2 builder into one reused buffer, and a record reader.
 //! * [`api`]: the requests we send, tied to their responses; version negotiation.
 //! * [`conn`]: one connection, split into a writer and a reader for pipelining.
+//! * [`security`]: SASL (PLAIN, SCRAM) after ApiVersions, with the process's identity.
 //!
 //! This module's helpers ([`topic_partitions`], [`create_topic`], [`list_offsets`]) are the
 //! small admin steps a bench needs before it starts; the hot paths (produce, fetch) drive
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod batch;
 pub mod conn;
+pub mod security;
 
 use crate::protocol::create_topics::{CreatableTopic, CreateTopicsRequest};
 use crate::protocol::list_offsets::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};

@@ -4,6 +4,8 @@
 //! than the input holds.
 
 use super::MetadataError;
+use crate::auth::scram::ScramCredential;
+use crate::auth::Mechanism;
 use std::collections::BTreeMap;
 
 pub(crate) struct Cursor<'a> {
@@ -78,6 +80,26 @@ impl<'a> Cursor<'a> {
         }
         (0..n).map(|_| self.i32()).collect()
     }
+    /// `u16 len | bytes`.
+    pub(crate) fn bytes16(&mut self) -> Result<Vec<u8>, MetadataError> {
+        let n = self.u16()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+    /// A stored SCRAM credential (see [`put_scram`]), validated.
+    pub(crate) fn scram(&mut self) -> Result<ScramCredential, MetadataError> {
+        let t = self.u8()? as i8;
+        let mechanism = Mechanism::from_scram_type(t)
+            .ok_or_else(|| MetadataError::Corrupt(format!("SCRAM mechanism type {t}")))?;
+        let c = ScramCredential {
+            mechanism,
+            iterations: self.i32()?,
+            salt: self.bytes16()?,
+            stored_key: self.bytes16()?,
+            server_key: self.bytes16()?,
+        };
+        c.validate().map_err(MetadataError::Corrupt)?;
+        Ok(c)
+    }
     pub(crate) fn finish(&self) -> Result<(), MetadataError> {
         if self.b.is_empty() {
             Ok(())
@@ -114,6 +136,22 @@ pub(crate) fn put_configs(out: &mut Vec<u8>, configs: &BTreeMap<String, String>)
         put_str(out, k);
         put_str(out, v);
     }
+}
+
+pub(crate) fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {
+    let n = b.len().min(u16::MAX as usize);
+    out.extend_from_slice(&(n as u16).to_be_bytes());
+    out.extend_from_slice(&b[..n]);
+}
+
+/// `mechanism type u8 | iterations i32 | salt | stored_key | server_key`, each byte string
+/// `u16 len | bytes` (lengths are validated far below the cut).
+pub(crate) fn put_scram(out: &mut Vec<u8>, c: &ScramCredential) {
+    out.push(c.mechanism.scram_type() as u8);
+    out.extend_from_slice(&c.iterations.to_be_bytes());
+    put_bytes16(out, &c.salt);
+    put_bytes16(out, &c.stored_key);
+    put_bytes16(out, &c.server_key);
 }
 
 pub(crate) fn put_replicas(out: &mut Vec<u8>, replicas: &[i32]) {

@@ -6,12 +6,14 @@
 //! Entry data: `kind u8 | body`, big-endian, strings `u16 len | UTF-8`. Decoding checks every
 //! length (entries arrive from other nodes).
 
-use super::codec::{put_configs, put_replicas, put_str, Cursor, MAX_REPLICAS};
+use super::codec::{put_configs, put_replicas, put_scram, put_str, Cursor, MAX_REPLICAS};
 use super::image::{decode_node, encode_node};
 use super::{
     validate_topic_name, MetadataError, MetadataImage, NodeInfo, TopicMeta,
-    MAX_PARTITIONS_PER_TOPIC,
+    MAX_PARTITIONS_PER_TOPIC, MAX_USERS,
 };
+use crate::auth::scram::ScramCredential;
+use crate::auth::Mechanism;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -47,6 +49,16 @@ pub enum Command {
     },
     /// Reserve the next [`PRODUCER_ID_BLOCK`] producer ids for the proposing node.
     AllocateProducerIds,
+    /// Create or replace `user`'s credential of the credential's mechanism.
+    UpsertScram {
+        user: String,
+        credential: ScramCredential,
+    },
+    /// Remove `user`'s credential of `mechanism` (and the user with its last credential).
+    DeleteScram {
+        user: String,
+        mechanism: Mechanism,
+    },
 }
 
 /// What applying a command produced, for the proposer's answer.
@@ -68,6 +80,8 @@ const SET_CONFIGS: u8 = 4;
 const REGISTER_NODE: u8 = 5;
 const REMOVE_NODE: u8 = 6;
 const ALLOCATE_PIDS: u8 = 7;
+const UPSERT_SCRAM: u8 = 8;
+const DELETE_SCRAM: u8 = 9;
 
 fn put_assignment(out: &mut Vec<u8>, replicas: &[Vec<i32>]) {
     out.extend_from_slice(&(replicas.len() as u32).to_be_bytes());
@@ -128,6 +142,16 @@ impl Command {
                 out.extend_from_slice(&id.to_be_bytes());
             }
             Command::AllocateProducerIds => out.push(ALLOCATE_PIDS),
+            Command::UpsertScram { user, credential } => {
+                out.push(UPSERT_SCRAM);
+                put_str(&mut out, user);
+                put_scram(&mut out, credential);
+            }
+            Command::DeleteScram { user, mechanism } => {
+                out.push(DELETE_SCRAM);
+                put_str(&mut out, user);
+                out.push(mechanism.scram_type() as u8);
+            }
         }
         out
     }
@@ -154,6 +178,18 @@ impl Command {
             REGISTER_NODE => Command::RegisterNode(decode_node(&mut c)?),
             REMOVE_NODE => Command::RemoveNode { id: c.i32()? },
             ALLOCATE_PIDS => Command::AllocateProducerIds,
+            UPSERT_SCRAM => Command::UpsertScram {
+                user: c.string()?,
+                credential: c.scram()?,
+            },
+            DELETE_SCRAM => Command::DeleteScram {
+                user: c.string()?,
+                mechanism: {
+                    let t = c.u8()? as i8;
+                    Mechanism::from_scram_type(t)
+                        .ok_or_else(|| MetadataError::Corrupt(format!("SCRAM type {t}")))?
+                },
+            },
             k => return Err(MetadataError::Corrupt(format!("unknown command kind {k}"))),
         };
         c.finish()?;
@@ -222,7 +258,46 @@ pub fn apply(image: &mut MetadataImage, cmd: &Command) -> Result<Applied, Metada
             image.next_producer_id = end;
             Ok(Applied::ProducerIds { start, end })
         }
+        Command::UpsertScram { user, credential } => upsert_scram(image, user, credential),
+        Command::DeleteScram { user, mechanism } => {
+            let creds = image
+                .users
+                .get_mut(user.as_str())
+                .filter(|c| c.contains_key(mechanism))
+                .ok_or_else(|| {
+                    MetadataError::UnknownUser(format!(
+                        "user '{user}' has no {mechanism} credential"
+                    ))
+                })?;
+            creds.remove(mechanism);
+            if creds.is_empty() {
+                image.users.remove(user.as_str());
+            }
+            Ok(Applied::Done)
+        }
     }
+}
+
+fn upsert_scram(
+    image: &mut MetadataImage,
+    user: &str,
+    credential: &ScramCredential,
+) -> Result<Applied, MetadataError> {
+    crate::auth::validate_user_name(user).map_err(MetadataError::InvalidCredential)?;
+    credential
+        .validate()
+        .map_err(MetadataError::InvalidCredential)?;
+    if !image.users.contains_key(user) && image.users.len() >= MAX_USERS {
+        return Err(MetadataError::InvalidCredential(format!(
+            "at most {MAX_USERS} users are stored"
+        )));
+    }
+    image
+        .users
+        .entry(user.to_string())
+        .or_default()
+        .insert(credential.mechanism, credential.clone());
+    Ok(Applied::Done)
 }
 
 fn create_topic(
@@ -310,7 +385,52 @@ mod tests {
             }),
             Command::RemoveNode { id: 4 },
             Command::AllocateProducerIds,
+            Command::UpsertScram {
+                user: "alice".into(),
+                credential: ScramCredential::from_password(
+                    Mechanism::ScramSha256,
+                    b"pw",
+                    vec![9; 16],
+                    4096,
+                ),
+            },
+            Command::DeleteScram {
+                user: "alice".into(),
+                mechanism: Mechanism::ScramSha256,
+            },
         ]
+    }
+
+    #[test]
+    fn scram_credentials_are_upserted_validated_and_deleted() {
+        let mut a = MetadataImage::default();
+        let upsert = &samples()[7];
+        let delete = &samples()[8];
+        assert!(matches!(
+            apply(&mut a, delete),
+            Err(MetadataError::UnknownUser(_))
+        ));
+        apply(&mut a, upsert).unwrap();
+        let stored = a.scram_credential("alice", Mechanism::ScramSha256).unwrap();
+        assert!(stored.verify_password(b"pw"));
+        assert!(a
+            .scram_credential("alice", Mechanism::ScramSha512)
+            .is_none());
+        apply(&mut a, delete).unwrap();
+        assert!(a.users.is_empty(), "the last credential removes the user");
+        let mut weak =
+            ScramCredential::from_password(Mechanism::ScramSha512, b"pw", vec![1; 16], 4096);
+        weak.iterations = 100;
+        for (user, credential) in [("bob", weak), ("", stored.clone())] {
+            let cmd = Command::UpsertScram {
+                user: user.into(),
+                credential,
+            };
+            assert!(matches!(
+                apply(&mut a, &cmd),
+                Err(MetadataError::InvalidCredential(_))
+            ));
+        }
     }
 
     #[test]

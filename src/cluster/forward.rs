@@ -49,6 +49,8 @@ const INVALID_PARTITIONS: u8 = 4;
 const INVALID_REPLICAS: u8 = 5;
 const CORRUPT: u8 = 6;
 const UNSTORABLE: u8 = 7;
+const UNKNOWN_USER: u8 = 8;
+const INVALID_CREDENTIAL: u8 = 9;
 
 fn error_parts(e: &MetadataError) -> (u8, String) {
     match e {
@@ -59,6 +61,8 @@ fn error_parts(e: &MetadataError) -> (u8, String) {
         MetadataError::InvalidReplicas(m) => (INVALID_REPLICAS, m.clone()),
         MetadataError::Corrupt(m) => (CORRUPT, m.clone()),
         MetadataError::Unstorable(m) => (UNSTORABLE, m.clone()),
+        MetadataError::UnknownUser(m) => (UNKNOWN_USER, m.clone()),
+        MetadataError::InvalidCredential(m) => (INVALID_CREDENTIAL, m.clone()),
         MetadataError::Io(e) => (CORRUPT, format!("I/O error on the controller: {e}")),
     }
 }
@@ -72,6 +76,8 @@ fn error_of(tag: u8, m: String) -> Result<MetadataError, MetadataError> {
         INVALID_REPLICAS => MetadataError::InvalidReplicas(m),
         CORRUPT => MetadataError::Corrupt(m),
         UNSTORABLE => MetadataError::Unstorable(m),
+        UNKNOWN_USER => MetadataError::UnknownUser(m),
+        INVALID_CREDENTIAL => MetadataError::InvalidCredential(m),
         t => return Err(MetadataError::Corrupt(format!("unknown error tag {t}"))),
     })
 }
@@ -157,6 +163,8 @@ mod tests {
             ForwardReply::Rejected(MetadataError::TopicExists("t".into())),
             ForwardReply::Rejected(MetadataError::InvalidPartitions("p".into())),
             ForwardReply::Rejected(MetadataError::Unstorable("u".into())),
+            ForwardReply::Rejected(MetadataError::UnknownUser("alice".into())),
+            ForwardReply::Rejected(MetadataError::InvalidCredential("c".into())),
             ForwardReply::NotLeader(Some(2)),
             ForwardReply::NotLeader(None),
             ForwardReply::Unavailable("no quorum".into()),

@@ -9,17 +9,26 @@
 //! Format 2 adds, after `next_producer_id`, `node_count u32 | nodes` (each `id i32 | host |
 //! port i32 | rpc | rack flag u8 (+ rack)`) and, after each topic's configs, one replica list
 //! per partition (`count u16 | node ids i32`). Format 1 topics are placed on node 0.
+//! Format 3 adds, after the topics, `user_count u32 | users`, each `name | cred_count u8 |
+//! credentials` (each `mechanism type u8 | iterations i32 | salt | stored_key | server_key`,
+//! byte strings `u16 len | bytes`): SCRAM credentials, never passwords. Formats 1 and 2 have
+//! no users.
 
-use super::codec::{frame, put_configs, put_opt_str, put_replicas, put_str, unframe, Cursor};
-use super::{MetadataError, MetadataImage, NodeInfo, TopicMeta, MAX_PARTITIONS_PER_TOPIC};
+use super::codec::{
+    frame, put_configs, put_opt_str, put_replicas, put_scram, put_str, unframe, Cursor,
+};
+use super::{
+    MetadataError, MetadataImage, NodeInfo, TopicMeta, UserCredentials, MAX_PARTITIONS_PER_TOPIC,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const MAGIC: &[u8; 4] = b"RMQM";
 const FORMAT_V1: u16 = 1;
 const FORMAT_V2: u16 = 2;
+const FORMAT_V3: u16 = 3;
 
-/// Encode an image as a complete `metadata.bin` file (format 2).
+/// Encode an image as a complete `metadata.bin` file (format 3).
 pub fn encode_file(image: &MetadataImage) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&image.version.to_be_bytes());
@@ -38,7 +47,32 @@ pub fn encode_file(image: &MetadataImage) -> Vec<u8> {
             put_replicas(&mut body, r);
         }
     }
-    frame(MAGIC, FORMAT_V2, &body)
+    body.extend_from_slice(&(image.users.len() as u32).to_be_bytes());
+    for (name, creds) in &image.users {
+        put_str(&mut body, name);
+        body.push(creds.len().min(u8::MAX as usize) as u8);
+        for c in creds.values() {
+            put_scram(&mut body, c);
+        }
+    }
+    frame(MAGIC, FORMAT_V3, &body)
+}
+
+fn decode_users(c: &mut Cursor<'_>) -> Result<BTreeMap<String, UserCredentials>, MetadataError> {
+    let mut users = BTreeMap::new();
+    for _ in 0..c.u32()? {
+        let name = c.string()?;
+        crate::auth::validate_user_name(&name).map_err(MetadataError::Corrupt)?;
+        let mut creds = UserCredentials::new();
+        for _ in 0..c.u8()? {
+            let cred = c.scram()?;
+            creds.insert(cred.mechanism, cred);
+        }
+        if creds.is_empty() || users.insert(name, creds).is_some() {
+            return Err(MetadataError::Corrupt("empty or repeated user".into()));
+        }
+    }
+    Ok(users)
 }
 
 pub(crate) fn encode_node(out: &mut Vec<u8>, n: &NodeInfo) {
@@ -63,7 +97,7 @@ pub(crate) fn decode_node(c: &mut Cursor<'_>) -> Result<NodeInfo, MetadataError>
 /// and CRC. Never half-reads: any inconsistency is [`MetadataError::Corrupt`].
 pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
     let (format, body) = unframe(MAGIC, bytes)?;
-    if format != FORMAT_V1 && format != FORMAT_V2 {
+    if !(FORMAT_V1..=FORMAT_V3).contains(&format) {
         return Err(MetadataError::Corrupt(format!(
             "unknown format version {format}"
         )));
@@ -72,7 +106,7 @@ pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
     let version = c.u64()?;
     let next_producer_id = c.i64()?;
     let mut nodes = BTreeMap::new();
-    if format == FORMAT_V2 {
+    if format >= FORMAT_V2 {
         for _ in 0..c.u32()? {
             let n = decode_node(&mut c)?;
             nodes.insert(n.id, n);
@@ -83,12 +117,18 @@ pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
         let t = decode_topic(&mut c, format)?;
         topics.insert(t.name.clone(), Arc::new(t));
     }
+    let users = if format >= FORMAT_V3 {
+        decode_users(&mut c)?
+    } else {
+        BTreeMap::new()
+    };
     c.finish()?;
     Ok(MetadataImage {
         version,
         topics,
         next_producer_id,
         nodes,
+        users,
     })
 }
 
@@ -123,6 +163,8 @@ mod tests {
     use super::*;
     use crate::cluster::random_uuid;
 
+    const PASSWORD: &[u8] = b"correct-horse-battery";
+
     fn sample() -> MetadataImage {
         let mut image = MetadataImage {
             version: 7,
@@ -147,7 +189,25 @@ mod tests {
             replicas: vec![vec![2], vec![2, 0]].into(),
         };
         image.topics.insert("a".into(), Arc::new(t));
+        let mut creds = UserCredentials::new();
+        for m in crate::auth::SCRAM_MECHANISMS {
+            let c =
+                crate::auth::scram::ScramCredential::from_password(m, PASSWORD, vec![4; 16], 4096);
+            creds.insert(m, c);
+        }
+        image.users.insert("alice".into(), creds);
         image
+    }
+
+    #[test]
+    fn users_survive_the_file_and_never_hold_the_password() {
+        let image = sample();
+        let file = encode_file(&image);
+        let back = decode_file(&file).unwrap();
+        assert_eq!(back.users, image.users);
+        let cred = back.scram_credential("alice", crate::auth::Mechanism::ScramSha512);
+        assert!(cred.unwrap().verify_password(PASSWORD));
+        assert!(!file.windows(PASSWORD.len()).any(|w| w == PASSWORD));
     }
 
     #[test]

@@ -74,6 +74,25 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// The registered brokers, by node id.
     pub nodes: BTreeMap<i32, NodeInfo>,
+    /// SASL users' stored SCRAM credentials (never passwords), by user name.
+    pub users: BTreeMap<String, UserCredentials>,
+}
+
+/// One user's SCRAM credentials, by mechanism.
+pub type UserCredentials = BTreeMap<crate::auth::Mechanism, crate::auth::scram::ScramCredential>;
+
+/// Most SASL users the metadata holds.
+pub const MAX_USERS: usize = 100_000;
+
+impl MetadataImage {
+    /// The stored credential of `user` for `mechanism`.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: crate::auth::Mechanism,
+    ) -> Option<crate::auth::scram::ScramCredential> {
+        self.users.get(user)?.get(&mechanism).cloned()
+    }
 }
 
 /// A shard's local copy of the newest image it has seen, of the newest gossip membership
@@ -140,6 +159,10 @@ pub enum MetadataError {
     InvalidReplicas(String),
     /// The change holds a value the metadata file cannot store: refused, nothing written.
     Unstorable(String),
+    /// No such user, or no credential of that mechanism.
+    UnknownUser(String),
+    /// A user name or SCRAM credential that may not be stored.
+    InvalidCredential(String),
 }
 
 impl fmt::Display for MetadataError {
@@ -153,6 +176,8 @@ impl fmt::Display for MetadataError {
             MetadataError::InvalidPartitions(why) => write!(f, "invalid partitions: {why}"),
             MetadataError::InvalidReplicas(why) => write!(f, "invalid replicas: {why}"),
             MetadataError::Unstorable(why) => write!(f, "change refused: {why}"),
+            MetadataError::UnknownUser(why) => write!(f, "unknown credential: {why}"),
+            MetadataError::InvalidCredential(why) => write!(f, "invalid credential: {why}"),
         }
     }
 }

@@ -9,10 +9,12 @@
 //! the way in and out (`server::legacy`), so everything advertised is served.
 
 use super::{
-    alter_configs, api_versions, create_partitions, create_topics, delete_groups, delete_records,
-    delete_topics, describe_cluster, describe_configs, describe_groups, fetch, find_coordinator,
-    heartbeat, incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
-    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sync_group,
+    alter_configs, alter_user_scram_credentials, api_versions, create_partitions, create_topics,
+    delete_groups, delete_records, delete_topics, describe_cluster, describe_configs,
+    describe_groups, describe_user_scram_credentials, fetch, find_coordinator, heartbeat,
+    incremental_alter_configs, init_producer_id, join_group, leave_group, list_groups,
+    list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sasl_authenticate,
+    sasl_handshake, sync_group,
 };
 
 /// One served API.
@@ -52,7 +54,7 @@ macro_rules! row {
 }
 
 /// Every served API, sorted by key.
-pub static APIS: [ApiEntry; 25] = [
+pub static APIS: [ApiEntry; 29] = [
     ApiEntry {
         min_decodable_version: produce::MIN_DECODABLE_VERSION,
         ..row!(produce)
@@ -69,6 +71,7 @@ pub static APIS: [ApiEntry; 25] = [
     row!(sync_group),
     row!(describe_groups),
     row!(list_groups),
+    row!(sasl_handshake),
     row!(api_versions),
     row!(create_topics),
     row!(delete_topics),
@@ -76,10 +79,13 @@ pub static APIS: [ApiEntry; 25] = [
     row!(init_producer_id),
     row!(describe_configs),
     row!(alter_configs),
+    row!(sasl_authenticate),
     row!(create_partitions),
     row!(delete_groups),
     row!(incremental_alter_configs),
     row!(offset_delete),
+    row!(describe_user_scram_credentials),
+    row!(alter_user_scram_credentials),
     row!(describe_cluster),
 ];
 

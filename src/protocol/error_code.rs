@@ -32,6 +32,10 @@ impl ErrorCode {
     pub const INVALID_COMMIT_OFFSET_SIZE: ErrorCode = ErrorCode(28);
     pub const INVALID_TIMESTAMP: ErrorCode = ErrorCode(32);
     pub const UNSUPPORTED_SASL_MECHANISM: ErrorCode = ErrorCode(33);
+    pub const ILLEGAL_SASL_STATE: ErrorCode = ErrorCode(34);
+    pub const SASL_AUTHENTICATION_FAILED: ErrorCode = ErrorCode(58);
+    pub const DUPLICATE_RESOURCE: ErrorCode = ErrorCode(92);
+    pub const UNACCEPTABLE_CREDENTIAL: ErrorCode = ErrorCode(93);
     pub const UNSUPPORTED_VERSION: ErrorCode = ErrorCode(35);
     pub const TOPIC_ALREADY_EXISTS: ErrorCode = ErrorCode(36);
     pub const INVALID_PARTITIONS: ErrorCode = ErrorCode(37);

@@ -24,6 +24,7 @@ pub async fn handle(
     ctx: &ServerCtx,
     key: i16,
     version: i16,
+    listener: &crate::config::Listener,
     r: &mut Reader,
     w: &mut Writer,
 ) -> Result<bool, RequestError> {
@@ -62,7 +63,9 @@ pub async fn handle(
         }
         describe_cluster::API_KEY => {
             let req = describe_cluster::DescribeClusterRequest::decode(r, version).map_err(de)?;
-            describe_cluster(ctx, &req).await.encode(w, version);
+            describe_cluster(ctx, &req, listener)
+                .await
+                .encode(w, version);
         }
         delete_records::API_KEY => {
             let req = delete_records::DeleteRecordsRequest::decode(r, version).map_err(de)?;
@@ -256,11 +259,22 @@ async fn create_partitions(
 /// Broker-level settings shown by DescribeConfigs on the broker resource.
 fn broker_configs(ctx: &ServerCtx) -> Vec<(String, String)> {
     let c = &ctx.config;
+    let urls = |f: fn(&crate::config::Listener) -> String| {
+        c.listeners.iter().map(f).collect::<Vec<_>>().join(",")
+    };
     let mut v = vec![
-        ("listeners".to_string(), format!("PLAINTEXT://{}", c.listen)),
+        ("listeners".to_string(), urls(|l| l.to_url())),
         (
             "advertised.listeners".to_string(),
-            format!("PLAINTEXT://{}:{}", c.advertise_host, c.advertise_port),
+            urls(|l| l.advertised_url()),
+        ),
+        (
+            "sasl.enabled.mechanisms".to_string(),
+            c.sasl_mechanisms.join(","),
+        ),
+        (
+            "connections.max.reauth.ms".to_string(),
+            c.connections_max_reauth_ms.to_string(),
         ),
         ("log.dirs".to_string(), c.data_dir.display().to_string()),
         (
@@ -536,6 +550,7 @@ fn merged_configs(
 async fn describe_cluster(
     ctx: &ServerCtx,
     req: &describe_cluster::DescribeClusterRequest,
+    listener: &crate::config::Listener,
 ) -> describe_cluster::DescribeClusterResponse {
     use crate::cluster::status::{self, ControllerRole};
     use crate::cluster::NodeState;
@@ -568,8 +583,14 @@ async fn describe_cluster(
             },
             ringmq_controller_role: role(n.id),
             ringmq_rpc: n.rpc,
-            host: n.host,
-            port: n.port,
+            host: match n.id == ctx.config.node_id {
+                true => listener.advertise_host.clone(),
+                false => n.host,
+            },
+            port: match n.id == ctx.config.node_id {
+                true => i32::from(listener.advertise_port),
+                false => n.port,
+            },
             rack: n.rack,
         })
         .collect();

@@ -17,9 +17,16 @@
 //! - A response of which the client takes no byte for `--response-write-timeout-ms` closes the
 //!   connection, which drops what its requests hold.
 //! - A connection has at most [`MAX_INFLIGHT_PER_CONNECTION`] requests in flight.
+//!
+//! On a SASL listener every frame first passes the connection's SASL session
+//! ([`super::sasl`]): before authentication only ApiVersions, SaslHandshake and
+//! SaslAuthenticate are served and anything else closes the connection; SASL requests are
+//! answered here, in order, before the next frame is read.
 
 use super::admission::Grant;
-use super::{handle_request, RequestError, ServerCtx};
+use super::{handle_request, sasl, RequestError, ServerCtx};
+use crate::auth::session::{Gate, Session};
+use crate::config::Listener;
 use crate::protocol::header::RequestHeader;
 use crate::protocol::Reader;
 use bytes::{Bytes, BytesMut};
@@ -49,16 +56,24 @@ enum Close {
     TimedOut(&'static str, String),
 }
 
+/// What a request's handler knows about its connection.
+pub struct Conn {
+    /// The client's address, for logs and group member hosts.
+    pub peer: Rc<str>,
+    /// The listener the client came in on (Metadata advertises this listener's address).
+    pub listener: Rc<Listener>,
+}
+
 /// Admit a connection accepted on this shard and serve it, or close it at once when the node
 /// or its address already holds as many connections as allowed.
-pub fn accepted(ctx: &Rc<ServerCtx>, stream: TcpStream) {
+pub fn accepted(ctx: &Rc<ServerCtx>, listener: Rc<Listener>, stream: TcpStream) {
     let ip = match stream.peer_addr() {
         Ok(a) => a.ip(),
         Err(_) => return, // gone already
     };
     match ctx.limits.admit(ip) {
         Ok(slot) => {
-            glommio::spawn_local(serve(ctx.clone(), stream, slot)).detach();
+            glommio::spawn_local(serve(ctx.clone(), listener, stream, slot)).detach();
         }
         Err(why) => {
             crate::metrics::count_reason(
@@ -75,7 +90,12 @@ pub fn accepted(ctx: &Rc<ServerCtx>, stream: TcpStream) {
     }
 }
 
-async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream, _slot: super::limits::ConnectionSlot) {
+async fn serve(
+    ctx: Rc<ServerCtx>,
+    listener: Rc<Listener>,
+    stream: TcpStream,
+    _slot: super::limits::ConnectionSlot,
+) {
     let _ = stream.set_nodelay(true);
     // glommio fails a write that makes no progress for this long: a client that stopped
     // reading is dropped.
@@ -86,6 +106,10 @@ async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream, _slot: super::limits::Conn
         .map(|a| a.to_string())
         .unwrap_or_default()
         .into();
+    let conn = Rc::new(Conn {
+        peer: peer.clone(),
+        listener,
+    });
     ctx.connections.set(ctx.connections.get() + 1);
     ctx.metrics.connections.set(ctx.connections.get() as u64);
     let (read_half, write_half) = futures_lite::io::split(stream);
@@ -95,7 +119,7 @@ async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream, _slot: super::limits::Conn
     // When the client stops sending, the writer still answers what was read; a read or
     // protocol error ends both at once.
     let reader = async {
-        read_frames(&ctx, &peer, read_half, tx, &in_flight).await?;
+        read_frames(&ctx, &conn, read_half, tx, &in_flight).await?;
         futures_lite::future::pending::<Result<(), Close>>().await
     };
     let writer = write_responses(&ctx, write_half, rx, &in_flight);
@@ -117,34 +141,57 @@ async fn serve(ctx: Rc<ServerCtx>, stream: TcpStream, _slot: super::limits::Conn
 
 async fn read_frames(
     ctx: &Rc<ServerCtx>,
-    peer: &Rc<str>,
+    conn: &Rc<Conn>,
     read_half: ReadHalf<TcpStream>,
     tx: LocalSender<Pending>,
     in_flight: &Rc<Cell<usize>>,
 ) -> Result<(), Close> {
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let mut session = conn
+        .listener
+        .protocol
+        .is_sasl()
+        .then(|| Session::new(sasl::enabled_mechanisms(ctx)));
+    let started = Instant::now();
     loop {
-        let Some(first) = first_byte(ctx, &mut reader, in_flight).await? else {
+        // A raw SASL token (after SaslHandshake v0) may be shorter than a request header.
+        let raw = session.as_ref().is_some_and(Session::expects_raw_token);
+        let Some((frame, grant)) = read_frame(ctx, &mut reader, in_flight, raw).await? else {
             return Ok(()); // closed by the client between frames
         };
-        let mut clock = ReadClock::new(ctx.config.request_read_timeout_ms);
-        let mut size_buf = [first, 0, 0, 0];
-        clock.read_exact(&mut reader, &mut size_buf[1..]).await?;
-        let size = i32::from_be_bytes(size_buf);
-        if size < 8 || size as usize > ctx.config.max_request_bytes {
-            return Err(Close::Client(format!(
-                "frame of {size} bytes refused (max {})",
-                ctx.config.max_request_bytes
-            )));
+        let now_ms = started.elapsed().as_millis() as u64;
+        if let Some(s) = session.as_mut().filter(|s| s.expects_raw_token()) {
+            let answer = sasl::raw_token(ctx, s, frame, now_ms).await;
+            drop(grant);
+            if !send_answer(&tx, answer, in_flight).await {
+                return Ok(());
+            }
+            continue;
         }
-        let mut grant = ctx.requests.grant();
-        let frame = read_body(&mut reader, size as usize, &mut grant, &mut clock).await?;
         let mut r = Reader::new(frame);
         let header = RequestHeader::decode_any(&mut r)
             .map_err(|e| Close::Client(format!("bad request header: {e}")))?;
-        let (ctx2, peer2) = (ctx.clone(), peer.clone());
+        if let Some(s) = session.as_mut() {
+            match s.gate(sasl::kind_of(header.api_key), now_ms) {
+                Gate::Serve => {}
+                Gate::Close(why) => {
+                    return Err(Close::Client(format!("{why} (api {})", header.api_key)))
+                }
+                Gate::Sasl => {
+                    let answer = sasl::handle(ctx, s, &header, r, now_ms)
+                        .await
+                        .map_err(|e| Close::Client(e.to_string()))?;
+                    drop(grant);
+                    if !send_answer(&tx, answer, in_flight).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+        }
+        let (ctx2, conn2) = (ctx.clone(), conn.clone());
         let task = glommio::spawn_local(async move {
-            let answer = handle_request(&ctx2, header, &peer2, r).await;
+            let answer = handle_request(&ctx2, header, &conn2, r).await;
             drop(grant); // the frame is handled: its memory is free
             answer
         })
@@ -154,6 +201,52 @@ async fn read_frames(
             return Ok(());
         }
     }
+}
+
+/// Read one frame: the size, then the body as it arrives, its memory taken from the request
+/// budget. `None`: the client closed the connection between frames. `raw`: a raw SASL token
+/// (after SaslHandshake v0), which may be shorter than a request header.
+async fn read_frame(
+    ctx: &ServerCtx,
+    reader: &mut BufReader<ReadHalf<TcpStream>>,
+    in_flight: &Cell<usize>,
+    raw: bool,
+) -> Result<Option<(Bytes, Grant)>, Close> {
+    let Some(first) = first_byte(ctx, reader, in_flight).await? else {
+        return Ok(None);
+    };
+    let mut clock = ReadClock::new(ctx.config.request_read_timeout_ms);
+    let mut size_buf = [first, 0, 0, 0];
+    clock.read_exact(reader, &mut size_buf[1..]).await?;
+    let size = i32::from_be_bytes(size_buf);
+    let min_size = if raw { 1 } else { 8 };
+    if size < min_size || size as usize > ctx.config.max_request_bytes {
+        return Err(Close::Client(format!(
+            "frame of {size} bytes refused (max {})",
+            ctx.config.max_request_bytes
+        )));
+    }
+    let mut grant = ctx.requests.grant();
+    let frame = read_body(reader, size as usize, &mut grant, &mut clock).await?;
+    Ok(Some((frame, grant)))
+}
+
+/// Queue a SASL answer behind the responses before it; `false` if the connection must end
+/// (the answer closes it, or the writer is gone). Ending the reader lets the writer send
+/// what is queued, the answer included, before the connection closes.
+async fn send_answer(
+    tx: &LocalSender<Pending>,
+    answer: sasl::Answer,
+    in_flight: &Cell<usize>,
+) -> bool {
+    if let Some(parts) = answer.parts {
+        let task = glommio::spawn_local(async move { Ok(Some(parts)) }).detach();
+        in_flight.set(in_flight.get() + 1);
+        if tx.send(task).await.is_err() {
+            return false;
+        }
+    }
+    !answer.close
 }
 
 /// The first byte of the next frame; `None` when the client closed. With nothing in flight,

@@ -60,6 +60,8 @@ pub fn admin_error_code(e: &AdminError) -> (ErrorCode, String) {
         }
         AdminError::Storage(m) => (ErrorCode::KAFKA_STORAGE_ERROR, m.clone()),
         AdminError::Unavailable(m) => (ErrorCode::REQUEST_TIMED_OUT, m.clone()),
+        AdminError::ResourceNotFound(m) => (ErrorCode::RESOURCE_NOT_FOUND, m.clone()),
+        AdminError::UnacceptableCredential(m) => (ErrorCode::UNACCEPTABLE_CREDENTIAL, m.clone()),
     }
 }
 

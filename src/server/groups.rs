@@ -57,7 +57,7 @@ macro_rules! expect_answer {
 pub async fn handle(
     ctx: &ServerCtx,
     header: &RequestHeader,
-    peer: &str,
+    conn: &super::conn::Conn,
     r: &mut Reader,
     w: &mut Writer,
 ) -> Result<bool, RequestError> {
@@ -70,13 +70,13 @@ pub async fn handle(
     match key {
         find_coordinator::API_KEY => {
             let req = find_coordinator::FindCoordinatorRequest::decode(r, version).map_err(de)?;
-            find_coordinator_response(ctx, &req, version).encode(w, version);
+            find_coordinator_response(ctx, &req, version, &conn.listener).encode(w, version);
         }
         join_group::API_KEY => {
             let req = join_group::JoinGroupRequest::decode_served(r, version).map_err(de)?;
             let client = ClientInfo {
                 client_id: bounded_client_id(header.client_id.as_deref().unwrap_or_default()),
-                client_host: format!("/{peer}"),
+                client_host: format!("/{}", conn.peer),
             };
             let group = req.group_id.clone();
             let join = GroupCall::Join {
@@ -230,17 +230,21 @@ fn find_coordinator_response(
     ctx: &ServerCtx,
     req: &find_coordinator::FindCoordinatorRequest,
     version: i16,
+    listener: &crate::config::Listener,
 ) -> find_coordinator::FindCoordinatorResponse {
     use find_coordinator::*;
     let keys = req.keys(version);
     // key_type 0 = group; 1 = transaction (not served: no transaction coordinator yet).
     let coordinator = if req.key_type == 0 {
-        let mut found: Vec<Coordinator> = keys.iter().map(|k| group_coordinator(ctx, k)).collect();
+        let mut found: Vec<Coordinator> = keys
+            .iter()
+            .map(|k| group_coordinator(ctx, k, listener))
+            .collect();
         if version >= 4 || found.len() != 1 {
             let first = found
                 .first()
                 .cloned()
-                .unwrap_or_else(|| group_coordinator(ctx, ""));
+                .unwrap_or_else(|| group_coordinator(ctx, "", listener));
             let mut resp = FindCoordinatorResponse::for_keys(version, &[], &first);
             resp.coordinators = found;
             return resp;
@@ -263,7 +267,11 @@ fn find_coordinator_response(
 }
 
 /// Where group `key` is coordinated: the node owning its group-log partition, if live.
-fn group_coordinator(ctx: &ServerCtx, key: &str) -> find_coordinator::Coordinator {
+fn group_coordinator(
+    ctx: &ServerCtx,
+    key: &str,
+    listener: &crate::config::Listener,
+) -> find_coordinator::Coordinator {
     let view = ctx.membership();
     let owner = ctx.coordinator_node(key);
     match view
@@ -271,14 +279,17 @@ fn group_coordinator(ctx: &ServerCtx, key: &str) -> find_coordinator::Coordinato
         .get(&owner)
         .filter(|m| view.is_live(m.card.node_id))
     {
-        Some(m) => find_coordinator::Coordinator {
-            key: key.to_owned(),
-            node_id: owner,
-            host: m.card.kafka_host.clone(),
-            port: i32::from(m.card.kafka_port),
-            error_code: 0,
-            error_message: None,
-        },
+        Some(m) => {
+            let (host, port) = ctx.kafka_address(&m.card, listener);
+            find_coordinator::Coordinator {
+                key: key.to_owned(),
+                node_id: owner,
+                host,
+                port,
+                error_code: 0,
+                error_message: None,
+            }
+        }
         None => find_coordinator::Coordinator {
             key: key.to_owned(),
             node_id: -1,

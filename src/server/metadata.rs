@@ -9,6 +9,7 @@ use super::validate::{topic_action, TopicAction};
 use super::{errors::admin_error_code, RequestError, ServerCtx};
 use crate::cluster::routing::partition_route;
 use crate::cluster::TopicMeta;
+use crate::config::Listener;
 use crate::protocol::metadata::*;
 use crate::protocol::ErrorCode;
 use crate::router::{AdminCall, AdminError};
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 pub async fn handle(
     ctx: &ServerCtx,
     req: MetadataRequest,
+    listener: &Listener,
 ) -> Result<MetadataResponse, RequestError> {
     let image = ctx.image();
     let mut topics = Vec::new();
@@ -43,7 +45,7 @@ pub async fn handle(
     }
     Ok(MetadataResponse {
         throttle_time_ms: 0,
-        brokers: brokers(ctx),
+        brokers: brokers(ctx, listener),
         cluster_id: Some(ctx.config.cluster_id.clone()),
         // Admin requests reach the controller leader through any node (forwarding). While no
         // leader is known (an election), name this node, as Kafka's KRaft brokers name a live
@@ -96,23 +98,26 @@ async fn resolve(
 }
 
 /// Every live broker of the gossip view that is registered with the controller (so may lead
-/// partitions and coordinate groups), and this node itself, by node id. A node gossip already
-/// sees but the controller has not registered yet is left out, as Kafka leaves out brokers
-/// before their registration: a client that sees N brokers can create a topic on all N
-/// (placement picks among registered nodes), instead of having its partitions piled on the
-/// few nodes registered first.
-pub fn brokers(ctx: &ServerCtx) -> Vec<MetadataResponseBroker> {
+/// partitions and coordinate groups), and this node itself, by node id, as a client on
+/// `listener` reaches it. A node gossip already sees but the controller has not registered
+/// yet is left out, as Kafka leaves out brokers before their registration: a client that sees
+/// N brokers can create a topic on all N (placement picks among registered nodes), instead of
+/// having its partitions piled on the few nodes registered first.
+pub fn brokers(ctx: &ServerCtx, listener: &Listener) -> Vec<MetadataResponseBroker> {
     let image = ctx.image();
     let me = ctx.config.node_id;
     let listed = |id: i32| id == me || image.nodes.contains_key(&id);
     ctx.membership()
         .live()
         .filter(|m| listed(m.card.node_id))
-        .map(|m| MetadataResponseBroker {
-            node_id: m.card.node_id,
-            host: m.card.kafka_host.clone(),
-            port: i32::from(m.card.kafka_port),
-            rack: m.card.rack.clone(),
+        .map(|m| {
+            let (host, port) = ctx.kafka_address(&m.card, listener);
+            MetadataResponseBroker {
+                node_id: m.card.node_id,
+                host,
+                port,
+                rack: m.card.rack.clone(),
+            }
         })
         .collect()
 }

@@ -18,6 +18,8 @@ pub mod limits;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod sasl;
+pub mod users;
 pub mod validate;
 
 use crate::cluster::{LocalMetadata, MetadataImage};
@@ -156,6 +158,23 @@ impl ServerCtx {
         }
     }
 
+    /// The Kafka address of `card`'s node for a client on `listener`: this node answers with
+    /// that listener's advertised address; another node with the address it gossips.
+    pub fn kafka_address(
+        &self,
+        card: &crate::cluster::NodeCard,
+        listener: &crate::config::Listener,
+    ) -> (String, i32) {
+        if card.node_id == self.config.node_id {
+            (
+                listener.advertise_host.clone(),
+                i32::from(listener.advertise_port),
+            )
+        } else {
+            (card.kafka_host.clone(), i32::from(card.kafka_port))
+        }
+    }
+
     /// The newest gossip membership view on this shard.
     pub fn membership(&self) -> Arc<crate::cluster::MembershipView> {
         self.metadata.membership()
@@ -229,13 +248,13 @@ impl ServerCtx {
 pub async fn handle_request(
     ctx: &ServerCtx,
     header: RequestHeader,
-    peer: &str,
+    conn: &conn::Conn,
     body: Reader,
 ) -> Result<Option<Vec<Bytes>>, RequestError> {
     let key = header.api_key;
     ctx.metrics.request(key);
     let started = std::time::Instant::now();
-    let result = dispatch(ctx, header, peer, body).await;
+    let result = dispatch(ctx, header, conn, body).await;
     match key {
         crate::protocol::produce::API_KEY => ctx.metrics.produce_latency.record(started.elapsed()),
         crate::protocol::fetch::API_KEY => ctx.metrics.fetch_latency.record(started.elapsed()),
@@ -247,7 +266,7 @@ pub async fn handle_request(
 async fn dispatch(
     ctx: &ServerCtx,
     header: RequestHeader,
-    peer: &str,
+    conn: &conn::Conn,
     mut body: Reader,
 ) -> Result<Option<Vec<Bytes>>, RequestError> {
     let (key, version) = (header.api_key, header.api_version);
@@ -279,7 +298,7 @@ async fn dispatch(
         }
         metadata::API_KEY => {
             let req = metadata::MetadataRequest::decode(&mut body, version).map_err(decode_err)?;
-            self::metadata::handle(ctx, req)
+            self::metadata::handle(ctx, req, &conn.listener)
                 .await?
                 .encode(&mut w, version);
             true
@@ -301,9 +320,15 @@ async fn dispatch(
                 .encode(&mut w, version);
             true
         }
+        sasl_handshake::API_KEY | sasl_authenticate::API_KEY => {
+            // Only a PLAINTEXT listener gets here (conn answers SASL on SASL listeners).
+            self::sasl::not_a_sasl_listener(key, version, &mut body, &mut w)?;
+            true
+        }
         _ => {
-            self::groups::handle(ctx, &header, peer, &mut body, &mut w).await?
-                || self::admin::handle(ctx, key, version, &mut body, &mut w).await?
+            self::groups::handle(ctx, &header, conn, &mut body, &mut w).await?
+                || self::users::handle(ctx, key, version, &mut body, &mut w).await?
+                || self::admin::handle(ctx, key, version, &conn.listener, &mut body, &mut w).await?
         }
     };
     Ok(answered.then(|| w.finish()))

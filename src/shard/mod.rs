@@ -135,6 +135,8 @@ pub(crate) fn admin_error(e: MetadataError) -> AdminError {
         MetadataError::InvalidPartitions(why) => AdminError::InvalidPartitions(why),
         MetadataError::Unstorable(why) => AdminError::InvalidConfig(why),
         MetadataError::InvalidReplicas(why) => AdminError::InvalidReplicationFactor(why),
+        MetadataError::UnknownUser(why) => AdminError::ResourceNotFound(why),
+        MetadataError::InvalidCredential(why) => AdminError::UnacceptableCredential(why),
         other => AdminError::Storage(other.to_string()),
     }
 }
@@ -668,6 +670,14 @@ impl Shard {
                 }
                 Command::SetTopicConfigs { name, configs }
             }
+            AdminCall::AlterScram(
+                cmd @ (Command::UpsertScram { .. } | Command::DeleteScram { .. }),
+            ) => cmd,
+            AdminCall::AlterScram(other) => {
+                return Err(AdminError::Storage(format!(
+                    "not a credential change: {other:?}"
+                )))
+            }
         };
         let (_, after) = driver.propose(&cmd).await?;
         log_metadata_change(&self.metadata(), &after);
@@ -867,6 +877,19 @@ fn log_metadata_change(before: &MetadataImage, after: &MetadataImage) {
         .filter(|n| !after.topics.contains_key(*n))
     {
         crate::info!("topic '{name}' deleted");
+    }
+    for (user, creds) in &after.users {
+        if before.users.get(user) != Some(creds) {
+            let mechanisms: Vec<&str> = creds.keys().map(|m| m.name()).collect();
+            crate::info!("user '{user}' credentials set: {}", mechanisms.join(","));
+        }
+    }
+    for user in before
+        .users
+        .keys()
+        .filter(|u| !after.users.contains_key(*u))
+    {
+        crate::info!("user '{user}' deleted");
     }
 }
 

@@ -81,7 +81,9 @@ impl Broker {
         Broker::start_in_with_env(data_dir, port, args, Vec::new())
     }
 
-    fn start_in_with_env(
+    /// [`Broker::start_in`] with environment variables for the broker process. With
+    /// `--listeners` among `args`, `port` must be one of them (no `--listen` is added).
+    pub fn start_in_with_env(
         data_dir: PathBuf,
         port: u16,
         args: Vec<String>,
@@ -117,8 +119,10 @@ impl Broker {
         let listen = self.addr();
         let data_dir = self.data_dir.to_string_lossy().into_owned();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmq"));
-        cmd.arg("serve")
-            .args(["--listen", &listen, "--data-dir", &data_dir]);
+        cmd.arg("serve").args(["--data-dir", &data_dir]);
+        if !self.args.iter().any(|a| a == "--listeners") {
+            cmd.args(["--listen", &listen]);
+        }
         // Never the default RPC port: many brokers run on this machine at once.
         if !self.args.iter().any(|a| a == "--rpc-listen") {
             cmd.args(["--rpc-listen", &format!("127.0.0.1:{}", self.rpc_port)]);
