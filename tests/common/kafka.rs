@@ -125,8 +125,20 @@ pub fn admin(addr: &str) -> AdminClient<DefaultClientContext> {
 
 /// CreateTopics through librdkafka's admin API; panics unless the topic was created.
 pub fn create_topic(addr: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    create_topic_replicated(addr, name, partitions, 1, configs);
+}
+
+/// [`create_topic`] with `replication_factor` replicas of each partition.
+pub fn create_topic_replicated(
+    addr: &str,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(&str, &str)],
+) {
     let admin = admin(addr);
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let rf = TopicReplication::Fixed(i32::from(replication_factor));
+    let mut topic = NewTopic::new(name, partitions, rf);
     for (k, v) in configs {
         topic = topic.set(k, v);
     }

@@ -10,8 +10,11 @@
 //!
 //! Faults: [`NetCluster::kill`] (SIGKILL), [`NetCluster::pause`] / [`NetCluster::resume`]
 //! (SIGSTOP/SIGCONT), [`NetCluster::cut_off`] (iptables DROP of every peer in the node's
-//! namespace, both directions), [`NetCluster::lossy`] (iptables `statistic` random drop),
-//! [`NetCluster::slow`] (a `tbf` rate limit on the node's eth0), [`NetCluster::heal`].
+//! namespace, both directions), [`NetCluster::cut_between`] (one pair),
+//! [`NetCluster::partition`] (groups that only talk within themselves: majority/minority
+//! splits), [`NetCluster::lossy`] (iptables `statistic` random drop), [`NetCluster::slow`]
+//! (a `tbf` rate limit on the node's eth0), [`NetCluster::heal`] / [`NetCluster::heal_all`];
+//! [`NetCluster::start_many`] starts nodes at once (a restart of the whole cluster).
 //! This kernel has no `netem`: fixed delays are the simulation's job.
 //!
 //! Everything is removed on drop (processes, namespaces, bridge), also when the test panics.
@@ -159,6 +162,26 @@ impl NetCluster {
     /// Start node `i` (1-based) with `--node-id i`, the first `seeds` nodes as seeds, one
     /// shard, plus `extra`; waits for `ready`.
     pub fn start(&mut self, i: usize, seeds: usize) {
+        self.start_many(&[i], seeds);
+    }
+
+    /// Start the nodes `ids` all at once (each as [`NetCluster::start`]), then wait until
+    /// every one of them is ready.
+    pub fn start_many(&mut self, ids: &[usize], seeds: usize) {
+        let ready: Vec<_> = ids.iter().map(|&i| (i, self.spawn(i, seeds))).collect();
+        for (i, rx) in ready {
+            if rx.recv_timeout(super::READY_TIMEOUT).is_err() {
+                panic!(
+                    "node {i} did not become ready; log:\n{}",
+                    self.nodes[i - 1].log_lines().join("\n")
+                );
+            }
+        }
+    }
+
+    /// Spawn node `i`; the receiver hears once it printed `ready` (or is dropped when it
+    /// exits before).
+    fn spawn(&mut self, i: usize, seeds: usize) -> mpsc::Receiver<()> {
         let seeds = self.seeds(seeds);
         let extra = self.extra.clone();
         let node = &mut self.nodes[i - 1];
@@ -195,12 +218,7 @@ impl NetCluster {
         let (log, tag) = (node.log.clone(), format!("n{i}#{}", node.starts));
         thread::spawn(move || super::forward_stderr(stderr, tag, log, tx));
         node.child = Some(child);
-        if rx.recv_timeout(super::READY_TIMEOUT).is_err() {
-            panic!(
-                "node {i} did not become ready; log:\n{}",
-                node.log_lines().join("\n")
-            );
-        }
+        rx
     }
 
     /// Start every node, all of the first `seeds` nodes as seeds.
@@ -239,19 +257,39 @@ impl NetCluster {
     /// Drop all traffic between node i and every other node (both directions, in i's
     /// namespace). Clients in the root namespace still reach it.
     pub fn cut_off(&self, i: usize) {
-        let peers: Vec<String> = (1..=self.nodes.len())
-            .filter(|&j| j != i)
-            .map(|j| self.nodes[j - 1].ip.clone())
-            .collect();
-        for ip in &peers {
-            self.ns_exec(
-                i,
-                &["iptables", "-w", "-A", "INPUT", "-s", ip, "-j", "DROP"],
-            );
-            self.ns_exec(
-                i,
-                &["iptables", "-w", "-A", "OUTPUT", "-d", ip, "-j", "DROP"],
-            );
+        for j in (1..=self.nodes.len()).filter(|&j| j != i) {
+            self.cut_between(i, j);
+        }
+    }
+
+    /// Drop all traffic between nodes i and j (both directions, rules in i's namespace).
+    pub fn cut_between(&self, i: usize, j: usize) {
+        let ip = self.nodes[j - 1].ip.clone();
+        self.ns_exec(
+            i,
+            &["iptables", "-w", "-A", "INPUT", "-s", &ip, "-j", "DROP"],
+        );
+        self.ns_exec(
+            i,
+            &["iptables", "-w", "-A", "OUTPUT", "-d", &ip, "-j", "DROP"],
+        );
+    }
+
+    /// Split the nodes into `groups` (1-based ids, each node in exactly one): nodes talk
+    /// only within their group (a majority/minority split is two groups). Clients in the
+    /// root namespace still reach every node. [`NetCluster::heal_all`] ends it.
+    pub fn partition(&self, groups: &[Vec<usize>]) {
+        let n = self.nodes.len();
+        let group_of = |i: usize| {
+            let mut at = groups.iter().enumerate().filter(|(_, g)| g.contains(&i));
+            let (k, _) = at.next().unwrap_or_else(|| panic!("node {i} in no group"));
+            assert!(at.next().is_none(), "node {i} in two groups");
+            k
+        };
+        for i in 1..=n {
+            for j in (1..=n).filter(|&j| group_of(j) != group_of(i)) {
+                self.cut_between(i, j);
+            }
         }
     }
 
@@ -286,6 +324,13 @@ impl NetCluster {
                 "32kbit", "latency", "400ms",
             ],
         );
+    }
+
+    /// Remove every link fault of every node.
+    pub fn heal_all(&self) {
+        for i in 1..=self.nodes.len() {
+            self.heal(i);
+        }
     }
 
     /// Remove every fault of node i (iptables rules and the rate limit).
