@@ -32,18 +32,27 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long start-up waits for a listener left by a dead process to go away.
 const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
-/// What every shard sees: the start-up and shutdown barriers, and the node's client
-/// connections (`--max-connections`, `--max-connections-per-ip`).
+/// What every shard sees: the start-up and shutdown barriers, the node's client
+/// connections (`--max-connections`, `--max-connections-per-ip`) and the TLS listeners'
+/// settings (read once at start).
 struct Barriers {
     ready: AtomicUsize,
     drained: AtomicUsize,
     closed: AtomicUsize,
     connections: Arc<crate::server::limits::ConnectionLimits>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Barriers {
-    fn new(config: &BrokerConfig) -> Self {
-        Barriers {
+    fn new(config: &BrokerConfig) -> Result<Self, String> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                crate::tls::server_config(cert, key, config.tls_client_ca.as_deref())
+                    .map_err(|e| e.to_string())?,
+            ),
+            _ => None,
+        };
+        Ok(Barriers {
             ready: AtomicUsize::new(0),
             drained: AtomicUsize::new(0),
             closed: AtomicUsize::new(0),
@@ -51,7 +60,8 @@ impl Barriers {
                 config.max_connections,
                 config.max_connections_per_ip,
             ),
-        }
+            tls,
+        })
     }
 }
 
@@ -174,7 +184,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
     let mut init_tx = Some(init_tx);
     let config = Arc::new(config);
     let mesh = MeshBuilder::<Envelope, _>::full(n, MESH_CHANNEL_CAPACITY);
-    let barriers = Arc::new(Barriers::new(&config));
+    let barriers = Arc::new(Barriers::new(&config)?);
     let mut shutdown_txs = Vec::new();
     let cpus = allowed_cpus();
     let mut handles = Vec::new();
@@ -506,6 +516,7 @@ async fn shard_main(
         metadata,
         shard.metrics.clone(),
         barriers.connections.clone(),
+        barriers.tls.clone(),
     ));
     if barriers.ready.fetch_add(1, Ordering::AcqRel) + 1 == n {
         let urls: Vec<String> = config.listeners.iter().map(|l| l.to_url()).collect();

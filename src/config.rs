@@ -63,6 +63,12 @@ pub struct FileConfig {
     pub super_users: Option<Vec<String>>,
     /// KIP-368 session lifetime of SASL connections (0: unlimited).
     pub connections_max_reauth_ms: Option<u64>,
+    /// PEM certificate chain of the TLS listeners.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates; set, TLS clients must present a certificate they signed.
+    pub tls_client_ca: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub shards: Option<u16>,
     pub auto_create_topics: Option<bool>,
@@ -256,6 +262,13 @@ pub struct BrokerConfig {
     pub super_users: Vec<String>,
     /// KIP-368: a SASL session lasts this long unless the client re-authenticates (0: forever).
     pub connections_max_reauth_ms: u64,
+    /// PEM certificate chain the TLS listeners present (read at start).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (unencrypted).
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients of TLS listeners must present a certificate signed by a CA of
+    /// this PEM file; their principal is `User:<subject CN>`.
+    pub tls_client_ca: Option<PathBuf>,
     /// Created at start if it does not exist (`RINGMQ_BOOTSTRAP_USER`).
     pub bootstrap_user: Option<BootstrapUser>,
     pub data_dir: PathBuf,
@@ -348,6 +361,9 @@ impl BrokerConfig {
             sasl_mechanisms: SASL_MECHANISMS.iter().map(|m| m.to_string()).collect(),
             super_users: Vec::new(),
             connections_max_reauth_ms: 0,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             bootstrap_user: None,
             data_dir: PathBuf::from("./ringmq-data"),
             shards: cpus.min(u16::MAX as usize) as u16,
@@ -531,13 +547,7 @@ impl BrokerConfig {
         if self.listeners.is_empty() || self.listeners.len() > MAX_LISTENERS {
             return Err(format!("listeners: 1 to {MAX_LISTENERS} are needed"));
         }
-        if let Some(l) = self.listeners.iter().find(|l| l.protocol.is_tls()) {
-            return Err(format!(
-                "listeners: {} needs TLS, which ringmq does not have yet; use PLAINTEXT or \
-                 SASL_PLAINTEXT listeners",
-                l.to_url()
-            ));
-        }
+        self.validate_tls()?;
         for (i, l) in self.listeners.iter().enumerate() {
             if self.listeners[..i]
                 .iter()
@@ -572,6 +582,25 @@ impl BrokerConfig {
             }
         }
         Ok(())
+    }
+
+    /// A TLS listener needs a certificate and its key; the TLS files without a TLS listener
+    /// would silently do nothing, so they are refused.
+    fn validate_tls(&self) -> Result<(), String> {
+        let tls = self.listeners.iter().find(|l| l.protocol.is_tls());
+        match (tls, &self.tls_cert, &self.tls_key) {
+            (Some(l), None, _) | (Some(l), _, None) => Err(format!(
+                "listeners: {} needs tls_cert and tls_key (PEM files)",
+                l.to_url()
+            )),
+            (None, Some(_), _) | (None, _, Some(_)) => {
+                Err("tls_cert and tls_key need an SSL or SASL_SSL listener".into())
+            }
+            (None, None, None) if self.tls_client_ca.is_some() => {
+                Err("tls_client_ca needs an SSL or SASL_SSL listener".into())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Node identity and cluster settings.
@@ -893,7 +922,15 @@ mod tests {
             .is_err());
         c.set_listeners("SASL_SSL://127.0.0.1:9094", None).unwrap();
         let e = c.validate().unwrap_err();
-        assert!(e.contains("needs TLS"), "{e}");
+        assert!(e.contains("needs tls_cert and tls_key"), "{e}");
+        c.tls_cert = Some("cert.pem".into());
+        c.tls_key = Some("key.pem".into());
+        c.validate().unwrap();
+        c.set_listeners("PLAINTEXT://127.0.0.1:9094", None).unwrap();
+        assert!(c.validate().unwrap_err().contains("need an SSL"));
+        (c.tls_cert, c.tls_key, c.tls_client_ca) = (None, None, Some("ca.pem".into()));
+        assert!(c.validate().unwrap_err().contains("tls_client_ca"));
+        c.tls_client_ca = None;
         c.set_listeners("PLAINTEXT://:7000,SASL_PLAINTEXT://127.0.0.1:7000", None)
             .unwrap();
         assert!(c.validate().unwrap_err().contains("used twice"));

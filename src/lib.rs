@@ -33,3 +33,4 @@ pub mod rpc;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod tls;

@@ -81,6 +81,8 @@ pub struct ShardMetrics {
     pub sasl_authentications: Cell<u64>,
     /// Failed SASL authentications (wrong credentials, malformed or out-of-order exchanges).
     pub sasl_authentication_failures: Cell<u64>,
+    /// TLS handshakes that failed (bytes that are not TLS, a refused certificate, too slow).
+    pub tls_handshake_failures: Cell<u64>,
 }
 
 /// The `reason` labels of `ringmq_connections_refused_total`.
@@ -150,6 +152,7 @@ impl ShardMetrics {
             connections_timed_out: self.connections_timed_out.each_ref().map(Cell::get),
             sasl_authentications: self.sasl_authentications.get(),
             sasl_authentication_failures: self.sasl_authentication_failures.get(),
+            tls_handshake_failures: self.tls_handshake_failures.get(),
             log_ends: Vec::new(),
             committed: Vec::new(),
             cluster: None,
@@ -183,6 +186,7 @@ pub struct Snapshot {
     pub connections_timed_out: [u64; 3],
     pub sasl_authentications: u64,
     pub sasl_authentication_failures: u64,
+    pub tls_handshake_failures: u64,
     /// (topic, partition, high watermark) of the partitions this shard owns.
     pub log_ends: Vec<(String, i32, i64)>,
     /// (group, topic, partition, committed offset) of the groups this shard coordinates.
@@ -363,7 +367,7 @@ fn latency_histograms(out: &mut String, snaps: &[Snapshot]) {
 
 /// Batch cache hits and misses, connections, partitions and recovery actions, per shard.
 fn shard_gauges(out: &mut String, snaps: &[Snapshot]) {
-    let gauges: [(&str, &str, &str, fn(&Snapshot) -> u64); 8] = [
+    let gauges: [(&str, &str, &str, fn(&Snapshot) -> u64); 9] = [
         (
             "ringmq_batch_cache_hits_total",
             "counter",
@@ -411,6 +415,12 @@ fn shard_gauges(out: &mut String, snaps: &[Snapshot]) {
             "counter",
             "Failed SASL authentications (each answered after a delay, then closed)",
             |s| s.sasl_authentication_failures,
+        ),
+        (
+            "ringmq_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed (not TLS, a refused certificate, or too slow); each closed its connection",
+            |s| s.tls_handshake_failures,
         ),
     ];
     for (name, kind, help, get) in gauges {

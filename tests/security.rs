@@ -12,6 +12,11 @@
 //! - KIP-368: the session lifetime is answered, a request after it expired closes the
 //!   connection, a re-authentication renews it.
 //!
+//! - TLS (SSL, SASL_SSL) with a throwaway CA made by openssl: kcat and kafka-python produce
+//!   and consume (kafka-python in a group), `ringmq user create` and `topic list` connect over
+//!   TLS; bytes that are not TLS, a garbage ClientHello and a silent client close only their
+//!   connection; mutual TLS refuses clients without a certificate of the client CA.
+//!
 //! Raw frames are hand-encoded (tests/common/wire.rs), independent of ringmq's codec.
 
 mod common;
@@ -19,6 +24,7 @@ mod common;
 use common::wire::{self, Reader};
 use common::{free_port, fresh_data_dir, http_get, Broker, RawConn, ReadOutcome};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,12 +66,17 @@ impl SaslBroker {
         format!("127.0.0.1:{}", self.sasl_port)
     }
     fn metric(&self, name: &str) -> u64 {
-        let (_, body) = http_get(self.metrics_port, "/metrics");
-        body.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        metric_sum(self.metrics_port, name)
     }
+}
+
+/// The sum of every series of the counter `name` on `/metrics` (one per shard).
+fn metric_sum(metrics_port: u16, name: &str) -> u64 {
+    let (_, body) = http_get(metrics_port, "/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 fn run(program: &str, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
@@ -426,5 +437,431 @@ fn an_expired_session_closes_unless_it_reauthenticates() {
         "an expired session was served"
     );
     assert!(lapsing.wait_closed(Duration::from_secs(5)));
+    b.broker.stop();
+}
+
+/// A throwaway CA made with openssl (Debian), the broker's certificate it signed (for
+/// `127.0.0.1` and `localhost`), and a client certificate with subject CN `alice`.
+struct Certs {
+    dir: PathBuf,
+}
+
+impl Certs {
+    fn make(name: &str) -> Certs {
+        let dir = fresh_data_dir(&format!("certs-{name}"));
+        std::fs::create_dir_all(&dir).expect("certs dir");
+        let certs = Certs { dir };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        certs.openssl(
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &["-keyout", "ca.key", "-out", "ca.pem"],
+            ]
+            .concat(),
+            "/CN=ringmq test CA",
+        );
+        certs.signed(
+            "server",
+            "/CN=localhost",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        );
+        certs.signed(
+            "alice",
+            "/O=ringmq test/CN=alice",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        certs
+    }
+
+    /// `name.key` and `name.pem`, signed by the CA, with `extensions`.
+    fn signed(&self, name: &str, subject: &str, extensions: &str) {
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        std::fs::write(self.dir.join(&ext), extensions).expect("ext file");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        self.openssl(
+            &[&["req"], &ec[..], &["-keyout", &key, "-out", &csr]].concat(),
+            subject,
+        );
+        let sign = [
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
+        ];
+        self.openssl(&sign, "");
+    }
+
+    fn openssl(&self, args: &[&str], subject: &str) {
+        let mut cmd = Command::new("openssl");
+        cmd.current_dir(&self.dir).args(args);
+        if !subject.is_empty() {
+            cmd.args(["-subj", subject, "-days", "2"]);
+        }
+        let out = cmd.output().expect("openssl (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+}
+
+/// A broker with PLAINTEXT, SSL and SASL_SSL listeners and the bootstrap user.
+struct TlsBroker {
+    broker: Broker,
+    ssl_port: u16,
+    sasl_ssl_port: u16,
+    metrics_port: u16,
+}
+
+impl TlsBroker {
+    fn start(name: &str, certs: &Certs, extra: &[&str]) -> TlsBroker {
+        let (plain, ssl, sasl_ssl, metrics) = (free_port(), free_port(), free_port(), free_port());
+        let listeners = format!(
+            "PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{ssl},SASL_SSL://127.0.0.1:{sasl_ssl}"
+        );
+        let mut args: Vec<String> = ["--shards", "2", "--listeners", &listeners, "--tls-cert"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(certs.path("server.pem"));
+        args.push("--tls-key".into());
+        args.push(certs.path("server.key"));
+        args.extend(["--metrics-listen".into(), format!("127.0.0.1:{metrics}")]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let env = vec![(
+            "RINGMQ_BOOTSTRAP_USER".to_string(),
+            format!("{}:{}", ADMIN.0, ADMIN.1),
+        )];
+        let broker = Broker::start_in_with_env(fresh_data_dir(name), plain, args, env);
+        TlsBroker {
+            broker,
+            ssl_port: ssl,
+            sasl_ssl_port: sasl_ssl,
+            metrics_port: metrics,
+        }
+    }
+    fn ssl_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ssl_port)
+    }
+    fn sasl_ssl_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.sasl_ssl_port)
+    }
+    fn metric(&self, name: &str) -> u64 {
+        metric_sum(self.metrics_port, name)
+    }
+}
+
+/// kcat settings for `protocol` (SSL or SASL_SSL) trusting the test CA; `sasl` adds a login.
+fn kcat_tls(
+    addr: &str,
+    certs: &Certs,
+    protocol: &str,
+    sasl: Option<(&str, &str, &str)>,
+    args: &[&str],
+) -> Vec<String> {
+    let mut settings = vec![
+        ("security.protocol".to_string(), protocol.to_string()),
+        ("ssl.ca.location".into(), certs.path("ca.pem")),
+    ];
+    if let Some((mechanism, user, password)) = sasl {
+        settings.push(("sasl.mechanism".into(), mechanism.into()));
+        settings.push(("sasl.username".into(), user.into()));
+        settings.push(("sasl.password".into(), password.into()));
+    }
+    let mut v: Vec<String> = ["-b", addr, "-X", "broker.address.family=v4"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (k, val) in settings {
+        v.push("-X".into());
+        v.push(format!("{k}={val}"));
+    }
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Produce `n` records labelled `label` with kcat and read the topic back whole.
+fn kcat_round_trip(
+    settings: impl Fn(&[&str]) -> Vec<String>,
+    topic: &str,
+    label: &str,
+    n: usize,
+) -> String {
+    let input: String = (0..n).map(|i| format!("{label}-{i}\n")).collect();
+    let produce = settings(&["-P", "-t", topic, "-p", "0"]);
+    assert_ok(
+        &format!("kcat -P {label}"),
+        &kcat(&produce, input.as_bytes()),
+    );
+    let consume = settings(&["-C", "-t", topic, "-o", "beginning", "-e"]);
+    let out = assert_ok(&format!("kcat -C {label}"), &kcat(&consume, b""));
+    let seen = (0..n)
+        .filter(|i| out.lines().any(|l| l == format!("{label}-{i}")))
+        .count();
+    assert_eq!(seen, n, "kcat {label} read back {seen} of {n}:\n{out}");
+    out
+}
+
+#[test]
+fn ssl_and_sasl_ssl_serve_kcat_kafka_python_and_the_cli() {
+    let certs = Certs::make("clients");
+    let mut b = TlsBroker::start("tls-clients", &certs, &[]);
+    let (ssl, sasl_ssl) = (b.ssl_addr(), b.sasl_ssl_addr());
+    kcat_round_trip(
+        |a| kcat_tls(&ssl, &certs, "SSL", None, a),
+        "tls-kcat",
+        "SSL",
+        50,
+    );
+    let admin = Some(("SCRAM-SHA-512", ADMIN.0, ADMIN.1));
+    let out = kcat_round_trip(
+        |a| kcat_tls(&sasl_ssl, &certs, "SASL_SSL", admin, a),
+        "tls-kcat",
+        "SASL_SSL",
+        50,
+    );
+    assert_eq!(
+        out.lines().count(),
+        100,
+        "both protocols wrote one topic:\n{out}"
+    );
+    // ringmq's own CLI over SASL_SSL: a new user, then kafka-python logs in as it.
+    let stdin = format!("{}\nbob-pw\n", ADMIN.1);
+    let ca = certs.path("ca.pem");
+    let args = [
+        "user",
+        "create",
+        "bob",
+        "--mechanism",
+        "SCRAM-SHA-256",
+        "--password-stdin",
+        "--bootstrap",
+        &sasl_ssl,
+        "--security-protocol",
+        "SASL_SSL",
+        "--tls-ca",
+        &ca,
+        "--sasl-username",
+        ADMIN.0,
+        "--sasl-password-stdin",
+    ];
+    assert_ok(
+        "ringmq user create over SASL_SSL",
+        &run(env!("CARGO_BIN_EXE_ringmq"), &args, &[], stdin.as_bytes()),
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/kafka_python_sasl.py"
+    );
+    let logins: [(&str, &str, &[&str]); 2] = [
+        ("SSL", &ssl, &[]),
+        (
+            "SASL_SSL",
+            &sasl_ssl,
+            &[
+                "--mechanism",
+                "SCRAM-SHA-256",
+                "--user",
+                "bob",
+                "--password",
+                "bob-pw",
+            ],
+        ),
+    ];
+    for (protocol, addr, login) in logins {
+        let group = format!("py-{protocol}");
+        let mut args = vec![
+            script,
+            "--bootstrap",
+            addr,
+            "--security-protocol",
+            protocol,
+            "--cafile",
+            &ca,
+            "--topic",
+            "tls-python",
+            "--group",
+            &group,
+            "--count",
+            "100",
+        ];
+        args.extend_from_slice(login);
+        let out = assert_ok(
+            &format!("kafka_python_sasl.py {protocol}"),
+            &run("python3", &args, &[], b""),
+        );
+        let label = if login.is_empty() {
+            protocol
+        } else {
+            "SCRAM-SHA-256"
+        };
+        assert!(out.contains(&format!("OK {label} 100")), "{out}");
+    }
+    // The CLI over SSL lists what kafka-python wrote.
+    let args = [
+        "topic",
+        "list",
+        "--bootstrap",
+        &ssl,
+        "--security-protocol",
+        "SSL",
+        "--tls-ca",
+        &ca,
+    ];
+    let listed = assert_ok(
+        "ringmq topic list over SSL",
+        &run(env!("CARGO_BIN_EXE_ringmq"), &args, &[], b""),
+    );
+    assert!(
+        listed.contains("tls-python") && listed.contains("tls-kcat"),
+        "{listed}"
+    );
+    // Without the CA the CLI refuses the broker's certificate.
+    let args = [
+        "topic",
+        "list",
+        "--bootstrap",
+        &ssl,
+        "--security-protocol",
+        "SSL",
+    ];
+    let out = run(env!("CARGO_BIN_EXE_ringmq"), &args, &[], b"");
+    assert!(!out.status.success(), "an unknown CA was trusted");
+    assert!(
+        !b.broker.log_text().contains(ADMIN.1),
+        "a password reached the log"
+    );
+    b.broker.stop();
+}
+
+#[test]
+fn bytes_that_are_not_tls_close_only_their_connection() {
+    let certs = Certs::make("bad-bytes");
+    let mut b = TlsBroker::start(
+        "tls-bad-bytes",
+        &certs,
+        &["--request-read-timeout-ms", "1500"],
+    );
+    let ssl = b.ssl_addr();
+    let list = |what: &str| {
+        let args = kcat_tls(&ssl, &certs, "SSL", None, &["-L", "-m", "10"]);
+        assert_ok(what, &kcat(&args, b""));
+    };
+    list("kcat -L over SSL before");
+    // A plaintext Kafka request on the TLS port.
+    let mut plain = RawConn::connect(&ssl);
+    assert!(plain.send(&wire::api_versions_request(0, 1)));
+    assert!(
+        plain.wait_closed(Duration::from_secs(5)),
+        "a plaintext request was kept on the TLS port"
+    );
+    // Garbage before the handshake, and a TLS handshake record whose content is garbage.
+    let mut junk = RawConn::connect(&ssl);
+    assert!(junk.send(b"GET / HTTP/1.1\r\n\r\n"));
+    assert!(
+        junk.wait_closed(Duration::from_secs(5)),
+        "garbage kept the connection"
+    );
+    let mut torn = RawConn::connect(&b.sasl_ssl_addr());
+    let mut record = vec![0x16, 0x03, 0x01, 0x00, 0x40, 0x01, 0x00, 0x00, 0x3c];
+    record.extend(std::iter::repeat_n(0xa5u8, 60));
+    assert!(torn.send(&record));
+    assert!(
+        torn.wait_closed(Duration::from_secs(5)),
+        "a garbage ClientHello kept the connection"
+    );
+    // A handshake that never comes is closed after the read timeout.
+    let mut silent = RawConn::connect(&ssl);
+    let t0 = Instant::now();
+    assert!(
+        silent.wait_closed(Duration::from_secs(10)),
+        "a silent TLS client was kept"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1000),
+        "closed after {:?}",
+        t0.elapsed()
+    );
+    // A TLS ClientHello on the PLAINTEXT port reads as a frame of 369 MB: refused.
+    let mut hello = RawConn::connect(&b.broker.addr());
+    assert!(hello.send(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
+    assert!(hello.wait_closed(Duration::from_secs(5)));
+    assert!(b.metric("ringmq_tls_handshake_failures_total") >= 4);
+    list("kcat -L over SSL after");
+    b.broker.assert_alive();
+    b.broker.stop();
+}
+
+#[test]
+fn mutual_tls_needs_a_certificate_the_client_ca_signed() {
+    let certs = Certs::make("mtls");
+    let other = Certs::make("mtls-other");
+    let ca = certs.path("ca.pem");
+    let mut b = TlsBroker::start("tls-mutual", &certs, &["--tls-client-ca", &ca]);
+    let ssl = b.ssl_addr();
+    let (ssl_ref, certs_ref) = (&ssl, &certs);
+    let with_cert = |c: &Certs| {
+        let (pem, key) = (c.path("alice.pem"), c.path("alice.key"));
+        move |a: &[&str]| {
+            let mut v = kcat_tls(ssl_ref, certs_ref, "SSL", None, &[]);
+            v.extend([
+                "-X".into(),
+                format!("ssl.certificate.location={pem}"),
+                "-X".into(),
+                format!("ssl.key.location={key}"),
+            ]);
+            v.extend(a.iter().map(|s| s.to_string()));
+            v
+        }
+    };
+    kcat_round_trip(with_cert(&certs), "mtls", "alice", 20);
+    for (what, args) in [
+        (
+            "no client certificate",
+            kcat_tls(&ssl, &certs, "SSL", None, &["-L", "-m", "5"]),
+        ),
+        (
+            "another CA's certificate",
+            with_cert(&other)(&["-L", "-m", "5"]),
+        ),
+    ] {
+        let out = kcat(&args, b"");
+        assert!(!out.status.success(), "kcat with {what} was served");
+    }
+    assert!(b.metric("ringmq_tls_handshake_failures_total") >= 2);
     b.broker.stop();
 }

@@ -26,7 +26,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub advertise: Option<String>,
     /// Kafka listeners, e.g. `PLAINTEXT://0.0.0.0:9092,SASL_PLAINTEXT://0.0.0.0:9093`
-    /// (instead of --listen). SSL and SASL_SSL are refused until TLS exists.
+    /// (instead of --listen); SSL and SASL_SSL need --tls-cert and --tls-key.
     #[arg(long, value_name = "PROTO://HOST:PORT,...")]
     pub listeners: Option<String>,
     /// What Metadata tells clients per listener (same form; default: each listener's host,
@@ -42,6 +42,16 @@ pub struct ServeArgs {
     /// KIP-368: SASL sessions last this long unless re-authenticated (0: no limit).
     #[arg(long, value_name = "MS")]
     pub connections_max_reauth_ms: Option<u64>,
+    /// PEM certificate chain of the SSL and SASL_SSL listeners.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (unencrypted).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: PEM CA certificates that must have signed a TLS client's certificate (its
+    /// principal is User:<subject CN>).
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Directory for partition logs and metadata.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -213,6 +223,7 @@ pub fn resolve(args: &ServeArgs, env: Env<'_>) -> Result<Resolved, String> {
     }
     resolve_network(args, env, &file, &mut c, &mut settings)?;
     resolve_security(args, env, &file, &mut c, &mut settings)?;
+    resolve_tls(args, env, &file, &mut c, &mut settings);
     resolve_node(args, env, &file, &mut c, &mut settings)?;
     resolve_replication(args, env, &file, &mut c, &mut settings)?;
     resolve_data_dir(args, env, &file, &mut c, &mut settings)?;
@@ -286,6 +297,40 @@ fn resolve_data_dir(
         source,
     ));
     Ok(())
+}
+
+/// The TLS files (`tls_cert`, `tls_key`, `tls_client_ca`): paths, shown as they are (the
+/// key's path is not a secret; its content is never read here).
+fn resolve_tls(
+    args: &ServeArgs,
+    env: Env<'_>,
+    file: &FileConfig,
+    c: &mut BrokerConfig,
+    settings: &mut Vec<Setting>,
+) {
+    let files = [
+        (&args.tls_cert, "tls_cert", &file.tls_cert, &mut c.tls_cert),
+        (&args.tls_key, "tls_key", &file.tls_key, &mut c.tls_key),
+        (
+            &args.tls_client_ca,
+            "tls_client_ca",
+            &file.tls_client_ca,
+            &mut c.tls_client_ca,
+        ),
+    ];
+    for (flag, name, in_file, target) in files {
+        let var = format!("RINGMQ_{}", name.to_uppercase());
+        let from_env = env(&var).map(PathBuf::from);
+        let (value, source) = match layer(flag.clone(), from_env, in_file.clone()) {
+            Some((path, source)) => (Some(path), source),
+            None => (None, Source::Default),
+        };
+        let shown = value
+            .as_ref()
+            .map_or("-".into(), |p| p.display().to_string());
+        *target = value;
+        settings.push(setting(name, shown, source));
+    }
 }
 
 fn setting(name: &str, value: String, source: Source) -> Setting {
@@ -726,6 +771,7 @@ pub fn print(a: &ConfigPrintArgs) -> Result<(), String> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::path::Path;
 
     fn resolve_with(args: &[&str], env: &[(&str, &str)]) -> Result<Resolved, String> {
         let mut argv = vec!["serve"];
@@ -1025,7 +1071,24 @@ mod tests {
         );
         assert!(r.settings.iter().all(|s| !s.value.contains("hunter2")));
         let e = resolve_with(&["--listeners", "SSL://127.0.0.1:9094"], &[]).unwrap_err();
-        assert!(e.contains("needs TLS"), "{e}");
+        assert!(e.contains("needs tls_cert and tls_key"), "{e}");
+        let r = resolve_with(
+            &[
+                "--listeners",
+                "SSL://127.0.0.1:9094",
+                "--tls-cert",
+                "/c.pem",
+            ],
+            &[("RINGMQ_TLS_KEY", "/k.pem")],
+        )
+        .unwrap();
+        assert_eq!(source_of(&r, "tls_cert"), ("/c.pem".into(), Source::Flag));
+        assert_eq!(source_of(&r, "tls_key"), ("/k.pem".into(), Source::Env));
+        assert_eq!(
+            source_of(&r, "tls_client_ca"),
+            ("-".into(), Source::Default)
+        );
+        assert_eq!(r.config.tls_key.as_deref(), Some(Path::new("/k.pem")));
         let e = resolve_with(
             &[
                 "--listen",

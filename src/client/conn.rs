@@ -15,6 +15,7 @@ use crate::protocol::api_versions::{self, ApiVersionsRequest, ApiVersionsRespons
 use crate::protocol::frame::{self, FrameStatus};
 use crate::protocol::header::{response_header_version, RequestHeader, ResponseHeader};
 use crate::protocol::{ErrorCode, Reader, Writer};
+use crate::tls::Stream;
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::{BufReader, ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -31,7 +32,7 @@ const API_VERSIONS_VERSION: i16 = 3;
 
 /// Writes requests; owns the correlation-id counter.
 pub struct ConnWriter {
-    half: WriteHalf<TcpStream>,
+    half: WriteHalf<Stream>,
     buf: Vec<u8>,
     next_correlation_id: i32,
     client_id: String,
@@ -39,7 +40,7 @@ pub struct ConnWriter {
 
 /// Reads responses in request order.
 pub struct ConnReader {
-    half: BufReader<ReadHalf<TcpStream>>,
+    half: BufReader<ReadHalf<Stream>>,
 }
 
 /// A connected, version-negotiated connection.
@@ -149,15 +150,21 @@ impl ConnReader {
 }
 
 impl Connection {
-    /// Connect, negotiate versions with ApiVersions, then authenticate with the process's
-    /// SASL identity if one is set ([`super::security::set_default`]).
+    /// Connect (over TLS when the process's security says so), negotiate versions with
+    /// ApiVersions, then authenticate with the process's SASL identity if one is set
+    /// ([`super::security::set_default`]).
     pub async fn connect(bootstrap: &str, client_id: &str) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(bootstrap)
+        let tcp = TcpStream::connect(bootstrap)
             .await
             .map_err(|e| ClientError::Io(format!("connect {bootstrap}: {e}")))?;
-        stream
-            .set_nodelay(true)
+        tcp.set_nodelay(true)
             .map_err(|e| ClientError::Io(e.to_string()))?;
+        let stream = match super::security::default_tls() {
+            None => Stream::Plain(tcp),
+            Some(config) => crate::tls::connect(config, tcp, host_of(bootstrap))
+                .await
+                .map_err(|e| ClientError::Io(format!("{bootstrap}: {e}")))?,
+        };
         let (read, write) = futures_lite::io::split(stream);
         let mut conn = Connection {
             writer: ConnWriter {
@@ -213,6 +220,13 @@ impl Connection {
     }
 }
 
+/// The host of `HOST:PORT` (`[v6]:PORT` without its brackets): the name the broker's
+/// certificate must carry.
+fn host_of(bootstrap: &str) -> &str {
+    let host = bootstrap.rsplit_once(':').map_or(bootstrap, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 #[cfg(test)]
 mod tests {
     //! Wire tests against a scripted broker on 127.0.0.1:0 (our codec on the server side):
@@ -232,7 +246,7 @@ mod tests {
         let Ok(stream) = listener.accept().await else {
             return;
         };
-        let (read, mut write) = futures_lite::io::split(stream);
+        let (read, mut write) = futures_lite::io::split(Stream::Plain(stream));
         let mut reader = ConnReader {
             half: BufReader::new(read),
         };
@@ -342,6 +356,14 @@ mod tests {
         });
         // ApiVersions took correlation id 0.
         assert_eq!(offsets, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn the_certificate_name_is_the_bootstrap_host() {
+        assert_eq!(host_of("kafka1.example:9093"), "kafka1.example");
+        assert_eq!(host_of("127.0.0.1:9093"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:9093"), "::1");
+        assert_eq!(host_of("noport"), "noport");
     }
 
     #[test]

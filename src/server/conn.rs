@@ -18,6 +18,11 @@
 //!   connection, which drops what its requests hold.
 //! - A connection has at most [`MAX_INFLIGHT_PER_CONNECTION`] requests in flight.
 //!
+//! On an SSL or SASL_SSL listener the TLS handshake comes first ([`crate::tls::accept`]); it
+//! must end within `--request-read-timeout-ms`, and bytes that are not TLS fail it, which
+//! closes that connection only. Everything after it reads and writes through the TLS
+//! stream; rustls bounds its own buffers.
+//!
 //! On a SASL listener every frame first passes the connection's SASL session
 //! ([`super::sasl`]): before authentication only ApiVersions, SaslHandshake and
 //! SaslAuthenticate are served and anything else closes the connection; SASL requests are
@@ -29,6 +34,7 @@ use crate::auth::session::{Gate, Session};
 use crate::config::Listener;
 use crate::protocol::header::RequestHeader;
 use crate::protocol::Reader;
+use crate::tls::Stream;
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::{BufReader, ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -62,6 +68,8 @@ pub struct Conn {
     pub peer: Rc<str>,
     /// The listener the client came in on (Metadata advertises this listener's address).
     pub listener: Rc<Listener>,
+    /// `User:<CN>` of the client's verified TLS certificate (mutual TLS).
+    pub tls_principal: Option<Rc<str>>,
 }
 
 /// Admit a connection accepted on this shard and serve it, or close it at once when the node
@@ -106,12 +114,47 @@ async fn serve(
         .map(|a| a.to_string())
         .unwrap_or_default()
         .into();
-    let conn = Rc::new(Conn {
-        peer: peer.clone(),
-        listener,
-    });
     ctx.connections.set(ctx.connections.get() + 1);
     ctx.metrics.connections.set(ctx.connections.get() as u64);
+    match secure(&ctx, &listener, stream).await {
+        Ok((stream, tls_principal)) => {
+            let conn = Rc::new(Conn {
+                peer: peer.clone(),
+                listener,
+                tls_principal,
+            });
+            converse(&ctx, &conn, stream).await;
+        }
+        Err(e) => {
+            let failures = &ctx.metrics.tls_handshake_failures;
+            failures.set(failures.get() + 1);
+            ctx.log_client_error(&peer, &e.to_string());
+        }
+    }
+    ctx.connections.set(ctx.connections.get() - 1);
+    ctx.metrics.connections.set(ctx.connections.get() as u64);
+}
+
+/// The connection's stream: TLS after its handshake on an SSL or SASL_SSL listener (with the
+/// principal of a client certificate), else the TCP connection itself.
+async fn secure(
+    ctx: &ServerCtx,
+    listener: &Listener,
+    stream: TcpStream,
+) -> Result<(Stream, Option<Rc<str>>), crate::tls::TlsError> {
+    if !listener.protocol.is_tls() {
+        return Ok((Stream::Plain(stream), None));
+    }
+    let tls = ctx.tls.as_ref().ok_or_else(|| {
+        crate::tls::TlsError::Config("a TLS listener without TLS settings".into())
+    })?;
+    let timeout = Duration::from_millis(ctx.config.request_read_timeout_ms);
+    let accepted = crate::tls::accept(tls, stream, timeout).await?;
+    Ok((accepted.stream, accepted.principal.map(Rc::from)))
+}
+
+/// Read requests and write responses until either side ends the connection.
+async fn converse(ctx: &Rc<ServerCtx>, conn: &Rc<Conn>, stream: Stream) {
     let (read_half, write_half) = futures_lite::io::split(stream);
     let (tx, rx) =
         glommio::channels::local_channel::new_bounded::<Pending>(MAX_INFLIGHT_PER_CONNECTION);
@@ -119,30 +162,28 @@ async fn serve(
     // When the client stops sending, the writer still answers what was read; a read or
     // protocol error ends both at once.
     let reader = async {
-        read_frames(&ctx, &conn, read_half, tx, &in_flight).await?;
+        read_frames(ctx, conn, read_half, tx, &in_flight).await?;
         futures_lite::future::pending::<Result<(), Close>>().await
     };
-    let writer = write_responses(&ctx, write_half, rx, &in_flight);
+    let writer = write_responses(ctx, write_half, rx, &in_flight);
     match futures_lite::future::race(reader, writer).await {
         Ok(()) => {}
-        Err(Close::Client(why)) => ctx.log_client_error(&peer, &why),
+        Err(Close::Client(why)) => ctx.log_client_error(&conn.peer, &why),
         Err(Close::TimedOut(reason, why)) => {
             crate::metrics::count_reason(
                 &ctx.metrics.connections_timed_out,
                 &crate::metrics::CONNECTION_TIMEOUTS,
                 reason,
             );
-            ctx.log_client_error(&peer, &why);
+            ctx.log_client_error(&conn.peer, &why);
         }
     }
-    ctx.connections.set(ctx.connections.get() - 1);
-    ctx.metrics.connections.set(ctx.connections.get() as u64);
 }
 
 async fn read_frames(
     ctx: &Rc<ServerCtx>,
     conn: &Rc<Conn>,
-    read_half: ReadHalf<TcpStream>,
+    read_half: ReadHalf<Stream>,
     tx: LocalSender<Pending>,
     in_flight: &Rc<Cell<usize>>,
 ) -> Result<(), Close> {
@@ -208,7 +249,7 @@ async fn read_frames(
 /// (after SaslHandshake v0), which may be shorter than a request header.
 async fn read_frame(
     ctx: &ServerCtx,
-    reader: &mut BufReader<ReadHalf<TcpStream>>,
+    reader: &mut BufReader<ReadHalf<Stream>>,
     in_flight: &Cell<usize>,
     raw: bool,
 ) -> Result<Option<(Bytes, Grant)>, Close> {
@@ -253,7 +294,7 @@ async fn send_answer(
 /// a connection silent for `connections_max_idle_ms` is closed.
 async fn first_byte(
     ctx: &ServerCtx,
-    reader: &mut BufReader<ReadHalf<TcpStream>>,
+    reader: &mut BufReader<ReadHalf<Stream>>,
     in_flight: &Cell<usize>,
 ) -> Result<Option<u8>, Close> {
     let idle = Duration::from_millis(ctx.config.connections_max_idle_ms);
@@ -295,7 +336,7 @@ impl ReadClock {
     /// One read into `buf` within the time left; 0 means the client closed.
     async fn read(
         &mut self,
-        reader: &mut BufReader<ReadHalf<TcpStream>>,
+        reader: &mut BufReader<ReadHalf<Stream>>,
         buf: &mut [u8],
     ) -> Result<usize, Close> {
         if !reader.buffer().is_empty() {
@@ -320,7 +361,7 @@ impl ReadClock {
 
     async fn read_exact(
         &mut self,
-        reader: &mut BufReader<ReadHalf<TcpStream>>,
+        reader: &mut BufReader<ReadHalf<Stream>>,
         buf: &mut [u8],
     ) -> Result<(), Close> {
         let mut filled = 0;
@@ -337,7 +378,7 @@ impl ReadClock {
 /// Read a frame body of `size` bytes, growing its buffer (and `grant`) only as bytes arrive:
 /// from [`FRAME_FIRST_STEP_BYTES`], doubling when full.
 async fn read_body(
-    reader: &mut BufReader<ReadHalf<TcpStream>>,
+    reader: &mut BufReader<ReadHalf<Stream>>,
     size: usize,
     grant: &mut Grant,
     clock: &mut ReadClock,
@@ -364,7 +405,7 @@ async fn read_body(
 
 async fn write_responses(
     ctx: &ServerCtx,
-    mut write_half: WriteHalf<TcpStream>,
+    mut write_half: WriteHalf<Stream>,
     rx: LocalReceiver<Pending>,
     in_flight: &Cell<usize>,
 ) -> Result<(), Close> {
@@ -398,7 +439,7 @@ fn write_error(ctx: &ServerCtx, e: std::io::Error) -> Close {
 }
 
 /// Write one response frame: size prefix, then the parts (header and body).
-async fn write_frame(w: &mut WriteHalf<TcpStream>, parts: Vec<Bytes>) -> std::io::Result<()> {
+async fn write_frame(w: &mut WriteHalf<Stream>, parts: Vec<Bytes>) -> std::io::Result<()> {
     let total: usize = parts.iter().map(Bytes::len).sum();
     let size = (total as u32).to_be_bytes();
     if total <= COALESCE_BYTES {

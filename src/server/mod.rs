@@ -84,6 +84,8 @@ pub struct ServerCtx {
     pub limits: Arc<limits::ConnectionLimits>,
     pub connections: Cell<usize>,
     pub metrics: Rc<crate::metrics::ShardMetrics>,
+    /// The TLS listeners' settings (`None` without an SSL or SASL_SSL listener).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Client errors logged in the current second (rate limit).
     log_budget: Cell<(u64, u32)>,
 }
@@ -98,6 +100,7 @@ impl ServerCtx {
         metadata: Rc<LocalMetadata>,
         metrics: Rc<crate::metrics::ShardMetrics>,
         limits: Arc<limits::ConnectionLimits>,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Self {
         let requests = admission::Budget::new(config.inflight_bytes_per_shard as u64);
         ServerCtx {
@@ -108,6 +111,7 @@ impl ServerCtx {
             limits,
             connections: Cell::new(0),
             metrics,
+            tls,
             log_budget: Cell::new((0, 0)),
         }
     }

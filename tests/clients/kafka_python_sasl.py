@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""kafka-python over SASL_PLAINTEXT against a running ringmq broker (issue 14).
+"""kafka-python over SASL_PLAINTEXT, SSL or SASL_SSL against a running ringmq broker
+(issue 14).
 
-Usage: kafka_python_sasl.py --bootstrap HOST:PORT --mechanism M --user U --password P
-                            --topic T --group G --count N
+Usage: kafka_python_sasl.py --bootstrap HOST:PORT [--mechanism M --user U --password P]
+                            [--security-protocol P --cafile CA.pem] --topic T --group G
+                            --count N
+
+Without --mechanism (SSL) the records are labelled with the protocol instead.
 
 Produces N records (values "<mechanism>-<i>") with acks=1, then joins group G with a
 subscribing KafkaConsumer, reads until it saw all N of its own records, commits, closes and
@@ -18,20 +22,26 @@ from kafka import KafkaConsumer, KafkaProducer
 
 def main():
     ap = argparse.ArgumentParser()
-    for flag in ("--bootstrap", "--mechanism", "--user", "--password", "--topic", "--group"):
+    for flag in ("--bootstrap", "--topic", "--group"):
         ap.add_argument(flag, required=True)
+    for flag in ("--mechanism", "--user", "--password", "--cafile"):
+        ap.add_argument(flag)
+    ap.add_argument("--security-protocol", default="SASL_PLAINTEXT")
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--timeout-s", type=float, default=90)
     a = ap.parse_args()
-    sasl = dict(
-        bootstrap_servers=a.bootstrap,
-        security_protocol="SASL_PLAINTEXT",
-        sasl_mechanism=a.mechanism,
-        sasl_plain_username=a.user,
-        sasl_plain_password=a.password,
-    )
+    sasl = dict(bootstrap_servers=a.bootstrap, security_protocol=a.security_protocol)
+    if a.mechanism:
+        sasl.update(
+            sasl_mechanism=a.mechanism,
+            sasl_plain_username=a.user,
+            sasl_plain_password=a.password,
+        )
+    if a.cafile:
+        sasl.update(ssl_cafile=a.cafile, ssl_check_hostname=True)
+    label = a.mechanism or a.security_protocol
     producer = KafkaProducer(acks=1, **sasl)
-    want = {f"{a.mechanism}-{i}".encode() for i in range(a.count)}
+    want = {f"{label}-{i}".encode() for i in range(a.count)}
     for v in sorted(want):
         producer.send(a.topic, v)
     producer.flush(timeout=30)
@@ -60,7 +70,7 @@ def main():
                 seen.add(r.value)
     consumer.commit()
     consumer.close()
-    print(f"OK {a.mechanism} {a.count}")
+    print(f"OK {label} {a.count}")
     return 0
 
 
