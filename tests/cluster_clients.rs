@@ -25,11 +25,14 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::netns::{self, NetCluster};
 use common::{kafka, RawConn, ReadOutcome};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, MetadataRequest,
-    MetadataResponse, OffsetFetchRequest, RequestHeader, ResponseHeader, TopicName,
+    DeleteGroupsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId,
+    MetadataRequest, MetadataResponse, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -768,4 +771,124 @@ fn real_clients_follow_leaders_and_survive_a_node_kill() {
     consumer_group(&c);
     kill_and_restart(&mut c, &leaders, &mut log);
     eprintln!("real clients on three nodes: {:?}", started.elapsed());
+}
+
+// ---- KIP-951 current-leader hints -----------------------------------------------------------
+
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+/// Produce one record to partition `p` of [`SPREAD`] on `addr` at `version` (raw frame through
+/// kafka-protocol): (error code, CurrentLeader (id, epoch), NodeEndpoints (id, host, port)).
+fn produce_raw(addr: &str, p: i32, version: i16) -> (i16, (i32, i32), Vec<(i32, String, i32)>) {
+    let batch = common::wire::record_batch(b"k", b"kip-951", kafka::base_timestamp_ms());
+    let part = PartitionProduceData::default()
+        .with_index(p)
+        .with_records(Some(Bytes::from(batch)));
+    let topic = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_static_str(SPREAD)))
+        .with_partition_data(vec![part]);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![topic]);
+    let resp = call(addr, version, &req);
+    let r = &resp.responses[0].partition_responses[0];
+    let nodes = resp
+        .node_endpoints
+        .iter()
+        .map(|n| (n.node_id.0, n.host.to_string(), n.port))
+        .collect();
+    let hint = (r.current_leader.leader_id.0, r.current_leader.leader_epoch);
+    (r.error_code, hint, nodes)
+}
+
+/// Fetch v12 of partition `p` of [`SPREAD`] from offset 0 on `addr`: (error code,
+/// CurrentLeader (id, epoch)).
+fn fetch_raw(addr: &str, p: i32) -> (i16, (i32, i32)) {
+    let part = FetchPartition::default()
+        .with_partition(p)
+        .with_fetch_offset(0)
+        .with_partition_max_bytes(1 << 20);
+    let topic = FetchTopic::default()
+        .with_topic(TopicName(StrBytes::from_static_str(SPREAD)))
+        .with_partitions(vec![part]);
+    let req = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![topic]);
+    let resp = call(addr, 12, &req);
+    let r = &resp.responses[0].partitions[0];
+    (
+        r.error_code,
+        (r.current_leader.leader_id.0, r.current_leader.leader_epoch),
+    )
+}
+
+/// KIP-951 against the real binary: on every node, a Produce v10–12 for a partition another
+/// node leads answers NOT_LEADER_OR_FOLLOWER with CurrentLeader = (that node, the epoch
+/// Metadata reports) and NodeEndpoints = that node at its own address; Produce v9 has no such
+/// tags; a Fetch v12 names the leader too; a partition the node leads is served without a
+/// hint. With the leader killed, survivors answer NOT_LEADER_OR_FOLLOWER without a hint (no
+/// leader is known). Frames encoded and decoded by kafka-protocol.
+#[test]
+fn not_leader_answers_name_the_current_leader() {
+    let mut c = three_nodes("cc-kip951");
+    let leaders = spread_topic(&c);
+    let md = metadata(&c.nodes[0].addr(), &[SPREAD]);
+    let epochs: BTreeMap<i32, i32> = md.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_epoch))
+        .collect();
+    for node in &c.nodes {
+        for (p, &leader) in leaders.iter().enumerate() {
+            let p = p as i32;
+            let at = |id: i32| {
+                let n = &c.nodes[id as usize - 1];
+                vec![(id, n.ip.clone(), i32::from(netns::KAFKA_PORT))]
+            };
+            if leader == node.id {
+                assert_eq!(produce_raw(&node.addr(), p, 12), (0, (-1, -1), vec![]));
+                assert_eq!(fetch_raw(&node.addr(), p), (0, (-1, -1)));
+                continue;
+            }
+            let hint = (leader, epochs[&p]);
+            for v in 10..=12 {
+                let got = produce_raw(&node.addr(), p, v);
+                assert_eq!(
+                    got,
+                    (NOT_LEADER_OR_FOLLOWER, hint, at(leader)),
+                    "node {} p{p} v{v}",
+                    node.id
+                );
+            }
+            let got = produce_raw(&node.addr(), p, 9);
+            assert_eq!(
+                got,
+                (NOT_LEADER_OR_FOLLOWER, (-1, -1), vec![]),
+                "v9 has no hint"
+            );
+            assert_eq!(
+                fetch_raw(&node.addr(), p),
+                (NOT_LEADER_OR_FOLLOWER, hint),
+                "fetch p{p}"
+            );
+        }
+    }
+    c.kill(3);
+    let gone = netns::wait_until(Duration::from_secs(5), || reflects(&c, &[1, 2], &leaders));
+    assert!(gone.is_some(), "node 3 leaves Metadata");
+    for (p, _) in leaders.iter().enumerate().filter(|(_, &l)| l == 3) {
+        let got = produce_raw(&c.nodes[0].addr(), p as i32, 12);
+        assert_eq!(
+            got,
+            (NOT_LEADER_OR_FOLLOWER, (-1, -1), vec![]),
+            "leaderless p{p}"
+        );
+        assert_eq!(
+            fetch_raw(&c.nodes[1].addr(), p as i32),
+            (NOT_LEADER_OR_FOLLOWER, (-1, -1))
+        );
+    }
 }

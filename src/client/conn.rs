@@ -281,6 +281,7 @@ mod tests {
                         partition_responses,
                     }],
                     throttle_time_ms: 0,
+                    node_endpoints: Vec::new(),
                 }
                 .encode(&mut w, h.api_version);
             }

@@ -12,10 +12,14 @@
 //! own client) returns the records as one zero-copy slice of the response frame.
 //!
 //! Topic ids (v13+) are not served. The v12 request tag ClusterId and the v12 response tags
-//! (DivergingEpoch, CurrentLeader, SnapshotId) are skipped on decode and never emitted.
+//! DivergingEpoch and SnapshotId are skipped on decode and never emitted; CurrentLeader
+//! (KIP-951, tag 1 of a partition, v12+) is encoded when set (a NOT_LEADER_OR_FOLLOWER answer
+//! that knows the leader) and decoded. The response's NodeEndpoints tag exists from v16 only,
+//! which is not served, so it is never sent.
 
 use bytes::Bytes;
 
+use super::leader_discovery::{read_one_tag, write_one_tag, LeaderIdAndEpoch};
 use super::wire::{check_version, DecodeResult, Reader, Writer};
 
 /// Kafka API key of Fetch.
@@ -252,6 +256,8 @@ pub struct PartitionData {
     /// Whole record batches as chunks held by the log, sent by reference. A decoded
     /// response holds at most one chunk (the slice of the frame); null decodes as empty.
     pub records: Vec<Bytes>,
+    /// v12+ (tag 1, KIP-951): the partition's leader, with NOT_LEADER_OR_FOLLOWER.
+    pub current_leader: Option<LeaderIdAndEpoch>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +278,7 @@ impl PartitionData {
             aborted_transactions: None,
             preferred_read_replica: -1,
             records: Vec::new(),
+            current_leader: None,
         }
     }
 
@@ -302,7 +309,9 @@ impl PartitionData {
             w.i32(self.preferred_read_replica);
         }
         w.bytes_shared(&self.records, flex);
-        w.tags_if(flex);
+        if flex {
+            write_one_tag(w, 1, self.current_leader.as_ref(), version);
+        }
     }
 
     fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
@@ -335,7 +344,10 @@ impl PartitionData {
             Some(b) if !b.is_empty() => vec![b],
             _ => Vec::new(),
         };
-        r.tags_if(flex)?; // DivergingEpoch, CurrentLeader, SnapshotId are skipped.
+        if flex {
+            // DivergingEpoch (0) and SnapshotId (2) are skipped.
+            p.current_leader = read_one_tag(r, 1, version, "current_leader")?;
+        }
         Ok(p)
     }
 }
@@ -437,15 +449,46 @@ mod tests {
             Bytes::from_static(b"batch-one|"),
             Bytes::from_static(b"batch-two"),
         ];
+        let mut moved = PartitionData::new(3, 6, -1);
+        moved.current_leader = Some(LeaderIdAndEpoch {
+            leader_id: 2,
+            leader_epoch: 9,
+        });
         FetchResponse {
             throttle_time_ms: 0,
             error_code: 0,
             session_id: 12,
             responses: vec![FetchableTopicResponse {
                 topic: "orders".into(),
-                partitions: vec![p, PartitionData::new(3, 1, 0)],
+                partitions: vec![p, moved],
             }],
         }
+    }
+
+    /// KIP-951: Fetch v12 carries CurrentLeader as tag 1 of the partition, which kafka-protocol
+    /// reads (and re-encodes to the same bytes in `round_trips_every_version`); an unset one
+    /// is not sent; older versions have no tags.
+    #[test]
+    fn current_leader_tag_at_v12() {
+        use kafka_protocol::protocol::Decodable;
+        let b = encode(&sample_response(), 12, FetchResponse::encode);
+        let theirs = kp::FetchResponse::decode(&mut b.clone(), 12).expect("oracle decodes");
+        let parts = &theirs.responses[0].partitions;
+        assert_eq!(parts[1].current_leader.leader_id.0, 2);
+        assert_eq!(parts[1].current_leader.leader_epoch, 9);
+        assert_eq!(
+            parts[0].current_leader.leader_id.0, -1,
+            "no hint without one"
+        );
+        assert!(parts.iter().all(|p| p.unknown_tagged_fields.is_empty()));
+        let got = FetchResponse::decode(&mut Reader::new(b), 12).unwrap();
+        assert_eq!(
+            got.responses[0].partitions[1].current_leader,
+            sample_response().responses[0].partitions[1].current_leader
+        );
+        let old = encode(&sample_response(), 11, FetchResponse::encode);
+        let got = FetchResponse::decode(&mut Reader::new(old), 11).unwrap();
+        assert_eq!(got.responses[0].partitions[1].current_leader, None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod codec;
 pub mod error_code;
 pub mod frame;
 pub mod header;
+pub mod leader_discovery;
 pub mod wire;
 
 pub mod alter_configs;

@@ -5,11 +5,13 @@
 //! `transactional_id`); the server converts them into a RecordBatch v2 before routing
 //! (`server::legacy`, as Kafka 3.x does), so only v[`MIN_STORED_VERSION`]+ records reach
 //! storage as sent.
-//! v13 names topics by id and is not served. The v10+ response tags (CurrentLeader,
-//! NodeEndpoints) only matter on NOT_LEADER errors and are never emitted.
+//! v13 names topics by id and is not served. The v10+ response tags of KIP-951 (CurrentLeader
+//! per partition, tag 0; NodeEndpoints, tag 0 of the response) are encoded from v10 when set
+//! (a NOT_LEADER_OR_FOLLOWER answer that knows the leader), and read back by the decoder.
 
 use bytes::Bytes;
 
+use super::leader_discovery::{read_one_tag, write_one_tag, LeaderIdAndEpoch, NodeEndpoint};
 use super::wire::{check_version, DecodeResult, Reader, Writer};
 
 /// Kafka API key of Produce.
@@ -24,6 +26,9 @@ pub const FLEXIBLE_FROM: i16 = 9;
 pub const MIN_DECODABLE_VERSION: i16 = 0;
 /// Lowest version whose records are stored: v3 is the first with RecordBatch v2 (magic 2).
 pub const MIN_STORED_VERSION: i16 = 3;
+
+/// First version with KIP-951's CurrentLeader and NodeEndpoints tags.
+pub const LEADER_DISCOVERY_FROM: i16 = 10;
 
 fn flexible(version: i16) -> bool {
     version >= FLEXIBLE_FROM
@@ -130,6 +135,8 @@ pub struct ProduceResponse {
     pub responses: Vec<TopicProduceResponse>,
     /// v1+.
     pub throttle_time_ms: i32,
+    /// v10+ (tag 0, KIP-951): the endpoints of the nodes named by `current_leader`.
+    pub node_endpoints: Vec<NodeEndpoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +158,8 @@ pub struct PartitionProduceResponse {
     pub record_errors: Vec<BatchIndexAndErrorMessage>,
     /// v8+.
     pub error_message: Option<String>,
+    /// v10+ (tag 0, KIP-951): the partition's leader, with NOT_LEADER_OR_FOLLOWER.
+    pub current_leader: Option<LeaderIdAndEpoch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +179,7 @@ impl PartitionProduceResponse {
             log_start_offset: -1,
             record_errors: Vec::new(),
             error_message: None,
+            current_leader: None,
         }
     }
 
@@ -192,7 +202,11 @@ impl PartitionProduceResponse {
             });
             w.nullable_string(self.error_message.as_deref(), flex);
         }
-        w.tags_if(flex);
+        if flex {
+            let leader = self.current_leader.as_ref();
+            let leader = leader.filter(|_| version >= LEADER_DISCOVERY_FROM);
+            write_one_tag(w, 0, leader, version);
+        }
     }
 
     fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
@@ -221,7 +235,10 @@ impl PartitionProduceResponse {
             })?;
             p.error_message = r.nullable_string(flex, "error_message")?;
         }
-        r.tags_if(flex)?; // v10+ CurrentLeader is skipped.
+        if flex {
+            p.current_leader = read_one_tag(r, 0, version, "current_leader")?
+                .filter(|_| version >= LEADER_DISCOVERY_FROM);
+        }
         Ok(p)
     }
 }
@@ -239,7 +256,11 @@ impl ProduceResponse {
         if version >= 1 {
             w.i32(self.throttle_time_ms);
         }
-        w.tags_if(flex); // v10+ NodeEndpoints never emitted.
+        if flex {
+            let nodes = Some(&self.node_endpoints).filter(|n| !n.is_empty());
+            let nodes = nodes.filter(|_| version >= LEADER_DISCOVERY_FROM);
+            write_one_tag(w, 0, nodes, version);
+        }
     }
 
     pub fn decode(r: &mut Reader, version: i16) -> DecodeResult<Self> {
@@ -257,10 +278,17 @@ impl ProduceResponse {
             })
         })?;
         let throttle_time_ms = r.i32("throttle_time_ms")?;
-        r.tags_if(flex)?;
+        let mut node_endpoints = Vec::new();
+        if flex {
+            let nodes = read_one_tag(r, 0, version, "node_endpoints")?;
+            node_endpoints = nodes
+                .filter(|_| version >= LEADER_DISCOVERY_FROM)
+                .unwrap_or_default();
+        }
         Ok(ProduceResponse {
             responses,
             throttle_time_ms,
+            node_endpoints,
         })
     }
 }
@@ -308,13 +336,34 @@ mod tests {
             batch_index_error_message: Some("bad".into()),
         }];
         p.error_message = Some("partly".into());
+        let mut moved = PartitionProduceResponse::new(1, 6, -1);
+        moved.current_leader = Some(LeaderIdAndEpoch {
+            leader_id: 3,
+            leader_epoch: 17,
+        });
         ProduceResponse {
             responses: vec![TopicProduceResponse {
                 name: "orders".into(),
-                partition_responses: vec![p, PartitionProduceResponse::new(1, 6, -1)],
+                partition_responses: vec![p, moved],
             }],
             throttle_time_ms: 5,
+            node_endpoints: vec![NodeEndpoint {
+                node_id: 3,
+                host: "10.0.0.3".into(),
+                port: 9092,
+                rack: Some("r1".into()),
+            }],
         }
+    }
+
+    /// What a version can carry of [`sample_response`]: no KIP-951 tags before v10.
+    fn sample_response_at(v: i16) -> ProduceResponse {
+        let mut r = sample_response();
+        if v < LEADER_DISCOVERY_FROM {
+            r.node_endpoints.clear();
+            r.responses[0].partition_responses[1].current_leader = None;
+        }
+        r
     }
 
     #[test]
@@ -389,10 +438,50 @@ mod tests {
             assert_eq!(p.error_message.is_some(), v >= 8);
             assert_eq!(got.throttle_time_ms, 5);
             if v >= 8 {
-                assert_eq!(got, sample_response());
+                assert_eq!(got, sample_response_at(v));
             }
             truncations_fail(&b, v, ProduceResponse::decode);
             oracle_agrees::<kp::ProduceResponse>(&b, v);
+        }
+    }
+
+    /// KIP-951: from v10 the CurrentLeader and NodeEndpoints tags are what kafka-protocol
+    /// reads (it re-encodes the same bytes in `round_trips_every_version`); at v9 they are not
+    /// sent; an unset CurrentLeader or empty NodeEndpoints is not sent at all.
+    #[test]
+    fn leader_discovery_tags_from_v10() {
+        use kafka_protocol::protocol::Decodable;
+        for v in 9..=MAX_VERSION {
+            let b = encode(&sample_response(), v, ProduceResponse::encode);
+            let theirs = kp::ProduceResponse::decode(&mut b.clone(), v).expect("oracle decodes");
+            let moved = &theirs.responses[0].partition_responses[1];
+            let at_v10 = v >= LEADER_DISCOVERY_FROM;
+            let (leader, epoch) = if at_v10 { (3, 17) } else { (-1, -1) };
+            assert_eq!(moved.current_leader.leader_id.0, leader, "v{v}");
+            assert_eq!(moved.current_leader.leader_epoch, epoch, "v{v}");
+            let none = &theirs.responses[0].partition_responses[0].current_leader;
+            assert_eq!(none.leader_id.0, -1, "no hint without one");
+            let nodes: Vec<_> = theirs
+                .node_endpoints
+                .iter()
+                .map(|n| {
+                    (
+                        n.node_id.0,
+                        n.host.to_string(),
+                        n.port,
+                        n.rack.as_deref().map(str::to_owned),
+                    )
+                })
+                .collect();
+            let want = vec![(3, "10.0.0.3".to_string(), 9092, Some("r1".to_string()))];
+            assert_eq!(nodes, if at_v10 { want } else { vec![] }, "v{v}");
+            let bare = encode(&sample_response_at(9), v, ProduceResponse::encode);
+            let plain = kp::ProduceResponse::decode(&mut bare.clone(), v).expect("decodes");
+            assert!(plain.node_endpoints.is_empty());
+            assert!(plain.unknown_tagged_fields.is_empty());
+            if at_v10 {
+                assert!(bare.len() < b.len(), "nothing sent for unset tags");
+            }
         }
     }
 

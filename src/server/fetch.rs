@@ -242,13 +242,27 @@ pub async fn handle(ctx: &ServerCtx, req: FetchRequest) -> Result<FetchResponse,
         wait_for_data(ctx, marks, left).await;
         slots = read_all(ctx, &plan, max_bytes).await?;
     }
-    let response = respond(&req, &plan, slots);
+    let mut response = respond(&req, &plan, slots);
+    leader_hints(ctx, &mut response);
     for p in response.responses.iter().flat_map(|t| t.partitions.iter()) {
         if p.error_code != 0 {
             ctx.metrics.error(API_KEY, p.error_code);
         }
     }
     Ok(response)
+}
+
+/// KIP-951: every NOT_LEADER_OR_FOLLOWER partition names its current leader (when another
+/// live node leads it); encoded from v12.
+fn leader_hints(ctx: &ServerCtx, response: &mut FetchResponse) {
+    for t in &mut response.responses {
+        for p in &mut t.partitions {
+            if p.error_code == ErrorCode::NOT_LEADER_OR_FOLLOWER.0 {
+                p.current_leader =
+                    super::metadata::current_leader(ctx, &t.topic, p.partition_index);
+            }
+        }
+    }
 }
 
 /// Bytes of response a request may produce: its max_bytes, or the sum of its partition
@@ -288,6 +302,7 @@ fn respond(req: &FetchRequest, plan: &Plan, slots: Vec<Slot>) -> FetchResponse {
             aborted_transactions: None,
             preferred_read_replica: -1,
             records: Vec::new(),
+            current_leader: None,
         };
         let slot = entry.as_ref().map(|&(at, first)| (&slots[at], first));
         match slot {

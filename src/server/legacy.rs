@@ -7,6 +7,7 @@
 use super::errors::{partition_error_code, records_error};
 use super::fetch::FETCH_RESPONSE_BYTES_CAP;
 use super::{RequestError, ServerCtx};
+use crate::config::Listener;
 use crate::protocol::fetch::{FetchRequest, FetchResponse};
 use crate::protocol::produce::{ProduceRequest, ProduceResponse};
 use crate::records::legacy;
@@ -19,6 +20,7 @@ use bytes::Bytes;
 pub async fn produce(
     ctx: &ServerCtx,
     mut req: ProduceRequest,
+    listener: &Listener,
 ) -> Result<Option<ProduceResponse>, RequestError> {
     let mut failed: Vec<(usize, usize, PartitionError)> = Vec::new();
     for (ti, topic) in req.topic_data.iter_mut().enumerate() {
@@ -32,7 +34,7 @@ pub async fn produce(
             }
         }
     }
-    let mut resp = super::produce::handle(ctx, req).await?;
+    let mut resp = super::produce::handle(ctx, req, listener).await?;
     if let Some(resp) = resp.as_mut() {
         for (ti, pi, e) in failed {
             let p = &mut resp.responses[ti].partition_responses[pi];

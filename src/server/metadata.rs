@@ -10,10 +10,11 @@ use super::{errors::admin_error_code, RequestError, ServerCtx};
 use crate::cluster::routing::partition_route;
 use crate::cluster::TopicMeta;
 use crate::config::Listener;
+use crate::protocol::leader_discovery::{LeaderIdAndEpoch, NodeEndpoint};
 use crate::protocol::metadata::*;
 use crate::protocol::ErrorCode;
 use crate::router::{AdminCall, AdminError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub async fn handle(
     ctx: &ServerCtx,
@@ -97,6 +98,41 @@ async fn resolve(
     }
 }
 
+/// The leader epoch of every partition: 0 until partitions are replicated (issue 12), as in
+/// Metadata, so a KIP-951 hint never claims a newer leader than Metadata does.
+pub const LEADER_EPOCH: i32 = 0;
+
+/// KIP-951 CurrentLeader for a NOT_LEADER_OR_FOLLOWER answer about partition `p` of
+/// `topic`: the live node that leads it, unless that is this node or nobody.
+pub fn current_leader(ctx: &ServerCtx, topic: &str, p: i32) -> Option<LeaderIdAndEpoch> {
+    let (image, view) = (ctx.image(), ctx.membership());
+    let t = image.topics.get(topic)?;
+    let leader = partition_route(&image, &view, ctx.config.node_id, t, p).leader?;
+    (leader != ctx.config.node_id).then_some(LeaderIdAndEpoch {
+        leader_id: leader,
+        leader_epoch: LEADER_EPOCH,
+    })
+}
+
+/// KIP-951 NodeEndpoints: the Kafka endpoints of the live brokers among `ids`, as a client on
+/// `listener` reaches them.
+pub fn node_endpoints(
+    ctx: &ServerCtx,
+    listener: &Listener,
+    ids: &BTreeSet<i32>,
+) -> Vec<NodeEndpoint> {
+    brokers(ctx, listener)
+        .into_iter()
+        .filter(|b| ids.contains(&b.node_id))
+        .map(|b| NodeEndpoint {
+            node_id: b.node_id,
+            host: b.host,
+            port: b.port,
+            rack: b.rack,
+        })
+        .collect()
+}
+
 /// Every live broker of the gossip view that is registered with the controller (so may lead
 /// partitions and coordinate groups), and this node itself, by node id, as a client on
 /// `listener` reaches it. A node gossip already sees but the controller has not registered
@@ -135,7 +171,7 @@ fn topic_entry(ctx: &ServerCtx, t: &TopicMeta) -> MetadataResponseTopic {
                 error_code: error.0,
                 partition_index: p,
                 leader_id: route.leader.unwrap_or(-1),
-                leader_epoch: 0,
+                leader_epoch: LEADER_EPOCH,
                 replica_nodes: route.replicas,
                 isr_nodes: route.isr,
                 offline_replicas: route.offline,

@@ -309,7 +309,7 @@ async fn dispatch(
         }
         produce::API_KEY => {
             let req = produce::ProduceRequest::decode(&mut body, version).map_err(decode_err)?;
-            serve_produce(ctx, req, version, &mut w).await?
+            serve_produce(ctx, req, version, &conn.listener, &mut w).await?
         }
         fetch::API_KEY => {
             let req = fetch::FetchRequest::decode(&mut body, version).map_err(decode_err)?;
@@ -353,12 +353,13 @@ async fn serve_produce(
     ctx: &ServerCtx,
     req: crate::protocol::produce::ProduceRequest,
     version: i16,
+    listener: &crate::config::Listener,
     w: &mut Writer,
 ) -> Result<bool, RequestError> {
     let resp = if version < crate::protocol::produce::MIN_STORED_VERSION {
-        self::legacy::produce(ctx, req).await?
+        self::legacy::produce(ctx, req, listener).await?
     } else {
-        self::produce::handle(ctx, req).await?
+        self::produce::handle(ctx, req, listener).await?
     };
     if let Some(resp) = &resp {
         resp.encode(w, version);

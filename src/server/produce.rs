@@ -3,12 +3,17 @@
 //! request frame.
 
 use super::errors::{partition_error_code, partition_error_message};
+use super::metadata::{current_leader, node_endpoints};
 use super::validate::{topic_action, TopicAction};
 use super::{RequestError, ServerCtx};
+use crate::config::Listener;
 use crate::model::TopicPartition;
+use crate::protocol::leader_discovery::NodeEndpoint;
 use crate::protocol::produce::*;
 use crate::protocol::ErrorCode;
 use crate::router::{AppendOutcome, PartitionError, ProducePart, Scatter, ShardCall, ShardReply};
+
+use std::collections::BTreeSet;
 
 type Slot = Result<AppendOutcome, PartitionError>;
 
@@ -21,6 +26,7 @@ fn partition_response(index: i32, result: &Slot) -> PartitionProduceResponse {
         log_start_offset: -1,
         record_errors: Vec::new(),
         error_message: None,
+        current_leader: None,
     };
     match result {
         Ok(o) => {
@@ -37,9 +43,11 @@ fn partition_response(index: i32, result: &Slot) -> PartitionProduceResponse {
 }
 
 /// Returns `None` for acks=0 (no response is sent).
+/// `listener`: the one the client came in on (NodeEndpoints name addresses on it).
 pub async fn handle(
     ctx: &ServerCtx,
     req: ProduceRequest,
+    listener: &Listener,
 ) -> Result<Option<ProduceResponse>, RequestError> {
     let bad_acks = !(-1..=1).contains(&req.acks);
     let refused = bad_acks || req.transactional_id.is_some();
@@ -59,7 +67,7 @@ pub async fn handle(
         return Ok(None);
     }
     // Slots come in request order: take them in the same nested order.
-    let responses: Vec<TopicProduceResponse> = req
+    let mut responses: Vec<TopicProduceResponse> = req
         .topic_data
         .iter()
         .map(|topic| TopicProduceResponse {
@@ -90,10 +98,34 @@ pub async fn handle(
             ctx.metrics.error(API_KEY, p.error_code);
         }
     }
+    let node_endpoints = leader_hints(ctx, listener, &mut responses);
     Ok(Some(ProduceResponse {
         responses,
         throttle_time_ms: 0,
+        node_endpoints,
     }))
+}
+
+/// KIP-951: every NOT_LEADER_OR_FOLLOWER partition names its current leader (when another
+/// live node leads it); returns the endpoints of the nodes named. Encoded from v10 only.
+fn leader_hints(
+    ctx: &ServerCtx,
+    listener: &Listener,
+    responses: &mut [TopicProduceResponse],
+) -> Vec<NodeEndpoint> {
+    let mut named = BTreeSet::new();
+    for t in responses.iter_mut() {
+        for p in &mut t.partition_responses {
+            if p.error_code == ErrorCode::NOT_LEADER_OR_FOLLOWER.0 {
+                p.current_leader = current_leader(ctx, &t.name, p.index);
+                named.extend(p.current_leader.as_ref().map(|l| l.leader_id));
+            }
+        }
+    }
+    match named.is_empty() {
+        true => Vec::new(),
+        false => node_endpoints(ctx, listener, &named),
+    }
 }
 
 /// The request's partitions by owning shard; unknown partitions (and all of a `refused`
