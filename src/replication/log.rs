@@ -4,10 +4,12 @@
 //! The log holds one stamped RecordBatch per raft entry, dense in index from
 //! [`ReplicaLog::first_index`] and dense in offset: entry `i` starts at
 //! `end_offset(i - 1)`. Reads are synchronous (the partition log serves them from its
-//! batch cache near the tail; a miss there is the raft-rs `LogTemporarilyUnavailable` path,
-//! not used yet). Writes are buffered: [`ReplicaLog::append`], [`ReplicaLog::truncate_from`]
-//! and [`ReplicaLog::set_hard_state`] are readable at once and durable only once
-//! [`ReplicaLog::sync`] returns; a crash before that may keep any prefix of them.
+//! batch cache near the tail; a miss is answered "unavailable" and read back by the driver
+//! for raft's next attempt). Writes are buffered: [`ReplicaLog::append`],
+//! [`ReplicaLog::truncate_from`] and [`ReplicaLog::set_hard_state`] are readable at once and
+//! durable only once the driver made them so (`MemLog::sync`, `StoredLog`'s persist: not a
+//! method of the trait, as the real one is asynchronous); a crash before that may keep any
+//! prefix of them.
 
 use super::batch::entry_for_batch;
 use crate::model::Offset;
@@ -68,8 +70,6 @@ pub trait ReplicaLog {
     /// Raft's term, vote and commit index, as last set (durable after `sync`).
     fn hard_state(&self) -> HardState;
     fn set_hard_state(&mut self, hs: &HardState);
-    /// Make every append, truncation and hard state so far durable.
-    fn sync(&mut self) -> Result<(), ReplicaLogError>;
     /// OffsetForLeaderEpoch: the largest epoch `<= epoch` in the log and the offset where it
     /// ends (the first offset of the next higher epoch, or the log end).
     fn epoch_end_offset(&self, epoch: u64) -> Option<(u64, Offset)>;
@@ -120,7 +120,13 @@ impl<L: ReplicaLog> raft::Storage for RaftStore<L> {
         let mut out = Vec::with_capacity((high - low).min(256) as usize);
         let mut size = 0u64;
         for index in low..high {
-            let batch = self.log.batch(index).ok_or_else(unavailable)?;
+            // A miss after some entries sends those; the log reads the rest back meanwhile.
+            let Some(batch) = self.log.batch(index) else {
+                if out.is_empty() {
+                    return Err(unavailable());
+                }
+                break;
+            };
             size += batch.len() as u64;
             if !out.is_empty() && size > max {
                 break;

@@ -12,6 +12,7 @@
 //! [`ReplicaLog`] the same way over its segments.
 
 use super::batch::check_batch;
+use super::epochs::EpochCache;
 use super::log::{ReplicaLog, ReplicaLogError};
 use crate::io::sim::SimRng;
 use crate::model::Offset;
@@ -97,8 +98,7 @@ struct Meta {
 pub struct MemLog {
     disk: MemDisk,
     entries: Vec<Meta>,
-    /// `(term, first index)` of every epoch in the log, ascending.
-    epochs: Vec<(u64, u64)>,
+    epochs: EpochCache,
     hard: HardState,
     file_len: usize,
 }
@@ -109,7 +109,7 @@ impl MemLog {
         let mut log = MemLog {
             disk,
             entries: Vec::new(),
-            epochs: Vec::new(),
+            epochs: EpochCache::default(),
             hard: HardState::default(),
             file_len: 0,
         };
@@ -152,9 +152,7 @@ impl MemLog {
 
     fn push(&mut self, term: u64, end: Offset, batch: Bytes) {
         let index = self.entries.len() as u64 + 1;
-        if self.epochs.last().is_none_or(|&(t, _)| t < term) {
-            self.epochs.push((term, index));
-        }
+        self.epochs.push(term, index);
         let pos = self.file_len;
         self.file_len += batch.len();
         self.entries.push(Meta {
@@ -237,9 +235,7 @@ impl ReplicaLog for MemLog {
             return Ok(());
         };
         self.entries.truncate(index as usize - 1);
-        while self.epochs.last().is_some_and(|&(_, first)| first >= index) {
-            self.epochs.pop();
-        }
+        self.epochs.truncate_from(index);
         self.file_len = pos;
         self.disk.0.borrow_mut().pending.push(Op::Truncate(pos));
         Ok(())
@@ -254,7 +250,15 @@ impl ReplicaLog for MemLog {
         self.disk.0.borrow_mut().hard_pending = Some([hs.term, hs.vote, hs.commit]);
     }
 
-    fn sync(&mut self) -> Result<(), ReplicaLogError> {
+    fn epoch_end_offset(&self, epoch: u64) -> Option<(u64, Offset)> {
+        self.epochs
+            .end_of(epoch, |i| self.end_offset(i), self.log_end())
+    }
+}
+
+impl MemLog {
+    /// Make every append, truncation and hard state so far durable.
+    pub fn sync(&mut self) -> Result<(), ReplicaLogError> {
         let mut d = self.disk.0.borrow_mut();
         for op in std::mem::take(&mut d.pending) {
             apply(&mut d.durable, &op);
@@ -264,16 +268,6 @@ impl ReplicaLog for MemLog {
         }
         d.syncs += 1;
         Ok(())
-    }
-
-    fn epoch_end_offset(&self, epoch: u64) -> Option<(u64, Offset)> {
-        let at = self.epochs.partition_point(|&(t, _)| t <= epoch);
-        let &(term, _) = self.epochs.get(at.checked_sub(1)?)?;
-        let end = match self.epochs.get(at) {
-            Some(&(_, next_first)) => self.end_offset(next_first - 1)?,
-            None => self.log_end(),
-        };
-        Some((term, end))
     }
 }
 

@@ -25,10 +25,12 @@
 //! watermark is the offset after the last committed entry this replica applied.
 
 pub mod batch;
+pub mod epochs;
 pub mod log;
 pub mod mem_log;
 pub mod multi;
 pub mod replica;
+pub mod stored;
 pub mod wire;
 
 #[cfg(test)]
@@ -38,6 +40,7 @@ pub use self::log::{RaftStore, ReplicaLog, ReplicaLogError};
 pub use self::mem_log::{MemDisk, MemLog};
 pub use multi::{MultiConfig, MultiRaft, MultiStats};
 pub use replica::{Event, PartitionReplica, ProposalId, ReplicaConfig};
+pub use stored::StoredLog;
 
 use crate::model::BatchError;
 use crate::rpc::NodeId;

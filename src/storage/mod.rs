@@ -150,11 +150,12 @@ mod producer;
 mod quarantine;
 mod read_memory;
 mod recover;
+mod replica;
 mod segment;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 
 use std::fmt;
 use std::io;
@@ -166,6 +167,7 @@ pub use cache::BatchCache;
 pub use partition::PartitionLog;
 pub use quarantine::{is_quarantine_file, QUARANTINE_PREFIX};
 pub use read_memory::{ReadMemory, READ_MEMORY_BYTES_PER_SHARD};
+pub use replica::RaftState;
 
 /// Bytes of log between two checkpoints of the active segment: bounds the tail that
 /// recovery must scan after a crash (≈ 10 ms of scanning at CRC-32C speed).
@@ -327,6 +329,14 @@ pub enum StorageError {
     },
     /// The log was closed or removed: NOT_LEADER_OR_FOLLOWER (the partition moved).
     Closed,
+    /// A replicated batch names another base offset than the log end (a replica bug or a
+    /// damaged log under it): nothing was stored.
+    Misplaced {
+        base_offset: Offset,
+        log_end: Offset,
+    },
+    /// A truncation point that is not a batch boundary inside the log.
+    BadTruncation { offset: Offset, reason: String },
 }
 
 impl StorageError {
@@ -378,6 +388,16 @@ impl fmt::Display for StorageError {
                 "producer {producer_id}: epoch {received} is older than {current}"
             ),
             StorageError::Closed => write!(f, "partition log is closed"),
+            StorageError::Misplaced {
+                base_offset,
+                log_end,
+            } => write!(
+                f,
+                "replicated batch at offset {base_offset}, but the log ends at {log_end}"
+            ),
+            StorageError::BadTruncation { offset, reason } => {
+                write!(f, "cannot truncate at offset {offset}: {reason}")
+            }
         }
     }
 }

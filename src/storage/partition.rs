@@ -188,6 +188,16 @@ impl<D: Disk> Clone for PartitionLog<D> {
     }
 }
 
+/// Who hands a batch to [`PartitionLog::append_as`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Mode {
+    /// A producer's batch: the sequence is checked, LogAppendTime applied, the offset given.
+    Client,
+    /// A raft entry, stamped already: stored exactly as given, at the offset it names (the
+    /// log end), never refused for its producer sequence (every replica stores the same).
+    Replicated,
+}
+
 enum Step {
     Done(AppendInfo),
     Roll(Offset),
@@ -354,8 +364,18 @@ impl<D: Disk> PartitionLog<D> {
         if total > max as usize {
             return Err(StorageError::MessageTooLarge { size: total, max });
         }
+        self.append_as(batch, leader_epoch, Mode::Client).await
+    }
+
+    /// Append a validated batch in `mode` (the loop of [`Self::append`]).
+    pub(super) async fn append_as(
+        &self,
+        batch: Bytes,
+        leader_epoch: LeaderEpoch,
+        mode: Mode,
+    ) -> Result<AppendInfo, StorageError> {
         loop {
-            match self.try_append(&batch, leader_epoch)? {
+            match self.try_append(&batch, leader_epoch, mode)? {
                 Step::Done(info) => return Ok(info),
                 Step::Roll(seen_base) => self.roll(seen_base).await?,
                 Step::Flush => self.flush().await?,
@@ -364,7 +384,12 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// The synchronous part of an append: checks, offset assignment and the copy, atomically.
-    fn try_append(&self, batch: &Bytes, leader_epoch: LeaderEpoch) -> Result<Step, StorageError> {
+    fn try_append(
+        &self,
+        batch: &Bytes,
+        leader_epoch: LeaderEpoch,
+        mode: Mode,
+    ) -> Result<Step, StorageError> {
         let mut st = self.state_mut();
         st.check_open()?;
         let now = now_ms();
@@ -374,10 +399,19 @@ impl<D: Disk> PartitionLog<D> {
         let h = BatchHeader::parse(batch).map_err(StorageError::CorruptBatch)?;
         let (producer_id, epoch) = (h.producer_id(), h.producer_epoch());
         let (first_seq, last_seq) = (h.base_sequence(), h.last_sequence());
-        if let SequenceCheck::Duplicate(original) =
-            st.producers
-                .check(producer_id, epoch, first_seq, last_seq)?
-        {
+        if mode == Mode::Replicated && h.base_offset() != st.log_end() {
+            return Err(StorageError::Misplaced {
+                base_offset: h.base_offset(),
+                log_end: st.log_end(),
+            });
+        }
+        let check = match mode {
+            Mode::Client => st
+                .producers
+                .check(producer_id, epoch, first_seq, last_seq)?,
+            Mode::Replicated => SequenceCheck::Accept,
+        };
+        if let SequenceCheck::Duplicate(original) = check {
             return Ok(Step::Done(AppendInfo {
                 base_offset: original.base_offset,
                 last_offset: original.last_offset,
@@ -390,7 +424,7 @@ impl<D: Disk> PartitionLog<D> {
         if room == Room::Wait {
             return Ok(Step::Flush);
         }
-        let (info, stamped) = self.copy_in(&mut st, batch, leader_epoch, now)?;
+        let (info, stamped) = self.copy_in(&mut st, batch, leader_epoch, now, mode)?;
         let pb = ProducerBatch::of(&h, info.base_offset, info.last_offset);
         st.producers.record(producer_id, epoch, pb, now);
         drop(st);
@@ -418,8 +452,10 @@ impl<D: Disk> PartitionLog<D> {
         batch: &[u8],
         leader_epoch: LeaderEpoch,
         now: i64,
+        mode: Mode,
     ) -> Result<(AppendInfo, Option<Bytes>), StorageError> {
-        let log_append = st.config.timestamp_type == TimestampType::LogAppendTime;
+        let log_append =
+            mode == Mode::Client && st.config.timestamp_type == TimestampType::LogAppendTime;
         let interval = st.config.index_interval_bytes;
         let base_offset = st.log_end();
         let State {
