@@ -393,6 +393,7 @@ async fn start_metadata(
     String,
 > {
     let rpc = start_rpc(config)?;
+    shard.start_replication_transport(rpc.clone())?;
     let (driver, image) = ControllerDriver::start(config, rpc.clone(), router.clone())?;
     shard.set_controller(driver.clone());
     let me = NodeInfo {
@@ -593,6 +594,7 @@ async fn recover(i: usize, shard: &Rc<Shard>, image: Arc<MetadataImage>) -> Resu
         t0.elapsed().as_millis()
     );
     glommio::spawn_local(shard.clone().housekeeping(Duration::from_millis(5))).detach();
+    glommio::spawn_local(shard.clone().replication_loop()).detach();
     Ok(())
 }
 

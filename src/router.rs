@@ -254,6 +254,23 @@ pub enum ShardCall {
     /// Shard 0: the controller group as this node knows it (`None` elsewhere, or before
     /// the controller opened).
     ControllerStatus,
+    /// To shard 0 (which holds the node's transport): send one replication envelope of a
+    /// shard's Raft groups to node `to`.
+    ReplicationOut {
+        to: i32,
+        payload: Bytes,
+    },
+    /// From shard 0: a replication envelope from node `from` for this shard's Raft groups.
+    ReplicationIn {
+        from: i32,
+        payload: Bytes,
+    },
+    /// From the shard that drives a replicated partition's Raft group: the leadership its
+    /// replica now knows (`None`: the partition is no longer on this node).
+    PartitionLeader {
+        tp: TopicPartition,
+        leadership: Option<crate::cluster::routing::PartitionLeadership>,
+    },
 }
 
 #[derive(Debug)]

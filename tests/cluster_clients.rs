@@ -22,19 +22,16 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use common::kafka;
 use common::netns::{self, NetCluster};
-use common::{kafka, RawConn, ReadOutcome};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use common::oracle::call;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId,
-    MetadataRequest, MetadataResponse, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, TopicName,
+    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, MetadataRequest,
+    MetadataResponse, OffsetFetchRequest, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -42,67 +39,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 const NOT_COORDINATOR: i16 = 16;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 
-/// One request through kafka-protocol's codec, on a fresh connection to `addr`; the response
-/// must decode exactly.
-fn call<R: Request>(addr: &str, version: i16, req: &R) -> R::Response {
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("cluster-clients")));
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, R::header_version(version))
-        .expect("encode header");
-    req.encode(&mut buf, version).expect("encode request");
-    let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&buf);
-    let mut conn = RawConn::connect(addr);
-    assert!(conn.send(&frame), "send to {addr}");
-    let body = match conn.read_frame(Duration::from_secs(20)) {
-        ReadOutcome::Frame(body) => body,
-        other => panic!("api {} v{version} to {addr}: {other:?}", R::KEY),
-    };
-    let mut body = Bytes::from(body);
-    let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
-        .expect("response header");
-    assert_eq!(header.correlation_id, 7, "correlation id");
-    let resp = R::Response::decode(&mut body, version)
-        .unwrap_or_else(|e| panic!("decode api {} v{version} from {addr}: {e}", R::KEY));
-    assert!(body.is_empty(), "{} bytes after the response", body.len());
-    resp
-}
-
-/// The broker ids node `addr` lists, sorted (empty if it does not answer).
-fn listed(addr: &str) -> Vec<i32> {
-    let mut ids: Vec<i32> = kafka::consumer(addr)
-        .fetch_metadata(None, Duration::from_secs(2))
-        .map(|md| md.brokers().iter().map(|b| b.id()).collect())
-        .unwrap_or_default();
-    ids.sort_unstable();
-    ids
-}
-
 /// Three nodes, all seeds; waits until every node's Metadata lists the 3 brokers.
 fn three_nodes(name: &str) -> NetCluster {
-    assert!(
-        netns::available(),
-        "this test needs root, ip and iptables (CI runs as root and installs iptables)"
-    );
-    let mut c = NetCluster::create(name, 3);
-    c.start_all(3);
-    for node in &c.nodes {
-        let all = netns::wait_until(Duration::from_secs(15), || {
-            listed(&node.addr()) == [1, 2, 3]
-        });
-        assert!(
-            all.is_some(),
-            "node {} lists brokers {:?}",
-            node.id,
-            listed(&node.addr())
-        );
-    }
-    c
+    netns::started(name, 3)
 }
 
 /// FindCoordinator v4 (batched) on `addr`: the node named for each group (-1 on an error).
@@ -777,52 +716,16 @@ fn real_clients_follow_leaders_and_survive_a_node_kill() {
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 
-/// Produce one record to partition `p` of [`SPREAD`] on `addr` at `version` (raw frame through
-/// kafka-protocol): (error code, CurrentLeader (id, epoch), NodeEndpoints (id, host, port)).
+/// Produce one record to partition `p` of [`SPREAD`] on `addr` at `version`: (error code,
+/// CurrentLeader (id, epoch), NodeEndpoints (id, host, port)).
 fn produce_raw(addr: &str, p: i32, version: i16) -> (i16, (i32, i32), Vec<(i32, String, i32)>) {
-    let batch = common::wire::record_batch(b"k", b"kip-951", kafka::base_timestamp_ms());
-    let part = PartitionProduceData::default()
-        .with_index(p)
-        .with_records(Some(Bytes::from(batch)));
-    let topic = TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_static_str(SPREAD)))
-        .with_partition_data(vec![part]);
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![topic]);
-    let resp = call(addr, version, &req);
-    let r = &resp.responses[0].partition_responses[0];
-    let nodes = resp
-        .node_endpoints
-        .iter()
-        .map(|n| (n.node_id.0, n.host.to_string(), n.port))
-        .collect();
-    let hint = (r.current_leader.leader_id.0, r.current_leader.leader_epoch);
-    (r.error_code, hint, nodes)
+    common::oracle::produce_one(addr, SPREAD, p, version)
 }
 
 /// Fetch v12 of partition `p` of [`SPREAD`] from offset 0 on `addr`: (error code,
 /// CurrentLeader (id, epoch)).
 fn fetch_raw(addr: &str, p: i32) -> (i16, (i32, i32)) {
-    let part = FetchPartition::default()
-        .with_partition(p)
-        .with_fetch_offset(0)
-        .with_partition_max_bytes(1 << 20);
-    let topic = FetchTopic::default()
-        .with_topic(TopicName(StrBytes::from_static_str(SPREAD)))
-        .with_partitions(vec![part]);
-    let req = FetchRequest::default()
-        .with_replica_id((-1).into())
-        .with_max_wait_ms(0)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![topic]);
-    let resp = call(addr, 12, &req);
-    let r = &resp.responses[0].partitions[0];
-    (
-        r.error_code,
-        (r.current_leader.leader_id.0, r.current_leader.leader_epoch),
-    )
+    common::oracle::fetch_from_start(addr, SPREAD, p)
 }
 
 /// KIP-951 against the real binary: on every node, a Produce v10–12 for a partition another

@@ -36,6 +36,7 @@ pub use crate::membership::{
     Health, LocalMembership, MemberInfo, MembershipView, NodeCard, NodeState,
 };
 
+use routing::PartitionLeadership as Leadership;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
@@ -102,6 +103,8 @@ pub struct LocalMetadata {
     image: std::cell::RefCell<Arc<MetadataImage>>,
     membership: LocalMembership,
     controller: std::cell::Cell<Option<i32>>,
+    /// Raft leadership of the replicated partitions this node holds a replica of.
+    leaders: std::cell::RefCell<std::collections::HashMap<Arc<str>, BTreeMap<i32, Leadership>>>,
 }
 
 impl Default for LocalMetadata {
@@ -116,6 +119,28 @@ impl LocalMetadata {
             image: std::cell::RefCell::new(image),
             membership: LocalMembership::new(Arc::default()),
             controller: std::cell::Cell::new(None),
+            leaders: Default::default(),
+        }
+    }
+    /// The Raft leadership of partition `p` of `topic` as this node's replica knows it.
+    pub fn leadership(&self, topic: &str, p: i32) -> Option<Leadership> {
+        self.leaders.borrow().get(topic)?.get(&p).cloned()
+    }
+    /// Set (or, with `None`, forget) the leadership of a replicated partition.
+    pub fn set_leadership(&self, topic: &Arc<str>, p: i32, leadership: Option<Leadership>) {
+        let mut all = self.leaders.borrow_mut();
+        match leadership {
+            Some(l) => {
+                all.entry(topic.clone()).or_default().insert(p, l);
+            }
+            None => {
+                if let Some(t) = all.get_mut(topic) {
+                    t.remove(&p);
+                    if t.is_empty() {
+                        all.remove(topic);
+                    }
+                }
+            }
         }
     }
     /// The newest membership view pushed to this shard (empty before the first push).

@@ -1,10 +1,14 @@
 //! Who answers for what: partition leaders and group coordinators, from the controller's
 //! image (replica sets, registered nodes) and the gossip view (who is live).
 //!
-//! - A partition's leader is the first live replica of `replicas[p]` (the preferred leader
-//!   first); none live: no leader (Metadata answers leader -1, LEADER_NOT_AVAILABLE).
-//!   Until partitions are replicated (issue 12), a topic of replication factor 1 is the
-//!   tested case: its leader is its one replica, or nobody while that node is down.
+//! - A partition of one replica is led by that replica while it is live (leader epoch 0);
+//!   none live: no leader (Metadata answers leader -1, LEADER_NOT_AVAILABLE).
+//! - A partition of several replicas is a Raft group (issue 12): its leader is the one its
+//!   replica on this node knows ([`PartitionLeadership`], pushed by the shard that drives the
+//!   group), unless gossip sees that node down; its leader epoch is the Raft term; its ISR is
+//!   what the leader reports (the voters it heard from recently), else the live replicas.
+//!   A node that holds no replica of the partition knows no Raft leader and falls back to the
+//!   first live replica.
 //! - An image with no registered nodes comes from a broker before the controller: it is a
 //!   cluster of one, and this node leads everything (the single-node path).
 //! - A group's coordinator is the node that owns its group-log partition
@@ -15,11 +19,23 @@
 
 use super::{MembershipView, MetadataImage, TopicMeta};
 
+/// A replicated partition's leadership as its replica on this node knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionLeadership {
+    pub leader: Option<i32>,
+    /// The Raft term (= the Kafka leader epoch).
+    pub epoch: i32,
+    /// The replicas in sync, as the leader reports them (empty on a follower).
+    pub isr: Vec<i32>,
+}
+
 /// What Metadata says about one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionRoute {
     /// The node that serves the partition now, if any replica is live.
     pub leader: Option<i32>,
+    /// The leader epoch (the Raft term of a replicated partition, 0 otherwise).
+    pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     /// Replicas in sync with the leader: without replication, the leader alone.
     pub isr: Vec<i32>,
@@ -43,6 +59,7 @@ pub fn partition_route(
     if single_node(image) {
         return PartitionRoute {
             leader: Some(me),
+            leader_epoch: 0,
             replicas: vec![me],
             isr: vec![me],
             offline: Vec::new(),
@@ -61,10 +78,49 @@ pub fn partition_route(
         .collect();
     PartitionRoute {
         leader,
+        leader_epoch: 0,
         isr: leader.into_iter().collect(),
         replicas,
         offline,
     }
+}
+
+/// Whether partition `p` of `topic` is a Raft group (more than one replica).
+pub fn is_replicated(topic: &TopicMeta, p: i32) -> bool {
+    usize::try_from(p)
+        .ok()
+        .and_then(|i| topic.replicas.get(i))
+        .is_some_and(|r| r.len() > 1)
+}
+
+/// [`partition_route`] for a partition whose Raft leadership this node knows (`raft`): the
+/// leader is Raft's (unless gossip sees it down), the epoch its term, the ISR the leader's.
+pub fn replicated_route(
+    image: &MetadataImage,
+    view: &MembershipView,
+    me: i32,
+    topic: &TopicMeta,
+    p: i32,
+    raft: Option<&PartitionLeadership>,
+) -> PartitionRoute {
+    let mut route = partition_route(image, view, me, topic, p);
+    let Some(raft) = raft.filter(|_| !single_node(image) && is_replicated(topic, p)) else {
+        return route;
+    };
+    let live = |n: i32| n == me || view.is_live(n);
+    route.leader = raft.leader.filter(|&l| live(l));
+    route.leader_epoch = raft.epoch;
+    route.isr = if raft.isr.is_empty() {
+        route
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&r| live(r))
+            .collect()
+    } else {
+        raft.isr.clone()
+    };
+    route
 }
 
 /// The leader of partition `p` of `topic`, if a replica is live.

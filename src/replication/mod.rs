@@ -59,6 +59,17 @@ impl fmt::Display for GroupId {
     }
 }
 
+/// The group of partition `partition` of the topic `topic_id`: FNV-1a (64 bits) of the topic
+/// id and the partition index, the same on every node.
+pub fn group_of(topic_id: &[u8; 16], partition: i32) -> GroupId {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in topic_id.iter().chain(partition.to_be_bytes().iter()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    GroupId(h)
+}
+
 /// Raft id of Kafka node `node` (raft reserves id 0).
 pub fn raft_id(node: NodeId) -> u64 {
     u64::from(node as u32) + 1

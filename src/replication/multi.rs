@@ -145,6 +145,22 @@ impl<L: ReplicaLog> MultiRaft<L> {
         Ok(())
     }
 
+    /// Stop hosting `group` (its topic was deleted); its log is handed back.
+    pub fn remove_group(&mut self, group: GroupId) -> Option<L> {
+        self.dirty.retain(|&g| g != group);
+        self.groups.remove(&group).map(PartitionReplica::into_log)
+    }
+
+    /// Whether node `peer` was heard from within [`MultiConfig::silence_ticks`].
+    pub fn peer_is_live(&self, peer: NodeId) -> bool {
+        peer == self.node() || self.peers.get(&peer).is_some_and(|p| !p.silent)
+    }
+
+    /// Whether any group has raft work for [`Self::process`].
+    pub fn has_ready(&self) -> bool {
+        self.groups.values().any(|r| r.has_ready())
+    }
+
     /// Propose a batch to the group this node leads (see [`PartitionReplica::propose`]).
     pub fn propose(&mut self, g: GroupId, batch: Bytes) -> Result<ProposalId, ReplicationError> {
         let r = self

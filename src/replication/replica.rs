@@ -188,6 +188,11 @@ impl<L: ReplicaLog> PartitionReplica<L> {
         Ok(r)
     }
 
+    /// The log, once the replica is dropped (its topic was deleted).
+    pub fn into_log(self) -> L {
+        self.node.raft.r.raft_log.store.log
+    }
+
     pub fn group(&self) -> GroupId {
         self.group
     }

@@ -1,13 +1,13 @@
 //! Metadata: answered from the shard's local copy of the NameServer image and of the gossip
 //! view: every live registered broker (advertised Kafka address, rack), and per partition the leader
-//! (first live replica, `cluster::routing`), replicas, ISR and offline replicas; a partition
+//! and its epoch (`cluster::routing`: the Raft leader and term of a replicated partition, else
+//! the one live replica), replicas, ISR and offline replicas; a partition
 //! with no live replica has leader -1 and LEADER_NOT_AVAILABLE. Unknown topics are created
 //! when the request and the broker both allow it. ControllerId is the controller leader, or
 //! this node while none is known (it forwards admin requests to the leader once there is one).
 
 use super::validate::{topic_action, TopicAction};
 use super::{errors::admin_error_code, RequestError, ServerCtx};
-use crate::cluster::routing::partition_route;
 use crate::cluster::TopicMeta;
 use crate::config::Listener;
 use crate::protocol::leader_discovery::{LeaderIdAndEpoch, NodeEndpoint};
@@ -98,19 +98,17 @@ async fn resolve(
     }
 }
 
-/// The leader epoch of every partition: 0 until partitions are replicated (issue 12), as in
-/// Metadata, so a KIP-951 hint never claims a newer leader than Metadata does.
-pub const LEADER_EPOCH: i32 = 0;
-
 /// KIP-951 CurrentLeader for a NOT_LEADER_OR_FOLLOWER answer about partition `p` of
-/// `topic`: the live node that leads it, unless that is this node or nobody.
+/// `topic`: the live node that leads it, unless that is this node or nobody, with the epoch
+/// Metadata gives (so a hint never claims a newer leader than Metadata does).
 pub fn current_leader(ctx: &ServerCtx, topic: &str, p: i32) -> Option<LeaderIdAndEpoch> {
-    let (image, view) = (ctx.image(), ctx.membership());
+    let image = ctx.image();
     let t = image.topics.get(topic)?;
-    let leader = partition_route(&image, &view, ctx.config.node_id, t, p).leader?;
+    let route = ctx.route(t, p);
+    let leader = route.leader?;
     (leader != ctx.config.node_id).then_some(LeaderIdAndEpoch {
         leader_id: leader,
-        leader_epoch: LEADER_EPOCH,
+        leader_epoch: route.leader_epoch,
     })
 }
 
@@ -159,10 +157,9 @@ pub fn brokers(ctx: &ServerCtx, listener: &Listener) -> Vec<MetadataResponseBrok
 }
 
 fn topic_entry(ctx: &ServerCtx, t: &TopicMeta) -> MetadataResponseTopic {
-    let (image, view) = (ctx.image(), ctx.membership());
     let partitions = (0..t.partitions)
         .map(|p| {
-            let route = partition_route(&image, &view, ctx.config.node_id, t, p);
+            let route = ctx.route(t, p);
             let error = match route.leader {
                 Some(_) => ErrorCode::NONE,
                 None => ErrorCode::LEADER_NOT_AVAILABLE,
@@ -171,7 +168,7 @@ fn topic_entry(ctx: &ServerCtx, t: &TopicMeta) -> MetadataResponseTopic {
                 error_code: error.0,
                 partition_index: p,
                 leader_id: route.leader.unwrap_or(-1),
-                leader_epoch: LEADER_EPOCH,
+                leader_epoch: route.leader_epoch,
                 replica_nodes: route.replicas,
                 isr_nodes: route.isr,
                 offline_replicas: route.offline,

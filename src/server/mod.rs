@@ -123,13 +123,25 @@ impl ServerCtx {
     /// Whether this node leads partition `p` of `topic` (and so may answer for it).
     pub fn leads(&self, topic: &crate::cluster::TopicMeta, p: i32) -> bool {
         (0..topic.partitions).contains(&p)
-            && crate::cluster::routing::partition_leader(
-                &self.image(),
-                &self.membership(),
-                self.config.node_id,
-                topic,
-                p,
-            ) == Some(self.config.node_id)
+            && self.route(topic, p).leader == Some(self.config.node_id)
+    }
+
+    /// Who leads partition `p` of `topic`, with which epoch, replicas and ISR (the Raft
+    /// leadership this node's replica knows, for a replicated partition).
+    pub fn route(
+        &self,
+        topic: &crate::cluster::TopicMeta,
+        p: i32,
+    ) -> crate::cluster::routing::PartitionRoute {
+        let raft = self.metadata.leadership(&topic.name, p);
+        crate::cluster::routing::replicated_route(
+            &self.image(),
+            &self.membership(),
+            self.config.node_id,
+            topic,
+            p,
+            raft.as_ref(),
+        )
     }
 
     /// Why a partition got no answer from a shard: it exists but another node (or nobody)

@@ -12,6 +12,7 @@
 
 pub mod controller;
 pub mod groups;
+pub mod replicas;
 
 use crate::base::{join_all, now_ms};
 use crate::cluster::placement::{place, replication_factor, Candidate};
@@ -84,6 +85,8 @@ pub struct Shard {
     pub metrics: Rc<crate::metrics::ShardMetrics>,
     /// The consumer-group coordinator of the groups this shard owns (set at start).
     groups: RefCell<Option<Rc<groups::GroupShard>>>,
+    /// The replicated partitions this shard owns and their Raft groups.
+    replicas: replicas::Replicas,
 }
 
 fn storage_error(e: StorageError) -> PartitionError {
@@ -110,6 +113,16 @@ fn storage_error(e: StorageError) -> PartitionError {
         }
         other => PartitionError::Storage(other.to_string()),
     }
+}
+
+/// One partition of a produce after its append (a plain log: the outcome and what an
+/// acks=-1 producer waits for) or before its proposal (a replicated partition).
+enum Appended {
+    Local(
+        Result<AppendOutcome, PartitionError>,
+        Option<(DiskLog, Offset)>,
+    ),
+    Raft(crate::replication::GroupId, ProducePart),
 }
 
 /// The fdatasync of an appended batch failed. The batch is in the log (readers may see it,
@@ -178,6 +191,7 @@ impl Shard {
         router: Rc<Router>,
         metrics: Rc<crate::metrics::ShardMetrics>,
     ) -> Rc<Self> {
+        let node = config.node_id;
         Rc::new(Shard {
             id: router.me(),
             config,
@@ -191,6 +205,7 @@ impl Shard {
             router,
             closing: Cell::new(false),
             groups: RefCell::new(None),
+            replicas: replicas::Replicas::new(node),
             metrics,
         })
     }
@@ -253,11 +268,19 @@ impl Shard {
         if self.closing.get() {
             return Err(PartitionError::ShuttingDown);
         }
-        self.logs
-            .borrow()
-            .get(tp)
-            .cloned()
+        let plain = self.logs.borrow().get(tp).cloned();
+        plain
+            .or_else(|| self.replicas.partition_log(tp))
             .ok_or(PartitionError::UnknownTopicOrPartition)
+    }
+
+    /// What readers may see of `tp`: the log's high watermark, and for a replicated
+    /// partition no more than its Raft high watermark (the commit).
+    fn high_watermark(&self, tp: &TopicPartition, log: &DiskLog) -> Offset {
+        let hw = log.high_watermark();
+        self.replicas
+            .high_watermark(tp)
+            .map_or(hw, |raft| raft.min(hw))
     }
 
     /// Open (and recover) every partition this shard owns in `image` that is not open yet,
@@ -269,26 +292,7 @@ impl Shard {
         if !self.metadata.apply(image.clone()) {
             return;
         }
-        let gone: Vec<TopicPartition> = self
-            .logs
-            .borrow()
-            .keys()
-            .filter(|tp| {
-                image
-                    .topics
-                    .get(&tp.topic)
-                    .is_none_or(|t| tp.partition >= t.partitions)
-            })
-            .cloned()
-            .collect();
-        for tp in gone {
-            let log = self.logs.borrow_mut().remove(&tp);
-            if let Some(log) = log {
-                if let Err(e) = log.remove().await {
-                    crate::error!("shard {}: removing {tp}: {e}", self.id.0);
-                }
-            }
-        }
+        self.remove_gone(&image).await;
         let me = self.config.node_id;
         for topic in image.topics.values() {
             let configs = log_config(&self.topic_configs(topic));
@@ -304,10 +308,45 @@ impl Shard {
                     topic: topic.name.clone(),
                     partition: p,
                 };
+                if crate::cluster::routing::is_replicated(topic, p) {
+                    match self.replicas.group(&tp) {
+                        Some(_) => self.configure_replica(&tp, topic, configs.clone()),
+                        None => self.open_replica(tp, topic, configs.clone()).await,
+                    }
+                    continue;
+                }
                 let existing = self.logs.borrow().get(&tp).cloned();
                 match existing {
                     Some(log) => log.set_config(configs.clone()),
                     None => self.open_log(tp, configs.clone()).await,
+                }
+            }
+        }
+    }
+
+    /// Remove the logs (plain and replicated) of partitions `image` no longer has.
+    async fn remove_gone(&self, image: &MetadataImage) {
+        let gone = |tp: &TopicPartition| {
+            image
+                .topics
+                .get(&tp.topic)
+                .is_none_or(|t| tp.partition >= t.partitions)
+        };
+        let plain: Vec<TopicPartition> = self
+            .logs
+            .borrow()
+            .keys()
+            .filter(|tp| gone(tp))
+            .cloned()
+            .collect();
+        for tp in self.replicas.partitions().into_iter().filter(|tp| gone(tp)) {
+            self.remove_replica(&tp).await;
+        }
+        for tp in plain {
+            let log = self.logs.borrow_mut().remove(&tp);
+            if let Some(log) = log {
+                if let Err(e) = log.remove().await {
+                    crate::error!("shard {}: removing {tp}: {e}", self.id.0);
                 }
             }
         }
@@ -361,6 +400,11 @@ impl Shard {
             .iter()
             .map(|(tp, log)| (tp.topic.to_string(), tp.partition, log.high_watermark()))
             .collect();
+        for tp in self.replicas.partitions() {
+            if let Some(hw) = self.replicas.high_watermark(&tp) {
+                snap.log_ends.push((tp.topic.to_string(), tp.partition, hw));
+            }
+        }
         let groups = self.groups.borrow().clone();
         if let Some(g) = groups {
             snap.committed = g.committed_offsets();
@@ -389,7 +433,7 @@ impl Shard {
     }
 
     pub fn open_partition_count(&self) -> usize {
-        self.logs.borrow().len()
+        self.logs.borrow().len() + self.replicas.partitions().len()
     }
 
     async fn produce(
@@ -399,22 +443,48 @@ impl Shard {
     ) -> Vec<Result<AppendOutcome, PartitionError>> {
         let mut appended = Vec::with_capacity(parts.len());
         for part in parts {
-            appended.push(self.append_one(part).await);
+            appended.push(match self.replicas.group(&part.tp) {
+                Some(g) => Appended::Raft(g, part),
+                None => {
+                    let (result, sync) = self.append_one(part).await;
+                    Appended::Local(result, sync)
+                }
+            });
         }
         self.data_notify.notify();
-        // acks=-1 on `always` topics: wait for the group commits, all partitions at once.
-        let syncs = appended.into_iter().map(|(result, sync)| async move {
-            match (result, sync) {
-                (Ok(outcome), Some((log, last))) if acks == -1 => {
+        // acks=-1 on `always` topics: wait for the group commits, all partitions at once;
+        // replicated partitions propose here (each in request order, before any wait).
+        let syncs = appended.into_iter().map(|step| async move {
+            match step {
+                Appended::Raft(g, part) => self.produce_raft(g, acks, part).await,
+                Appended::Local(Ok(outcome), Some((log, last))) if acks == -1 => {
                     let started = std::time::Instant::now();
                     let synced = log.sync_through(last).await;
                     self.metrics.fsync_latency.record(started.elapsed());
                     synced.map(|()| outcome).map_err(not_durable)
                 }
-                (r, _) => r,
+                Appended::Local(r, _) => r,
             }
         });
         join_all(syncs).await
+    }
+
+    /// One partition of a produce to a replicated partition (see `replicas`).
+    async fn produce_raft(
+        &self,
+        g: crate::replication::GroupId,
+        acks: i16,
+        part: ProducePart,
+    ) -> Result<AppendOutcome, PartitionError> {
+        let Some(records) = part.records else {
+            return Err(PartitionError::InvalidRecord("null records".into()));
+        };
+        let (bytes, count) = batch_size(&records);
+        let outcome = self.produce_replicated(g, acks, records).await;
+        if outcome.is_ok() {
+            self.metrics.appended(&part.tp.topic, bytes, count);
+        }
+        outcome
     }
 
     /// Append one partition's records. Returns the outcome and, when the topic's durability
@@ -473,7 +543,7 @@ impl Shard {
         let shares: Vec<usize> = parts
             .iter()
             .map(|p| match self.log(&p.tp) {
-                Ok(log) if p.fetch_offset != log.high_watermark() => {
+                Ok(log) if p.fetch_offset != self.high_watermark(&p.tp, &log) => {
                     budget.take(p.partition_max_bytes.max(1))
                 }
                 _ => 0,
@@ -501,7 +571,7 @@ impl Shard {
         share: usize,
     ) -> Result<FetchedPartition, PartitionError> {
         let log = self.log(&part.tp)?;
-        let high_watermark = log.high_watermark();
+        let high_watermark = self.high_watermark(&part.tp, &log);
         let mut fetched = FetchedPartition {
             high_watermark,
             last_stable_offset: high_watermark,
@@ -529,6 +599,13 @@ impl Shard {
             .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         self.metrics.fetched(&part.tp.topic, bytes, records);
         fetched.batches = read.batches;
+        // A replicated log holds entries not committed yet: readers never see them.
+        let committed = |b: &bytes::Bytes| {
+            crate::model::BatchHeader::parse(b).is_ok_and(|h| h.base_offset() < high_watermark)
+        };
+        if fetched.batches.last().is_some_and(|b| !committed(b)) {
+            fetched.batches.retain(committed);
+        }
         Ok(fetched)
     }
 
@@ -536,7 +613,7 @@ impl Shard {
     /// fetch should answer now with the error).
     fn any_data(&self, parts: &[(TopicPartition, Offset)]) -> bool {
         parts.iter().any(|(tp, offset)| match self.log(tp) {
-            Ok(log) => log.high_watermark() > *offset || *offset < log.log_start_offset(),
+            Ok(log) => self.high_watermark(tp, &log) > *offset || *offset < log.log_start_offset(),
             Err(_) => true,
         })
     }
@@ -571,7 +648,7 @@ impl Shard {
         let log = self.log(&q.tp)?;
         match q.timestamp {
             -2 => Ok((log.log_start_offset(), -1)),
-            -1 => Ok((log.high_watermark(), -1)),
+            -1 => Ok((self.high_watermark(&q.tp, &log), -1)),
             -3 => Ok(log
                 .max_timestamp()
                 .map(|(ts, off)| (off, ts))
@@ -592,6 +669,9 @@ impl Shard {
         let mut out = Vec::with_capacity(parts.len());
         for (tp, offset) in parts {
             let result = match self.log(&tp) {
+                Ok(_) if self.replicas.group(&tp).is_some() => Err(PartitionError::Storage(
+                    "DeleteRecords on a replicated partition is not supported yet".into(),
+                )),
                 Ok(log) => {
                     let target = if offset == -1 {
                         log.high_watermark()
@@ -777,6 +857,7 @@ impl Shard {
         if let Some(g) = groups {
             g.close().await;
         }
+        self.close_replicas().await;
         let logs: Vec<(TopicPartition, DiskLog)> = self.logs.borrow_mut().drain().collect();
         for (tp, log) in logs {
             if let Err(e) = log.close().await {
@@ -946,6 +1027,19 @@ impl ShardHandler for Shard {
                 }
                 ShardCall::ControllerChanged(leader) => {
                     self.metadata.set_controller(leader);
+                    ShardReply::Applied
+                }
+                ShardCall::ReplicationOut { to, payload } => {
+                    self.replicas.send_out(to, payload);
+                    ShardReply::Applied
+                }
+                ShardCall::ReplicationIn { from, payload } => {
+                    self.replicas.deliver(from, payload);
+                    ShardReply::Applied
+                }
+                ShardCall::PartitionLeader { tp, leadership } => {
+                    self.metadata
+                        .set_leadership(&tp.topic, tp.partition, leadership);
                     ShardReply::Applied
                 }
                 ShardCall::ControllerStatus => {

@@ -8,6 +8,7 @@
 //! - [`RawConn`] sends arbitrary bytes and reads one Kafka frame, with timeouts, for the
 //!   bad-input tests; it never uses ringmq's own codec so the tests stay independent of it.
 //! - [`wire`] hand-encodes the few request pieces the raw tests need.
+//! - [`oracle`] sends one request through the kafka-protocol crate's codec.
 //! - [`kafka`] wraps the rdkafka (librdkafka) client used as the "normal client" everywhere.
 //!
 //! Each test binary includes this module and uses a different subset of it.
@@ -15,6 +16,7 @@
 
 pub mod kafka;
 pub mod netns;
+pub mod oracle;
 pub mod wire;
 
 use std::collections::VecDeque;

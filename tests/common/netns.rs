@@ -233,6 +233,25 @@ impl NetCluster {
         signal(pid, sig);
     }
 
+    /// SIGTERM the nodes `ids` all at once and wait (at most 30 s each) for their clean
+    /// exits; their data dirs stay.
+    pub fn stop_many(&mut self, ids: &[usize]) {
+        let mut stopping = Vec::new();
+        for &i in ids {
+            if let Some(child) = self.nodes[i - 1].child.take() {
+                signal(child.id(), libc::SIGTERM);
+                stopping.push((i, child));
+            }
+        }
+        for (i, mut child) in stopping {
+            if super::wait_timeout(&mut child, Duration::from_secs(30)).is_none() {
+                signal(child.id(), libc::SIGKILL);
+                let _ = child.wait();
+                panic!("node {i} did not stop within 30 s of SIGTERM");
+            }
+        }
+    }
+
     /// SIGKILL node i and reap it; its data dir stays.
     pub fn kill(&mut self, i: usize) {
         let node = &mut self.nodes[i - 1];
@@ -394,6 +413,38 @@ pub fn available() -> bool {
     // SAFETY: geteuid has no side effects.
     let root = unsafe { libc::geteuid() } == 0;
     root && sh_quiet(&["ip", "netns", "list"]) && sh_quiet(&["iptables", "-V"])
+}
+
+/// The broker ids node `addr` lists, sorted (empty if it does not answer).
+pub fn listed(addr: &str) -> Vec<i32> {
+    use rdkafka::consumer::Consumer;
+    let mut ids: Vec<i32> = super::kafka::consumer(addr)
+        .fetch_metadata(None, Duration::from_secs(2))
+        .map(|md| md.brokers().iter().map(|b| b.id()).collect())
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+/// `n` nodes, all seeds, started; waits until every node's Metadata lists all of them.
+pub fn started(name: &str, n: usize) -> NetCluster {
+    assert!(
+        available(),
+        "this test needs root, ip and iptables (CI runs as root and installs iptables)"
+    );
+    let mut c = NetCluster::create(name, n);
+    c.start_all(n);
+    let all: Vec<i32> = (1..=n as i32).collect();
+    for node in &c.nodes {
+        let listed_all = wait_until(Duration::from_secs(15), || listed(&node.addr()) == all);
+        assert!(
+            listed_all.is_some(),
+            "node {} lists brokers {:?}",
+            node.id,
+            listed(&node.addr())
+        );
+    }
+    c
 }
 
 /// Poll `f` every 20 ms until it is true or `timeout` passes; returns how long it took.
