@@ -209,6 +209,9 @@ pub enum AdminError {
     ResourceNotFound(String),
     /// A user name or credential that may not be stored (UNACCEPTABLE_CREDENTIAL).
     UnacceptableCredential(String),
+    /// A change the request describes badly, such as an ACL that may not be stored
+    /// (INVALID_REQUEST).
+    InvalidRequest(String),
 }
 
 #[derive(Debug, Clone)]

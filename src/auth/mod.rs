@@ -1,9 +1,11 @@
-//! SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), sans-IO.
+//! SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and ACLs, sans-IO.
 //!
 //! * [`scram`]: RFC 5802 / RFC 7677 — deriving the stored credential from a salted password
 //!   (only StoredKey, ServerKey, salt and iterations are ever kept, never the password), the
 //!   server's two-step exchange and the client's (for ringmq's own CLI and bench).
 //! * [`plain`]: RFC 4616 PLAIN, checked against the SCRAM-stored credential.
+//! * [`acl`]: Kafka's ACL model (bindings, filters, LITERAL / PREFIXED patterns) and the
+//!   decision of the authorizer (DENY over ALLOW, implied operations).
 //! * [`session`]: one connection's SASL state machine (handshake, exchange, re-authentication
 //!   per KIP-368), fed the bytes of SaslHandshake / SaslAuthenticate and answering what to send.
 //!
@@ -11,6 +13,7 @@
 //! lookup, the server nonce and the time. Every comparison of secret-derived bytes is
 //! constant-time (`subtle`). Errors never carry the password or the proof.
 
+pub mod acl;
 pub mod plain;
 pub mod scram;
 pub mod session;

@@ -4,6 +4,7 @@
 //! than the input holds.
 
 use super::MetadataError;
+use crate::auth::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 use crate::auth::scram::ScramCredential;
 use crate::auth::Mechanism;
 use std::collections::BTreeMap;
@@ -100,6 +101,34 @@ impl<'a> Cursor<'a> {
         c.validate().map_err(MetadataError::Corrupt)?;
         Ok(c)
     }
+    /// A stored ACL binding (see [`put_acl`]), validated.
+    pub(crate) fn acl(&mut self) -> Result<AclBinding, MetadataError> {
+        fn code<T>(v: Option<T>, what: &str, c: u8) -> Result<T, MetadataError> {
+            v.ok_or_else(|| MetadataError::Corrupt(format!("ACL {what} code {c}")))
+        }
+        let t = self.u8()?;
+        let resource_type = code(ResourceType::from_code(t as i8), "resource type", t)?;
+        let t = self.u8()?;
+        let pattern_type = code(PatternType::from_code(t as i8), "pattern type", t)?;
+        let resource_name = self.string()?;
+        let principal = self.string()?;
+        let host = self.string()?;
+        let t = self.u8()?;
+        let operation = code(Operation::from_code(t as i8), "operation", t)?;
+        let t = self.u8()?;
+        let permission = code(Permission::from_code(t as i8), "permission", t)?;
+        let b = AclBinding {
+            resource_type,
+            pattern_type,
+            resource_name,
+            principal,
+            host,
+            operation,
+            permission,
+        };
+        b.validate().map_err(|e| MetadataError::Corrupt(e.0))?;
+        Ok(b)
+    }
     pub(crate) fn finish(&self) -> Result<(), MetadataError> {
         if self.b.is_empty() {
             Ok(())
@@ -152,6 +181,18 @@ pub(crate) fn put_scram(out: &mut Vec<u8>, c: &ScramCredential) {
     put_bytes16(out, &c.salt);
     put_bytes16(out, &c.stored_key);
     put_bytes16(out, &c.server_key);
+}
+
+/// `resource_type u8 | pattern_type u8 | resource_name | principal | host | operation u8 |
+/// permission u8` (Kafka's codes; strings `u16 len | UTF-8`, validated far below the cut).
+pub(crate) fn put_acl(out: &mut Vec<u8>, b: &AclBinding) {
+    out.push(b.resource_type.code() as u8);
+    out.push(b.pattern_type.code() as u8);
+    put_str(out, &b.resource_name);
+    put_str(out, &b.principal);
+    put_str(out, &b.host);
+    out.push(b.operation.code() as u8);
+    out.push(b.permission.code() as u8);
 }
 
 pub(crate) fn put_replicas(out: &mut Vec<u8>, replicas: &[i32]) {

@@ -6,12 +6,13 @@
 //! Entry data: `kind u8 | body`, big-endian, strings `u16 len | UTF-8`. Decoding checks every
 //! length (entries arrive from other nodes).
 
-use super::codec::{put_configs, put_replicas, put_scram, put_str, Cursor, MAX_REPLICAS};
+use super::codec::{put_acl, put_configs, put_replicas, put_scram, put_str, Cursor, MAX_REPLICAS};
 use super::image::{decode_node, encode_node};
 use super::{
     validate_topic_name, MetadataError, MetadataImage, NodeInfo, TopicMeta,
     MAX_PARTITIONS_PER_TOPIC, MAX_USERS,
 };
+use crate::auth::acl::{AclBinding, MAX_ACLS};
 use crate::auth::scram::ScramCredential;
 use crate::auth::Mechanism;
 use std::collections::BTreeMap;
@@ -59,6 +60,11 @@ pub enum Command {
         user: String,
         mechanism: Mechanism,
     },
+    /// Store an ACL binding (storing one that exists changes nothing).
+    CreateAcl(AclBinding),
+    /// Remove these bindings (those already gone are skipped): the proposer picked them with
+    /// a DeleteAcls filter from its image.
+    DeleteAcls(Vec<AclBinding>),
 }
 
 /// What applying a command produced, for the proposer's answer.
@@ -82,6 +88,8 @@ const REMOVE_NODE: u8 = 6;
 const ALLOCATE_PIDS: u8 = 7;
 const UPSERT_SCRAM: u8 = 8;
 const DELETE_SCRAM: u8 = 9;
+const CREATE_ACL: u8 = 10;
+const DELETE_ACLS: u8 = 11;
 
 fn put_assignment(out: &mut Vec<u8>, replicas: &[Vec<i32>]) {
     out.extend_from_slice(&(replicas.len() as u32).to_be_bytes());
@@ -152,6 +160,17 @@ impl Command {
                 put_str(&mut out, user);
                 out.push(mechanism.scram_type() as u8);
             }
+            Command::CreateAcl(b) => {
+                out.push(CREATE_ACL);
+                put_acl(&mut out, b);
+            }
+            Command::DeleteAcls(bindings) => {
+                out.push(DELETE_ACLS);
+                out.extend_from_slice(&(bindings.len() as u32).to_be_bytes());
+                for b in bindings {
+                    put_acl(&mut out, b);
+                }
+            }
         }
         out
     }
@@ -190,11 +209,34 @@ impl Command {
                         .ok_or_else(|| MetadataError::Corrupt(format!("SCRAM type {t}")))?
                 },
             },
+            CREATE_ACL => Command::CreateAcl(c.acl()?),
+            DELETE_ACLS => Command::DeleteAcls(acl_list(&mut c)?),
             k => return Err(MetadataError::Corrupt(format!("unknown command kind {k}"))),
         };
         c.finish()?;
         Ok(cmd)
     }
+}
+
+/// `count u32 | count × binding`, at most [`MAX_ACLS`].
+fn acl_list(c: &mut Cursor<'_>) -> Result<Vec<AclBinding>, MetadataError> {
+    let n = c.u32()? as usize;
+    if n > MAX_ACLS {
+        return Err(MetadataError::Corrupt(format!("{n} ACLs")));
+    }
+    (0..n).map(|_| c.acl()).collect()
+}
+
+/// Store `b` unless it is invalid or the store is full.
+fn create_acl(image: &mut MetadataImage, b: &AclBinding) -> Result<Applied, MetadataError> {
+    b.validate().map_err(|e| MetadataError::InvalidAcl(e.0))?;
+    if !image.acls.contains(b) && image.acls.len() >= MAX_ACLS {
+        return Err(MetadataError::InvalidAcl(format!(
+            "at most {MAX_ACLS} ACLs are stored"
+        )));
+    }
+    image.acls.insert(b.clone());
+    Ok(Applied::Done)
 }
 
 /// Replica sets must be non-empty, of distinct node ids, at most [`MAX_REPLICAS`] long.
@@ -259,6 +301,13 @@ pub fn apply(image: &mut MetadataImage, cmd: &Command) -> Result<Applied, Metada
             Ok(Applied::ProducerIds { start, end })
         }
         Command::UpsertScram { user, credential } => upsert_scram(image, user, credential),
+        Command::CreateAcl(b) => create_acl(image, b),
+        Command::DeleteAcls(bindings) => {
+            for b in bindings {
+                image.acls.remove(b);
+            }
+            Ok(Applied::Done)
+        }
         Command::DeleteScram { user, mechanism } => {
             let creds = image
                 .users
@@ -398,7 +447,38 @@ mod tests {
                 user: "alice".into(),
                 mechanism: Mechanism::ScramSha256,
             },
+            Command::CreateAcl(acl("orders")),
+            Command::DeleteAcls(vec![acl("orders"), acl("payments")]),
         ]
+    }
+
+    fn acl(topic: &str) -> AclBinding {
+        use crate::auth::acl::*;
+        AclBinding {
+            resource_type: ResourceType::Topic,
+            pattern_type: PatternType::Literal,
+            resource_name: topic.into(),
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: Operation::Read,
+            permission: Permission::Allow,
+        }
+    }
+
+    #[test]
+    fn acls_are_created_validated_and_deleted() {
+        let mut a = MetadataImage::default();
+        apply(&mut a, &Command::CreateAcl(acl("orders"))).unwrap();
+        apply(&mut a, &Command::CreateAcl(acl("orders"))).unwrap();
+        apply(&mut a, &Command::CreateAcl(acl("payments"))).unwrap();
+        assert_eq!(a.acls.len(), 2, "a binding is stored once");
+        let mut bad = acl("x");
+        bad.principal = "alice".into();
+        let refused = apply(&mut a, &Command::CreateAcl(bad));
+        assert!(matches!(refused, Err(MetadataError::InvalidAcl(_))));
+        let delete = Command::DeleteAcls(vec![acl("orders"), acl("never-made")]);
+        apply(&mut a, &delete).unwrap();
+        assert_eq!(a.acls.iter().collect::<Vec<_>>(), vec![&acl("payments")]);
     }
 
     #[test]

@@ -51,6 +51,7 @@ const CORRUPT: u8 = 6;
 const UNSTORABLE: u8 = 7;
 const UNKNOWN_USER: u8 = 8;
 const INVALID_CREDENTIAL: u8 = 9;
+const INVALID_ACL: u8 = 10;
 
 fn error_parts(e: &MetadataError) -> (u8, String) {
     match e {
@@ -63,6 +64,7 @@ fn error_parts(e: &MetadataError) -> (u8, String) {
         MetadataError::Unstorable(m) => (UNSTORABLE, m.clone()),
         MetadataError::UnknownUser(m) => (UNKNOWN_USER, m.clone()),
         MetadataError::InvalidCredential(m) => (INVALID_CREDENTIAL, m.clone()),
+        MetadataError::InvalidAcl(m) => (INVALID_ACL, m.clone()),
         MetadataError::Io(e) => (CORRUPT, format!("I/O error on the controller: {e}")),
     }
 }
@@ -78,6 +80,7 @@ fn error_of(tag: u8, m: String) -> Result<MetadataError, MetadataError> {
         UNSTORABLE => MetadataError::Unstorable(m),
         UNKNOWN_USER => MetadataError::UnknownUser(m),
         INVALID_CREDENTIAL => MetadataError::InvalidCredential(m),
+        INVALID_ACL => MetadataError::InvalidAcl(m),
         t => return Err(MetadataError::Corrupt(format!("unknown error tag {t}"))),
     })
 }
@@ -165,6 +168,7 @@ mod tests {
             ForwardReply::Rejected(MetadataError::Unstorable("u".into())),
             ForwardReply::Rejected(MetadataError::UnknownUser("alice".into())),
             ForwardReply::Rejected(MetadataError::InvalidCredential("c".into())),
+            ForwardReply::Rejected(MetadataError::InvalidAcl("a".into())),
             ForwardReply::NotLeader(Some(2)),
             ForwardReply::NotLeader(None),
             ForwardReply::Unavailable("no quorum".into()),

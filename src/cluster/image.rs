@@ -13,9 +13,12 @@
 //! credentials` (each `mechanism type u8 | iterations i32 | salt | stored_key | server_key`,
 //! byte strings `u16 len | bytes`): SCRAM credentials, never passwords. Formats 1 and 2 have
 //! no users.
+//! Format 4 adds, after the users, `acl_count u32 | acls`, each `resource_type u8 |
+//! pattern_type u8 | resource_name | principal | host | operation u8 | permission u8`
+//! (Kafka's codes, `auth::acl`). Formats 1 to 3 have no ACLs.
 
 use super::codec::{
-    frame, put_configs, put_opt_str, put_replicas, put_scram, put_str, unframe, Cursor,
+    frame, put_acl, put_configs, put_opt_str, put_replicas, put_scram, put_str, unframe, Cursor,
 };
 use super::{
     MetadataError, MetadataImage, NodeInfo, TopicMeta, UserCredentials, MAX_PARTITIONS_PER_TOPIC,
@@ -27,8 +30,9 @@ const MAGIC: &[u8; 4] = b"RMQM";
 const FORMAT_V1: u16 = 1;
 const FORMAT_V2: u16 = 2;
 const FORMAT_V3: u16 = 3;
+const FORMAT_V4: u16 = 4;
 
-/// Encode an image as a complete `metadata.bin` file (format 3).
+/// Encode an image as a complete `metadata.bin` file (format 4).
 pub fn encode_file(image: &MetadataImage) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&image.version.to_be_bytes());
@@ -55,7 +59,25 @@ pub fn encode_file(image: &MetadataImage) -> Vec<u8> {
             put_scram(&mut body, c);
         }
     }
-    frame(MAGIC, FORMAT_V3, &body)
+    body.extend_from_slice(&(image.acls.len() as u32).to_be_bytes());
+    for b in image.acls.iter() {
+        put_acl(&mut body, b);
+    }
+    frame(MAGIC, FORMAT_V4, &body)
+}
+
+fn decode_acls(c: &mut Cursor<'_>) -> Result<crate::auth::acl::Acls, MetadataError> {
+    let mut acls = crate::auth::acl::Acls::default();
+    let n = c.u32()? as usize;
+    if n > crate::auth::acl::MAX_ACLS {
+        return Err(MetadataError::Corrupt(format!("{n} ACLs")));
+    }
+    for _ in 0..n {
+        if !acls.insert(c.acl()?) {
+            return Err(MetadataError::Corrupt("repeated ACL".into()));
+        }
+    }
+    Ok(acls)
 }
 
 fn decode_users(c: &mut Cursor<'_>) -> Result<BTreeMap<String, UserCredentials>, MetadataError> {
@@ -93,11 +115,11 @@ pub(crate) fn decode_node(c: &mut Cursor<'_>) -> Result<NodeInfo, MetadataError>
     })
 }
 
-/// Decode a complete `metadata.bin` file (format 1 or 2), checking magic, format, length
+/// Decode a complete `metadata.bin` file (formats 1 to 4), checking magic, format, length
 /// and CRC. Never half-reads: any inconsistency is [`MetadataError::Corrupt`].
 pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
     let (format, body) = unframe(MAGIC, bytes)?;
-    if !(FORMAT_V1..=FORMAT_V3).contains(&format) {
+    if !(FORMAT_V1..=FORMAT_V4).contains(&format) {
         return Err(MetadataError::Corrupt(format!(
             "unknown format version {format}"
         )));
@@ -122,6 +144,11 @@ pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
     } else {
         BTreeMap::new()
     };
+    let acls = if format >= FORMAT_V4 {
+        decode_acls(&mut c)?
+    } else {
+        Default::default()
+    };
     c.finish()?;
     Ok(MetadataImage {
         version,
@@ -129,6 +156,7 @@ pub fn decode_file(bytes: &[u8]) -> Result<MetadataImage, MetadataError> {
         next_producer_id,
         nodes,
         users,
+        acls,
     })
 }
 
@@ -196,18 +224,47 @@ mod tests {
             creds.insert(m, c);
         }
         image.users.insert("alice".into(), creds);
+        image.acls.insert(acl_binding());
         image
     }
 
+    fn acl_binding() -> crate::auth::acl::AclBinding {
+        use crate::auth::acl::*;
+        AclBinding {
+            resource_type: ResourceType::Topic,
+            pattern_type: PatternType::Prefixed,
+            resource_name: "pay".into(),
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: Operation::Write,
+            permission: Permission::Allow,
+        }
+    }
+
     #[test]
-    fn users_survive_the_file_and_never_hold_the_password() {
+    fn acls_survive_the_file() {
         let image = sample();
-        let file = encode_file(&image);
-        let back = decode_file(&file).unwrap();
-        assert_eq!(back.users, image.users);
-        let cred = back.scram_credential("alice", crate::auth::Mechanism::ScramSha512);
+        let back = decode_file(&encode_file(&image)).unwrap();
+        assert_eq!(back.acls, image.acls);
+        assert!(back.acls.contains(&acl_binding()));
+    }
+
+    /// A format-3 file (users, no ACLs) written by the broker before ACLs existed (encoded
+    /// by the code of commit 438155f: node 2, topic "a" of 2 partitions, user alice with a
+    /// SCRAM-SHA-256 credential) still loads, with no ACLs.
+    #[test]
+    fn format_3_files_still_load_without_acls() {
+        let file = include_bytes!("testdata/metadata-format3.bin");
+        assert_eq!(u16::from_be_bytes([file[4], file[5]]), FORMAT_V3);
+        let image = decode_file(file).unwrap();
+        assert_eq!((image.version, image.next_producer_id), (7, 3000));
+        assert_eq!(image.nodes[&2].rack.as_deref(), Some("r1"));
+        assert_eq!(&*image.topics["a"].replicas, &[vec![2], vec![2, 0]]);
+        let cred = image.scram_credential("alice", crate::auth::Mechanism::ScramSha256);
         assert!(cred.unwrap().verify_password(PASSWORD));
-        assert!(!file.windows(PASSWORD.len()).any(|w| w == PASSWORD));
+        assert!(image.acls.is_empty());
+        let again = decode_file(&encode_file(&image)).unwrap();
+        assert_eq!(again, image, "rewritten in format 4");
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct MetadataImage {
     pub nodes: BTreeMap<i32, NodeInfo>,
     /// SASL users' stored SCRAM credentials (never passwords), by user name.
     pub users: BTreeMap<String, UserCredentials>,
+    /// The ACL bindings the authorizer evaluates (`--authorizer on`).
+    pub acls: crate::auth::acl::Acls,
 }
 
 /// One user's SCRAM credentials, by mechanism.
@@ -188,6 +190,8 @@ pub enum MetadataError {
     UnknownUser(String),
     /// A user name or SCRAM credential that may not be stored.
     InvalidCredential(String),
+    /// An ACL binding that may not be stored (or one too many).
+    InvalidAcl(String),
 }
 
 impl fmt::Display for MetadataError {
@@ -203,6 +207,7 @@ impl fmt::Display for MetadataError {
             MetadataError::Unstorable(why) => write!(f, "change refused: {why}"),
             MetadataError::UnknownUser(why) => write!(f, "unknown credential: {why}"),
             MetadataError::InvalidCredential(why) => write!(f, "invalid credential: {why}"),
+            MetadataError::InvalidAcl(why) => write!(f, "invalid ACL: {why}"),
         }
     }
 }

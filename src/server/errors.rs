@@ -62,6 +62,7 @@ pub fn admin_error_code(e: &AdminError) -> (ErrorCode, String) {
         AdminError::Unavailable(m) => (ErrorCode::REQUEST_TIMED_OUT, m.clone()),
         AdminError::ResourceNotFound(m) => (ErrorCode::RESOURCE_NOT_FOUND, m.clone()),
         AdminError::UnacceptableCredential(m) => (ErrorCode::UNACCEPTABLE_CREDENTIAL, m.clone()),
+        AdminError::InvalidRequest(m) => (ErrorCode::INVALID_REQUEST, m.clone()),
     }
 }
 

@@ -150,6 +150,7 @@ pub(crate) fn admin_error(e: MetadataError) -> AdminError {
         MetadataError::InvalidReplicas(why) => AdminError::InvalidReplicationFactor(why),
         MetadataError::UnknownUser(why) => AdminError::ResourceNotFound(why),
         MetadataError::InvalidCredential(why) => AdminError::UnacceptableCredential(why),
+        MetadataError::InvalidAcl(why) => AdminError::InvalidRequest(why),
         other => AdminError::Storage(other.to_string()),
     }
 }
