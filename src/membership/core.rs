@@ -11,7 +11,7 @@ use super::{GossipConfig, GossipError, Health, MemberInfo, MembershipView, NodeC
 use crate::io::sim::SimRng;
 use bytes::Bytes;
 use foca::{
-    AccumulatingRuntime, BroadcastHandler, Config, Foca, Invalidates, OwnedNotification,
+    AccumulatingRuntime, BroadcastHandler, Codec, Config, Foca, Invalidates, OwnedNotification,
     PeriodicParams, State, Timer,
 };
 use std::cell::{Cell, RefCell};
@@ -118,6 +118,8 @@ pub struct GossipStats {
     pub packets_sent: Cell<u64>,
     pub packets_received: Cell<u64>,
     pub bad_packets: Cell<u64>,
+    /// Packets for an earlier identity of this node, answered with an announce.
+    pub stale_destinations: Cell<u64>,
 }
 
 type Swim = Foca<Peer, WireCodec, GossipRng, StatusHandler>;
@@ -139,29 +141,41 @@ pub struct Gossip {
     my_status: Status,
     view_version: u64,
     view_dirty: bool,
+    /// foca's `max_transmissions` now (it grows with the members known).
+    max_transmissions: u8,
     pub stats: GossipStats,
 }
 
-fn foca_config(c: &GossipConfig) -> Config {
+/// foca's `max_transmissions` for a cluster of `members` nodes: memberlist's retransmit
+/// rule with multiplier 4, ceil(4·ln(members + 1)), never below `floor` (nor 1).
+pub fn max_transmissions_for(floor: u8, members: usize) -> u8 {
+    let wanted = (4.0 * (members as f64 + 1.0).ln()).ceil();
+    (wanted.min(f64::from(u8::MAX)) as u8).max(floor).max(1)
+}
+
+/// foca's configuration for a cluster of `members` nodes (every member known, in any state,
+/// and this one).
+fn foca_config(c: &GossipConfig, members: usize) -> Config {
     let nz = |n: usize| NonZeroUsize::new(n.max(1)).expect("at least 1");
+    let max_transmissions = max_transmissions_for(c.max_transmissions, members);
     Config {
         probe_period: c.probe_period,
         probe_rtt: c.probe_rtt,
         num_indirect_probes: nz(c.indirect_probes),
-        max_transmissions: NonZeroU8::new(c.max_transmissions.max(1)).expect("at least 1"),
+        max_transmissions: NonZeroU8::new(max_transmissions).expect("at least 1"),
         suspect_to_down_after: c.suspect_to_down_after,
         remove_down_after: Some(Duration::from_secs(3600)),
         max_packet_size: nz(c.max_packet_bytes),
         notify_down_members: true,
         periodic_announce: Some(PeriodicParams {
-            frequency: Duration::from_secs(10),
+            frequency: c.announce_interval,
             num_members: nz(1),
         }),
         // Heals partitions: both sides declared each other down, and only an announce to a
         // down member starts the renewals that bring them back.
         periodic_announce_to_down_members: Some(PeriodicParams {
-            frequency: Duration::from_secs(1),
-            num_members: nz(3),
+            frequency: c.announce_to_down_interval,
+            num_members: nz(c.announce_to_down_fanout),
         }),
         periodic_gossip: Some(PeriodicParams {
             frequency: c.gossip_interval,
@@ -192,7 +206,9 @@ impl Gossip {
             max_members: config.max_members,
         };
         let rng = GossipRng(SimRng::new(rng_seed));
-        let foca = Foca::with_custom_broadcast(me, foca_config(&config), rng, WireCodec, handler);
+        let foca =
+            Foca::with_custom_broadcast(me, foca_config(&config, 1), rng, WireCodec, handler);
+        let max_transmissions = max_transmissions_for(config.max_transmissions, 1);
         let my_status = Status {
             node_id: foca.identity().card.node_id,
             generation,
@@ -215,6 +231,7 @@ impl Gossip {
             my_status,
             view_version: 1,
             view_dirty: true,
+            max_transmissions,
             stats: GossipStats::default(),
         };
         g.publish_status();
@@ -265,6 +282,9 @@ impl Gossip {
             return Err(GossipError::TooLarge(data.len()));
         }
         let result = self.foca.handle_data(data, &mut self.rt);
+        if result.is_ok() {
+            self.answer_stale_destination(data);
+        }
         self.collect();
         result.map_err(|e| {
             if !matches!(e, foca::Error::DataFromOurselves) {
@@ -272,6 +292,27 @@ impl Gossip {
             }
             GossipError::Protocol(e.to_string())
         })
+    }
+
+    /// foca drops a packet addressed to an earlier identity of this node (same address, an
+    /// older generation: sent by a node that missed our renewal after a partition or a
+    /// pause), and that node would go on probing the old identity, failing, suspecting it,
+    /// until its next announce. Announce the current identity to it instead: it learns the
+    /// renewal from the header and answers with a feed. One small packet per stale packet.
+    fn answer_stale_destination(&mut self, data: &[u8]) {
+        let Ok(header) = WireCodec.decode_header(data) else {
+            return;
+        };
+        let me = self.foca.identity();
+        let stale = header.dst.addr == me.addr && header.dst.generation < me.generation;
+        if stale && header.message != foca::Message::Announce {
+            self.stats
+                .stale_destinations
+                .set(self.stats.stale_destinations.get() + 1);
+            if let Err(e) = self.foca.announce(header.src, &mut self.rt) {
+                crate::debug!("gossip: announce to a stale sender: {e}");
+            }
+        }
     }
 
     fn count_bad(&self) {
@@ -349,9 +390,29 @@ impl Gossip {
             self.timers
                 .insert((self.now + after, self.timer_seq), timer);
         }
+        let mut members_changed = false;
         while let Some(n) = self.rt.to_notify() {
             self.view_dirty = true;
+            members_changed = true;
             self.note(n);
+        }
+        if members_changed {
+            self.fit_to_members();
+        }
+    }
+
+    /// Retransmit updates as often as the cluster size wants ([`max_transmissions_for`]),
+    /// the size being every member foca holds (down ones too: a partition does not shrink
+    /// the cluster the updates must reach) and this node.
+    fn fit_to_members(&mut self) {
+        let members = self.foca.iter_membership_state().len() + 1;
+        let wanted = max_transmissions_for(self.config.max_transmissions, members);
+        if wanted == self.max_transmissions {
+            return;
+        }
+        match self.foca.set_config(foca_config(&self.config, members)) {
+            Ok(()) => self.max_transmissions = wanted,
+            Err(e) => crate::warn!("gossip: cannot set max transmissions to {wanted}: {e}"),
         }
     }
 

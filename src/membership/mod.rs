@@ -193,7 +193,8 @@ pub struct GossipConfig {
     pub indirect_probes: usize,
     /// A suspected member that does not refute within this is declared dead.
     pub suspect_to_down_after: Duration,
-    /// How many times each update is piggybacked before it is dropped.
+    /// How many times each update is piggybacked before it is dropped, at least: a larger
+    /// cluster gets more ([`core::max_transmissions_for`]).
     pub max_transmissions: u8,
     /// Dissemination rounds: every `gossip_interval`, pending updates go to
     /// `gossip_fanout` members.
@@ -201,6 +202,14 @@ pub struct GossipConfig {
     pub gossip_fanout: usize,
     /// While the node knows no other member, it announces itself to the seeds this often.
     pub seed_announce_interval: Duration,
+    /// Every `announce_interval`, the node announces itself to one live member (a member
+    /// that missed it learns it from the answer).
+    pub announce_interval: Duration,
+    /// Every `announce_to_down_interval`, the node announces itself to
+    /// `announce_to_down_fanout` members it holds down: after a partition heals, that is how
+    /// the two sides find each other again.
+    pub announce_to_down_interval: Duration,
+    pub announce_to_down_fanout: usize,
     /// Largest packet sent or accepted (fits a 1500-byte Ethernet MTU).
     pub max_packet_bytes: usize,
     /// Most members kept; packets naming more are ignored beyond it.
@@ -210,14 +219,17 @@ pub struct GossipConfig {
 impl Default for GossipConfig {
     fn default() -> Self {
         GossipConfig {
-            probe_period: Duration::from_millis(150),
-            probe_rtt: Duration::from_millis(60),
+            probe_period: Duration::from_millis(120),
+            probe_rtt: Duration::from_millis(45),
             indirect_probes: 3,
             suspect_to_down_after: Duration::from_millis(500),
             max_transmissions: 10,
             gossip_interval: Duration::from_millis(40),
             gossip_fanout: 3,
             seed_announce_interval: Duration::from_millis(500),
+            announce_interval: Duration::from_secs(10),
+            announce_to_down_interval: Duration::from_secs(1),
+            announce_to_down_fanout: 3,
             max_packet_bytes: 1400,
             max_members: 1024,
         }
