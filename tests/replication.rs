@@ -7,18 +7,24 @@
 //!   another, each record once at its acknowledged offset; a follower refuses Produce and
 //!   Fetch with NOT_LEADER_OR_FOLLOWER and names the leader (KIP-951); after a clean stop the
 //!   three replicas' segment files hold the same batches, byte for byte.
+//! - Fail-over: an idempotent acks=all librdkafka producer sends at a steady rate while the
+//!   leader of partition 0 is SIGKILLed; the survivors agree on a new leader (with a higher
+//!   epoch) for every partition within 3 s (the time is printed), the producer continues
+//!   without a failed delivery, and every acknowledged record is read back exactly once at
+//!   its acknowledged offset.
 
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::netns::{self, NetCluster};
+use common::netns;
 use common::oracle::{self, call};
 use common::{kafka, walk_files};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::producer::Producer;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -28,13 +34,10 @@ const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 /// One partition as a node's Metadata v9 reports it: (leader, leader epoch, sorted ISR).
 type Route = (i32, i32, Vec<i32>);
 
-fn topic_name() -> TopicName {
-    TopicName(StrBytes::from_static_str(TOPIC))
-}
-
-/// Every partition of [`TOPIC`] as node `addr` reports it (by partition index).
-fn routes(addr: &str) -> Vec<Route> {
-    let t = MetadataRequestTopic::default().with_name(Some(topic_name()));
+/// Every partition of `topic` as node `addr` reports it (by partition index).
+fn routes(addr: &str, topic: &str) -> Vec<Route> {
+    let name = TopicName(StrBytes::from_string(topic.to_string()));
+    let t = MetadataRequestTopic::default().with_name(Some(name));
     let resp = call(
         addr,
         9,
@@ -53,27 +56,33 @@ fn routes(addr: &str) -> Vec<Route> {
     parts.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Waits until every running node reports the same leader for every partition, each led
-/// with an epoch >= 1 and an ISR of `isr`; returns those routes.
-fn agreed_routes(c: &NetCluster, isr: &[i32], within: Duration) -> Vec<Route> {
+/// What the nodes must agree on about a topic.
+struct Want<'a> {
+    topic: &'a str,
+    /// Every leader is one of these nodes.
+    leaders: &'a [i32],
+    /// The ISR of every partition, if given.
+    isr: Option<&'a [i32]>,
+}
+
+/// Waits (at most 10 s) until the nodes at `addrs` report the same route for every
+/// partition of `want.topic`, each led (epoch >= 1) as `want` says; returns those routes.
+fn agreed_routes(addrs: &[String], want: &Want) -> Vec<Route> {
     let mut seen = Vec::new();
-    let agreed = netns::wait_until(within, || {
-        seen = c
-            .nodes
-            .iter()
-            .filter(|n| n.is_running())
-            .map(|n| routes(&n.addr()))
-            .collect();
+    let agreed = netns::wait_until(Duration::from_secs(10), || {
+        seen = addrs.iter().map(|a| routes(a, want.topic)).collect();
         let first = &seen[0];
-        let settled = first.len() == PARTITIONS as usize
-            && first
-                .iter()
-                .all(|(l, e, i)| *l > 0 && *e >= 1 && i.as_slice() == isr);
-        settled && seen.iter().all(|r| r == first)
+        let led = |(l, e, i): &Route| {
+            want.leaders.contains(l) && *e >= 1 && want.isr.is_none_or(|w| i.as_slice() == w)
+        };
+        first.len() == PARTITIONS as usize
+            && first.iter().all(led)
+            && seen.iter().all(|r| r == first)
     });
     assert!(
         agreed.is_some(),
-        "no agreed leaders within {within:?}: {seen:?}"
+        "{}: no agreed leaders: {seen:?}",
+        want.topic
     );
     seen.swap_remove(0)
 }
@@ -112,7 +121,13 @@ fn replicated_topic_commits_on_a_majority_and_followers_refuse() {
     let mut c = netns::started("repl-a", 3);
     let (a1, a2) = (c.nodes[0].addr(), c.nodes[1].addr());
     kafka::create_topic_replicated(&a1, TOPIC, PARTITIONS, 3, &[]);
-    let leaders = agreed_routes(&c, &[1, 2, 3], Duration::from_secs(15));
+    let all = [1, 2, 3];
+    let want = Want {
+        topic: TOPIC,
+        leaders: &all,
+        isr: Some(&all),
+    };
+    let leaders = agreed_routes(&c.running_addrs(), &want);
     eprintln!("{TOPIC}: (leader, epoch, isr) per partition: {leaders:?}");
 
     let no_idempotence = [("enable.idempotence", "false"), ("acks", "all")];
@@ -188,4 +203,84 @@ fn last_offset(batch: &[u8]) -> i64 {
     let base = i64::from_be_bytes(batch[0..8].try_into().unwrap());
     let delta = i32::from_be_bytes(batch[23..27].try_into().unwrap());
     base + i64::from(delta)
+}
+
+const FAILOVER_TOPIC: &str = "failover";
+
+/// See the module docs.
+#[test]
+fn a_killed_leader_is_replaced_and_the_idempotent_producer_continues() {
+    let mut c = netns::started("repl-b", 3);
+    let all: Vec<String> = c.running_addrs();
+    kafka::create_topic_replicated(&all[0], FAILOVER_TOPIC, PARTITIONS, 3, &[]);
+    let nodes = [1, 2, 3];
+    let want = Want {
+        topic: FAILOVER_TOPIC,
+        leaders: &nodes,
+        isr: Some(&nodes),
+    };
+    let before = agreed_routes(&all, &want);
+    let (victim, old_epoch) = (before[0].0, before[0].1);
+    eprintln!("{FAILOVER_TOPIC}: before the kill {before:?}; killing node {victim}");
+
+    let settings = [
+        ("request.timeout.ms", "3000"),
+        ("message.timeout.ms", "60000"),
+        ("metadata.max.age.ms", "1000"),
+    ];
+    let p = kafka::producer(&all.join(","), "none", &settings);
+    let (records, kill_at) = (6_000u64, 2_000u64);
+    let started = Instant::now();
+    let mut failover = None;
+    for i in 0..records {
+        kafka::send_record(&p, FAILOVER_TOPIC, PARTITIONS, i, VALUE_BYTES);
+        p.poll(Duration::from_millis(1));
+        if i == kill_at {
+            c.kill(victim as usize);
+            let killed = Instant::now();
+            let survivors = c.running_addrs();
+            let others: Vec<i32> = nodes.iter().copied().filter(|&n| n != victim).collect();
+            failover = Some(std::thread::spawn(move || {
+                let want = Want {
+                    topic: FAILOVER_TOPIC,
+                    leaders: &others,
+                    isr: None,
+                };
+                let after = agreed_routes(&survivors, &want);
+                (killed.elapsed(), after)
+            }));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "sending took over 120 s"
+        );
+    }
+    p.flush(Duration::from_secs(90)).expect("producer flush");
+    let (took, after) = failover.expect("killed").join().expect("fail-over watcher");
+    eprintln!("{FAILOVER_TOPIC}: new leaders after {took:?}: {after:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "no new leader within 3 s: {took:?}"
+    );
+    assert!(
+        after[0].0 != victim && after[0].1 > old_epoch,
+        "partition 0 after the kill: {:?}",
+        after[0]
+    );
+    let log = std::mem::take(&mut *p.context().log.lock().expect("ack log"));
+    assert!(
+        log.failed.is_empty(),
+        "failed deliveries: {:?}",
+        &log.failed[..log.failed.len().min(10)]
+    );
+    assert_eq!(log.acked.len() as u64, records, "acknowledged records");
+    let survivor = c.running_addrs()[0].clone();
+    let got = kafka::consume_all(
+        &survivor,
+        FAILOVER_TOPIC,
+        PARTITIONS,
+        records as usize,
+        VALUE_BYTES,
+    );
+    kafka::verify_exactly_once(FAILOVER_TOPIC, &log.acked, &got);
 }

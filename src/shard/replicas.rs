@@ -21,13 +21,20 @@
 //! committed); acks=1 is answered when the leader appended it, acks=all when it committed
 //! (a majority persisted it, the leader among them). A proposal that loses its leadership is
 //! answered REQUEST_TIMED_OUT (it may still commit); a replica that does not serve answers
-//! NOT_LEADER_OR_FOLLOWER (nothing was appended).
+//! NOT_LEADER_OR_FOLLOWER (nothing was appended). Idempotent producers: the log's producer
+//! state trails the proposals (it is updated when an entry is stored), so the leader checks a
+//! batch first against that producer's proposals in flight (an exact retry waits for its
+//! original; the next batch must follow the newest), then against the log's state (an exact
+//! retry is answered with the original offset, as a new leader does for a batch its
+//! predecessor committed).
 
 use super::{broadcast, DiskLog, Shard};
 use crate::cluster::routing::PartitionLeadership;
 use crate::cluster::{MetadataImage, TopicMeta};
 use crate::io::dma::DmaDisk;
-use crate::model::{Offset, ShardId, TopicPartition};
+use crate::model::{
+    BatchHeader, Offset, ProducerEpoch, ProducerId, Sequence, ShardId, TopicPartition,
+};
 use crate::replication::stored::{persist_dirty, read_batches};
 use crate::replication::wire::Batch;
 use crate::replication::{
@@ -60,12 +67,39 @@ struct Waiter {
     tx: flume::Sender<Outcome>,
 }
 
+/// An idempotent producer's batch proposed and not yet resolved.
+struct InFlight {
+    epoch: ProducerEpoch,
+    first: Sequence,
+    last: Sequence,
+    id: ProposalId,
+}
+
+/// What the leader does with a batch (see [`Replicas::admit`]).
+enum Admit {
+    Propose,
+    /// An exact retry of a batch the log holds: answer with its base offset.
+    Original(Offset),
+    /// An exact retry of a batch proposed and not resolved: wait for that proposal.
+    Join(ProposalId),
+}
+
+/// A produce after its proposal: answered already, or waiting.
+enum Proposed {
+    Original(Offset),
+    Wait(flume::Receiver<Outcome>),
+}
+
 /// A shard's replicated partitions (empty on a node without any).
 pub struct Replicas {
     multi: RefCell<MultiRaft<StoredLog<DmaDisk>>>,
     groups: RefCell<HashMap<TopicPartition, GroupId>>,
     partitions: RefCell<HashMap<GroupId, TopicPartition>>,
     waiters: RefCell<HashMap<(GroupId, ProposalId), Vec<Waiter>>>,
+    /// Idempotent producers' batches proposed and not yet committed or lost, per group and
+    /// producer in proposal order (a retry joins its original; the next must follow it).
+    inflight: RefCell<HashMap<(GroupId, ProducerId), VecDeque<InFlight>>>,
+    inflight_of: RefCell<HashMap<(GroupId, ProposalId), ProducerId>>,
     inbox: RefCell<VecDeque<(NodeId, Bytes)>>,
     wake: super::DataNotify,
     announced: RefCell<HashMap<GroupId, PartitionLeadership>>,
@@ -85,6 +119,8 @@ impl Replicas {
             groups: RefCell::default(),
             partitions: RefCell::default(),
             waiters: RefCell::default(),
+            inflight: RefCell::default(),
+            inflight_of: RefCell::default(),
             inbox: RefCell::default(),
             wake: super::DataNotify::default(),
             announced: RefCell::default(),
@@ -130,6 +166,96 @@ impl Replicas {
         self.wake.notify();
     }
 
+    /// A group goes away: its waiters are dropped (answered "closed").
+    fn forget_proposals(&self, g: GroupId) {
+        self.waiters
+            .borrow_mut()
+            .retain(|(group, _), _| *group != g);
+        self.inflight
+            .borrow_mut()
+            .retain(|(group, _), _| *group != g);
+        self.inflight_of
+            .borrow_mut()
+            .retain(|(group, _), _| *group != g);
+    }
+
+    /// Proposal `id` of `g` committed or was lost: no longer in flight.
+    fn resolved(&self, g: GroupId, id: ProposalId) {
+        let Some(pid) = self.inflight_of.borrow_mut().remove(&(g, id)) else {
+            return;
+        };
+        let mut all = self.inflight.borrow_mut();
+        if let Some(q) = all.get_mut(&(g, pid)) {
+            q.retain(|f| f.id != id);
+            if q.is_empty() {
+                all.remove(&(g, pid));
+            }
+        }
+    }
+
+    /// The idempotent-producer check of the leader, before it proposes `batch`: against the
+    /// producer's batches in flight first (a retry of one joins it; the next must follow the
+    /// newest), else against the batches `log` holds (a retry is answered with the original).
+    fn admit(&self, g: GroupId, log: &DiskLog, batch: &[u8]) -> Result<Admit, PartitionError> {
+        let h =
+            BatchHeader::parse(batch).map_err(|e| PartitionError::CorruptMessage(e.to_string()))?;
+        let pid = h.producer_id();
+        if pid.0 < 0 {
+            return Ok(Admit::Propose);
+        }
+        let (epoch, first, last) = (h.producer_epoch(), h.base_sequence(), h.last_sequence());
+        let all = self.inflight.borrow();
+        if let Some(q) = all.get(&(g, pid)).filter(|q| !q.is_empty()) {
+            let same = |f: &&InFlight| (f.epoch, f.first, f.last) == (epoch, first, last);
+            if let Some(original) = q.iter().find(same) {
+                return Ok(Admit::Join(original.id));
+            }
+            let newest = q.back().expect("not empty");
+            let follows = (epoch == newest.epoch && first == newest.last.next())
+                || (epoch > newest.epoch && first == Sequence(0));
+            return match follows {
+                true => Ok(Admit::Propose),
+                false if epoch < newest.epoch => Err(PartitionError::InvalidProducerEpoch(
+                    format!("producer {pid} epoch {epoch}, current {}", newest.epoch),
+                )),
+                false => Err(PartitionError::OutOfOrderSequence(format!(
+                    "producer {pid}: sequence {first}, expected {}",
+                    newest.last.next()
+                ))),
+            };
+        }
+        match log.check_sequence(batch) {
+            Ok(None) => Ok(Admit::Propose),
+            Ok(Some(original)) => Ok(Admit::Original(original.base_offset)),
+            Err(e) => Err(super::storage_error(e)),
+        }
+    }
+
+    /// Remember an idempotent batch just proposed as `id`.
+    fn note_inflight(&self, g: GroupId, batch: &[u8], id: ProposalId) {
+        let Ok(h) = BatchHeader::parse(batch) else {
+            return;
+        };
+        if h.producer_id().0 < 0 {
+            return;
+        }
+        let f = InFlight {
+            epoch: h.producer_epoch(),
+            first: h.base_sequence(),
+            last: h.last_sequence(),
+            id,
+        };
+        let key = (g, h.producer_id());
+        self.inflight
+            .borrow_mut()
+            .entry(key)
+            .or_default()
+            .push_back(f);
+        self.inflight_of
+            .borrow_mut()
+            .insert((g, id), h.producer_id());
+    }
+
     /// Shard 0: send another shard's envelope to node `to`.
     pub fn send_out(&self, to: NodeId, payload: Bytes) {
         let rpc = self.rpc.borrow().clone();
@@ -147,6 +273,9 @@ impl Replicas {
     /// Hand `outcome` to the waiters of proposal `id`: all of them, or with `acks_one` only
     /// those that wait for the leader's append (acks 0 or 1).
     fn answer(&self, g: GroupId, id: ProposalId, acks_one: bool, outcome: &Outcome) {
+        if !acks_one {
+            self.resolved(g, id);
+        }
         let mut all = self.waiters.borrow_mut();
         let Some(list) = all.remove(&(g, id)) else {
             return;
@@ -246,7 +375,7 @@ impl Shard {
         };
         r.partitions.borrow_mut().remove(&g);
         r.announced.borrow_mut().remove(&g);
-        r.waiters.borrow_mut().retain(|(group, _), _| *group != g);
+        r.forget_proposals(g);
         let stored = r.multi.borrow_mut().remove_group(g);
         self.metadata.set_leadership(&tp.topic, tp.partition, None);
         if let Some(stored) = stored {
@@ -269,35 +398,13 @@ impl Shard {
         }
     }
 
-    /// Produce to a replicated partition this node leads: propose the batch and wait for its
-    /// append (acks=1) or commit (acks=all); acks=0 is answered once proposed.
+    /// Produce to a replicated partition this node leads: propose the batch (after the
+    /// idempotent-producer check) and wait for its append (acks=1) or commit (acks=all);
+    /// acks=0 is answered once proposed.
     pub(super) async fn produce_replicated(&self, g: GroupId, acks: i16, batch: Bytes) -> Outcome {
-        let rx = {
-            let mut m = self.replicas.multi.borrow_mut();
-            let r = m.group(g).ok_or(PartitionError::UnknownTopicOrPartition)?;
-            if !r.is_serving() {
-                return Err(PartitionError::NotLeader);
-            }
-            let max = r.log().partition_log().config().max_message_bytes as usize;
-            if batch.len() > max {
-                let bytes = batch.len();
-                return Err(PartitionError::MessageTooLarge {
-                    bytes,
-                    max_bytes: max,
-                });
-            }
-            let id = m.propose(g, batch).map_err(proposal_error)?;
-            let (tx, rx) = flume::bounded(1);
-            if acks != 0 {
-                let w = Waiter { acks, tx };
-                self.replicas
-                    .waiters
-                    .borrow_mut()
-                    .entry((g, id))
-                    .or_default()
-                    .push(w);
-            }
-            rx
+        let rx = match self.propose_or_join(g, acks, batch)? {
+            Proposed::Original(base_offset) => return appended(base_offset),
+            Proposed::Wait(rx) => rx,
         };
         self.replicas.wake.notify();
         if acks == 0 {
@@ -312,6 +419,46 @@ impl Shard {
                 PRODUCE_WAIT.as_secs()
             ))),
         }
+    }
+
+    /// The synchronous part of [`Self::produce_replicated`]: checks, then a proposal (or a
+    /// retry joining its original), and the waiter for its outcome.
+    fn propose_or_join(
+        &self,
+        g: GroupId,
+        acks: i16,
+        batch: Bytes,
+    ) -> Result<Proposed, PartitionError> {
+        let r = &self.replicas;
+        let mut m = r.multi.borrow_mut();
+        let replica = m.group(g).ok_or(PartitionError::UnknownTopicOrPartition)?;
+        if !replica.is_serving() {
+            return Err(PartitionError::NotLeader);
+        }
+        let log = replica.log().partition_log().clone();
+        let max = log.config().max_message_bytes as usize;
+        if batch.len() > max {
+            let bytes = batch.len();
+            return Err(PartitionError::MessageTooLarge {
+                bytes,
+                max_bytes: max,
+            });
+        }
+        let id = match r.admit(g, &log, &batch)? {
+            Admit::Original(base_offset) => return Ok(Proposed::Original(base_offset)),
+            Admit::Join(id) => id,
+            Admit::Propose => {
+                let id = m.propose(g, batch.clone()).map_err(proposal_error)?;
+                r.note_inflight(g, &batch, id);
+                id
+            }
+        };
+        let (tx, rx) = flume::bounded(1);
+        if acks != 0 {
+            let w = Waiter { acks, tx };
+            r.waiters.borrow_mut().entry((g, id)).or_default().push(w);
+        }
+        Ok(Proposed::Wait(rx))
     }
 
     /// Drive this shard's Raft groups until shutdown (see the module docs).
@@ -373,7 +520,7 @@ impl Shard {
         let r = &self.replicas;
         r.groups.borrow_mut().remove(tp);
         r.partitions.borrow_mut().remove(&g);
-        r.waiters.borrow_mut().retain(|(group, _), _| *group != g);
+        r.forget_proposals(g);
         r.multi.borrow_mut().remove_group(g);
         self.metadata.set_leadership(&tp.topic, tp.partition, None);
     }

@@ -165,6 +165,7 @@ use crate::model::{BatchError, Offset, ProducerEpoch, ProducerId, Sequence};
 
 pub use cache::BatchCache;
 pub use partition::PartitionLog;
+pub use producer::ProducerBatch;
 pub use quarantine::{is_quarantine_file, QUARANTINE_PREFIX};
 pub use read_memory::{ReadMemory, READ_MEMORY_BYTES_PER_SHARD};
 pub use replica::RaftState;

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use super::checkpoint::{Checkpoint, Mark, CHECKPOINT_FILE};
 use super::format::{frame, read_whole, unframe, write_atomic, Reader};
 use super::partition::{Mode, PartitionLog};
+use super::producer::{ProducerBatch, SequenceCheck};
 use super::segment::segment_paths;
 use super::{AppendInfo, StorageError};
 use crate::io::{Disk, DiskFile};
@@ -72,6 +73,19 @@ impl<D: Disk> PartitionLog<D> {
         }
         let epoch = h.partition_leader_epoch();
         self.append_as(batch, epoch, Mode::Replicated).await
+    }
+
+    /// The idempotent-producer verdict on `batch` against the batches this log holds (a
+    /// replicated partition's leader asks before it proposes): `Some(original)` for an exact
+    /// retry, `None` to append; an epoch or sequence error otherwise.
+    pub fn check_sequence(&self, batch: &[u8]) -> Result<Option<ProducerBatch>, StorageError> {
+        let h = BatchHeader::parse(batch).map_err(StorageError::CorruptBatch)?;
+        let (pid, epoch) = (h.producer_id(), h.producer_epoch());
+        let (first, last) = (h.base_sequence(), h.last_sequence());
+        match self.state().producers.check(pid, epoch, first, last)? {
+            SequenceCheck::Accept => Ok(None),
+            SequenceCheck::Duplicate(original) => Ok(Some(original)),
+        }
     }
 
     /// The raft hard state stored with this log; `None` if never written or unreadable.

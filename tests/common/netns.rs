@@ -228,6 +228,12 @@ impl NetCluster {
         }
     }
 
+    /// The Kafka addresses of the running nodes, by node id.
+    pub fn running_addrs(&self) -> Vec<String> {
+        let running = self.nodes.iter().filter(|n| n.is_running());
+        running.map(NetNode::addr).collect()
+    }
+
     fn send(&self, i: usize, sig: libc::c_int) {
         let pid = self.nodes[i - 1].pid().expect("node is running");
         signal(pid, sig);
