@@ -278,10 +278,21 @@ impl Shard {
     /// What readers may see of `tp`: the log's high watermark, and for a replicated
     /// partition no more than its Raft high watermark (the commit).
     fn high_watermark(&self, tp: &TopicPartition, log: &DiskLog) -> Offset {
-        let hw = log.high_watermark();
+        self.raft_clamped(tp, log.high_watermark())
+    }
+
+    /// Where a read of `tp` may reach now: the log end (a read writes out what it serves,
+    /// see `PartitionLog::high_watermark`), for a replicated partition no further than its
+    /// Raft high watermark.
+    fn readable_end(&self, tp: &TopicPartition, log: &DiskLog) -> Offset {
+        self.raft_clamped(tp, log.log_end_offset())
+    }
+
+    /// `offset`, or for a replicated partition no more than its Raft high watermark.
+    fn raft_clamped(&self, tp: &TopicPartition, offset: Offset) -> Offset {
         self.replicas
             .high_watermark(tp)
-            .map_or(hw, |raft| raft.min(hw))
+            .map_or(offset, |raft| raft.min(offset))
     }
 
     /// Open (and recover) every partition this shard owns in `image` that is not open yet,
@@ -544,7 +555,7 @@ impl Shard {
         let shares: Vec<usize> = parts
             .iter()
             .map(|p| match self.log(&p.tp) {
-                Ok(log) if p.fetch_offset != self.high_watermark(&p.tp, &log) => {
+                Ok(log) if p.fetch_offset != self.readable_end(&p.tp, &log) => {
                     budget.take(p.partition_max_bytes.max(1))
                 }
                 _ => 0,
@@ -579,14 +590,20 @@ impl Shard {
             log_start_offset: log.log_start_offset(),
             batches: Vec::new(),
         };
-        let in_range = (log.log_start_offset()..=high_watermark).contains(&part.fetch_offset);
-        if part.fetch_offset == high_watermark || (share == 0 && in_range) {
+        let end = self.readable_end(&part.tp, &log);
+        let in_range = (log.log_start_offset()..=end).contains(&part.fetch_offset);
+        if part.fetch_offset == end || (share == 0 && in_range) {
             return Ok(fetched);
         }
         let read = log
             .read_for_fetch(part.fetch_offset, share)
             .await
             .map_err(storage_error)?;
+        // The read wrote out what it serves: its high watermark, not the one before it.
+        let high_watermark = self.raft_clamped(&part.tp, read.high_watermark);
+        fetched.high_watermark = high_watermark;
+        fetched.last_stable_offset = high_watermark;
+        fetched.log_start_offset = read.log_start_offset;
         let counter = if read.from_cache {
             &self.metrics.cache_hits
         } else {
@@ -614,7 +631,13 @@ impl Shard {
     /// fetch should answer now with the error).
     fn any_data(&self, parts: &[(TopicPartition, Offset)]) -> bool {
         parts.iter().any(|(tp, offset)| match self.log(tp) {
-            Ok(log) => self.high_watermark(tp, &log) > *offset || *offset < log.log_start_offset(),
+            Ok(log) => {
+                let committed = self
+                    .replicas
+                    .high_watermark(tp)
+                    .is_none_or(|hw| hw > *offset);
+                (committed && log.readable_past(*offset)) || *offset < log.log_start_offset()
+            }
             Err(_) => true,
         })
     }
@@ -649,7 +672,13 @@ impl Shard {
         let log = self.log(&q.tp)?;
         match q.timestamp {
             -2 => Ok((log.log_start_offset(), -1)),
-            -1 => Ok((self.high_watermark(&q.tp, &log), -1)),
+            -1 => {
+                // "Latest" is the high watermark: write out what is appended first, so that
+                // a produce answered before this query is counted (a failed write: what is
+                // written).
+                let _ = log.flush().await;
+                Ok((self.high_watermark(&q.tp, &log), -1))
+            }
             -3 => Ok(log
                 .max_timestamp()
                 .map(|(ts, off)| (off, ts))
@@ -674,6 +703,9 @@ impl Shard {
                     "DeleteRecords on a replicated partition is not supported yet".into(),
                 )),
                 Ok(log) => {
+                    // Records are deleted up to the high watermark: write out what is
+                    // appended first (a failed write is answered by the delete below).
+                    let _ = log.flush().await;
                     let target = if offset == -1 {
                         log.high_watermark()
                     } else {

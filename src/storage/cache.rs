@@ -115,19 +115,26 @@ impl BatchCache {
     }
 
     /// Consecutive cached batches starting with the one containing `offset`: at least one,
-    /// then stop before exceeding `max_bytes`. `None` if the batch containing `offset` is not
-    /// cached.
-    pub(crate) fn read(&self, log: LogId, offset: Offset, max_bytes: usize) -> Option<Vec<Bytes>> {
+    /// then stop before exceeding `max_bytes`, and never one that reaches `end` (the high
+    /// watermark: batches past it are cached but not yet visible). `None` if the batch
+    /// containing `offset` is not cached or reaches `end`.
+    pub(crate) fn read(
+        &self,
+        log: LogId,
+        offset: Offset,
+        max_bytes: usize,
+        end: Offset,
+    ) -> Option<Vec<Bytes>> {
         let inner = self.inner.borrow();
         let batches = inner.logs.get(&log)?;
         let (first_base, first) = batches.range(..=offset).next_back()?;
-        if first.last_offset < offset {
+        if first.last_offset < offset || first.last_offset >= end {
             return None;
         }
         let mut out = vec![first.bytes.clone()];
         let (mut total, mut next) = (first.bytes.len(), first.last_offset + 1);
         for (base, entry) in batches.range(first_base + 1..) {
-            if *base != next || total + entry.bytes.len() > max_bytes {
+            if *base != next || total + entry.bytes.len() > max_bytes || entry.last_offset >= end {
                 break;
             }
             total += entry.bytes.len();
@@ -202,17 +209,24 @@ mod tests {
         cache.insert(log, 0, 4, b(100));
         cache.insert(log, 5, 5, b(100));
         cache.insert(log, 6, 9, b(100));
-        assert_eq!(cache.read(log, 3, 250).map(|v| v.len()), Some(2));
+        assert_eq!(cache.read(log, 3, 250, i64::MAX).map(|v| v.len()), Some(2));
         assert_eq!(
-            cache.read(log, 3, 10).map(|v| v.len()),
+            cache.read(log, 3, 10, i64::MAX).map(|v| v.len()),
             Some(1),
             "at least one batch"
         );
-        assert_eq!(cache.read(log, 7, 1000).map(|v| v.len()), Some(1));
-        assert!(cache.read(log, 10, 1000).is_none());
-        assert!(cache.read(log + 1, 0, 1000).is_none());
+        assert_eq!(cache.read(log, 7, 1000, i64::MAX).map(|v| v.len()), Some(1));
+        assert!(cache.read(log, 10, 1000, i64::MAX).is_none());
+        assert!(cache.read(log + 1, 0, 1000, i64::MAX).is_none());
+        assert_eq!(
+            cache.read(log, 3, 1000, 9).map(|v| v.len()),
+            Some(2),
+            "a batch reaching the end is not served"
+        );
+        assert!(cache.read(log, 6, 1000, 9).is_none(), "nothing at the end");
+        assert!(cache.read(log, 6, 1000, 6).is_none(), "nor past it");
         cache.truncate_before(log, 5);
-        assert!(cache.read(log, 3, 1000).is_none());
+        assert!(cache.read(log, 3, 1000, i64::MAX).is_none());
         assert_eq!(cache.used_bytes(), 200);
     }
 
@@ -225,10 +239,10 @@ mod tests {
         cache.insert(c, 0, 0, b(100));
         cache.insert(a, 1, 1, b(100));
         assert!(cache.used_bytes() <= 250);
-        assert!(cache.read(a, 0, 1000).is_none(), "oldest evicted");
-        assert!(cache.read(c, 0, 1000).is_some());
+        assert!(cache.read(a, 0, 1000, i64::MAX).is_none(), "oldest evicted");
+        assert!(cache.read(c, 0, 1000, i64::MAX).is_some());
         cache.insert(a, 2, 2, b(1000)); // bigger than the cache: not cached
-        assert!(cache.read(a, 2, 1000).is_none());
+        assert!(cache.read(a, 2, 1000, i64::MAX).is_none());
         cache.forget(a);
         assert_eq!(cache.used_bytes(), 100);
     }

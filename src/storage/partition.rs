@@ -271,6 +271,12 @@ impl<D: Disk> State<D> {
             .next_back()
             .expect("a log always has an active segment")
     }
+
+    /// See [`PartitionLog::high_watermark`].
+    pub fn high_watermark(&self) -> Offset {
+        self.written.next_offset
+    }
+
     pub fn log_end(&self) -> Offset {
         self.active().next_offset
     }
@@ -997,66 +1003,82 @@ impl<D: Disk> PartitionLog<D> {
         max_bytes: usize,
         memory: Option<&super::ReadMemory>,
     ) -> Result<ReadBatches, StorageError> {
-        let (log_start, log_end) = {
-            let st = self.state();
-            st.check_open()?;
-            if offset < st.log_start || offset > st.log_end() {
-                return Err(st.out_of_range(offset));
-            }
-            (st.log_start, st.log_end())
-        };
+        let (log_start, high_watermark, from) = self.visible_bounds(offset).await?;
         let mut out = ReadBatches {
             log_start_offset: log_start,
-            high_watermark: log_end,
+            high_watermark,
             ..Default::default()
         };
-        if offset == log_end {
+        if from >= high_watermark {
             out.from_cache = true;
             return Ok(out);
         }
-        if let Some(batches) = self
-            .shared
-            .cache
-            .read(self.shared.log_id, offset, max_bytes)
-        {
+        let cache = &self.shared.cache;
+        if let Some(batches) = cache.read(self.shared.log_id, offset, max_bytes, high_watermark) {
             out.total_bytes = batches.iter().map(Bytes::len).sum();
             out.batches = batches;
             out.from_cache = true;
             return Ok(out);
         }
+        let plan = {
+            let st = self.state();
+            st.check_open()?;
+            let Some(seg) = st.segment_for(offset) else {
+                return Err(st.out_of_range(offset));
+            };
+            // Only what is written is read: up to the written mark in its segment (it can
+            // move back into a sealed segment after a failed fdatasync), whole segments
+            // before it, nothing after it.
+            let written = st.written;
+            let limit = match seg.base_offset.cmp(&written.segment_base) {
+                std::cmp::Ordering::Less => seg.size_bytes,
+                std::cmp::Ordering::Equal => written.position,
+                std::cmp::Ordering::Greater => return Ok(out),
+            };
+            if offset.max(seg.base_offset) >= written.next_offset {
+                return Ok(out);
+            }
+            let (pos, at) = seg.position_for(offset);
+            (seg.file.clone(), pos, at, limit, seg.base_offset)
+        };
+        let (file, pos, at, limit, base) = plan;
+        let batches = self
+            .read_disk(&*file, (base, pos, at, limit), offset, max_bytes, memory)
+            .await?;
+        out.total_bytes = batches.iter().map(Bytes::len).sum();
+        out.batches = batches;
+        Ok(out)
+    }
+
+    /// The log start offset, the high watermark and the first offset at or after `offset`
+    /// that the log holds (past a gap left by quarantine) for a read at `offset` (out of
+    /// range unless within [log start, log end]). A read of what is appended but not yet
+    /// written first writes it out, so that what a consumer sees is in the file and survives
+    /// a crash of the process; when that write fails (disk full), what is written is served.
+    async fn visible_bounds(
+        &self,
+        offset: Offset,
+    ) -> Result<(Offset, Offset, Offset), StorageError> {
+        let mut flushed = false;
         loop {
-            let plan = {
+            let (log_start, log_end, high_watermark, from) = {
                 let st = self.state();
                 st.check_open()?;
-                let Some(seg) = st.segment_for(offset) else {
+                if offset < st.log_start || offset > st.log_end() {
                     return Err(st.out_of_range(offset));
-                };
-                let is_active = seg.base_offset == st.active().base_offset;
-                let from = offset.max(seg.base_offset);
-                if is_active && from >= st.log_end() {
-                    return Ok(out); // in a gap before the end: nothing to serve yet
-                } else if is_active && from >= st.written.next_offset {
-                    None
-                } else {
-                    let limit = if is_active {
-                        st.written.position
-                    } else {
-                        seg.size_bytes
-                    };
-                    let (pos, at) = seg.position_for(offset);
-                    Some((seg.file.clone(), pos, at, limit, seg.base_offset))
                 }
+                let from = st
+                    .segment_for(offset)
+                    .map_or(offset, |seg| offset.max(seg.base_offset));
+                (st.log_start, st.log_end(), st.high_watermark(), from)
             };
-            let Some((file, pos, at, limit, base)) = plan else {
-                self.flush().await?;
-                continue;
-            };
-            let batches = self
-                .read_disk(&*file, (base, pos, at, limit), offset, max_bytes, memory)
-                .await?;
-            out.total_bytes = batches.iter().map(Bytes::len).sum();
-            out.batches = batches;
-            return Ok(out);
+            if from < high_watermark || from >= log_end || flushed {
+                return Ok((log_start, high_watermark, from));
+            }
+            flushed = true;
+            if let Err(e) = self.flush().await {
+                crate::debug!("ringmq storage: read at {offset} serves what is written: {e}");
+            }
         }
     }
 
@@ -1161,9 +1183,21 @@ impl<D: Disk> PartitionLog<D> {
         self.state().log_end()
     }
 
-    /// The high watermark: the log end offset on a single node.
+    /// The high watermark: one past the last offset consumers may read. On a single node,
+    /// everything written to the segment file (not only appended to the write buffer): a
+    /// SIGKILL cannot take back what a consumer was shown. Reads write out what they need
+    /// (see `read`), so it trails the log end only between an append and the next read or
+    /// flush.
     pub fn high_watermark(&self) -> Offset {
-        self.log_end_offset()
+        self.state().high_watermark()
+    }
+
+    /// True when a read at `offset` can serve something now: it is written, or appended and
+    /// the log's writes are not failing (the read writes it out). A long-poll fetch waits
+    /// on this, so that a full disk leaves it waiting instead of spinning.
+    pub fn readable_past(&self, offset: Offset) -> bool {
+        let st = self.state();
+        st.high_watermark() > offset || (!st.faulted && st.log_end() > offset)
     }
 
     /// Largest maxTimestamp in the log and the base offset of its batch.

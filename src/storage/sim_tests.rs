@@ -207,9 +207,35 @@ impl Sim {
         let offset = start + self.rng.below((end - start) as u64 + 1) as i64;
         let max_bytes = 1 + self.rng.below(20_000) as usize;
         match self.log.read(offset, max_bytes).await {
-            Ok(r) => self.check_read(offset, max_bytes, &r.batches),
+            Ok(r) => {
+                self.check_visible(&r)?;
+                self.check_read(offset, max_bytes, &r.batches)
+            }
             Err(e) => self.allowed(&e),
         }
+    }
+
+    /// Readers see only what is written: the durable end <= the high watermark <= the log
+    /// end, and no batch served reaches the high watermark.
+    fn check_visible(&self, r: &crate::storage::ReadBatches) -> Result<(), String> {
+        let hw = r.high_watermark;
+        if hw > self.model.log_end || hw < self.model.durable_end.min(self.model.log_end) {
+            return Err(format!(
+                "high watermark {hw} outside [durable end {}, log end {}]",
+                self.model.durable_end, self.model.log_end
+            ));
+        }
+        for b in &r.batches {
+            let h = BatchHeader::parse(b).map_err(|e| e.to_string())?;
+            if h.last_offset() >= hw {
+                return Err(format!(
+                    "served batch {}..={} at or past the high watermark {hw}",
+                    h.base_offset(),
+                    h.last_offset()
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_read(
